@@ -1,0 +1,145 @@
+/**
+ * The file table: one record per .git/index entry of the built commit, in index
+ * order (byte-wise path order). It tells the client everything it needs to write
+ * the work tree and .git/index without running git:
+ *
+ *   - mode, object id and work-tree size of each entry;
+ *   - where the blob sits in the HEAD packs (pack number, offset, length), for
+ *     editable clones that inflate the work tree from the packs;
+ *   - whether checkout transforms the blob (.gitattributes eol/ident/encoding),
+ *     in which case the work-tree bytes come from the archive instead.
+ *
+ * The archive is implicit: every entry with content (regular files and symlinks)
+ * occupies `size` bytes of the archive stream, in table order.
+ *
+ * Binary layout, little-endian (then zstd-compressed as one artifact):
+ *   header: "SCFT" u32 version(1) u32 count
+ *   entry:  u32 mode, 20 bytes oid, u64 size, u8 flags, u32 pack (0xffffffff = none),
+ *           u64 packOffset, u64 packLength, u32 pathLength, path bytes
+ */
+import { invalid } from '../util/errors.js';
+import { pathProblem, parentDirs } from './paths.js';
+
+export const MODE_FILE = 0o100644;
+export const MODE_EXEC = 0o100755;
+export const MODE_SYMLINK = 0o120000;
+export const MODE_GITLINK = 0o160000;
+const ALLOWED_MODES = new Set([MODE_FILE, MODE_EXEC, MODE_SYMLINK, MODE_GITLINK]);
+
+export const FLAG_CONVERTED = 1;
+export const NO_PACK = 0xffffffff;
+
+const MAGIC = 0x54464353; // "SCFT" read as little-endian u32
+const VERSION = 1;
+const HEADER = 12;
+const FIXED = 4 + 20 + 8 + 1 + 4 + 8 + 8 + 4; // 57
+
+export interface TableEntry {
+  path: Buffer;
+  mode: number;
+  oid: Buffer; // 20 raw bytes
+  size: number; // bytes in the work tree (after checkout conversion); 0 for gitlinks
+  flags: number;
+  pack: number; // index into manifest.headPacks, or NO_PACK
+  packOffset: number;
+  packLength: number;
+}
+
+export function hasContent(e: TableEntry): boolean {
+  return e.mode !== MODE_GITLINK;
+}
+
+export function isConverted(e: TableEntry): boolean {
+  return (e.flags & FLAG_CONVERTED) !== 0;
+}
+
+export function encodeTable(entries: readonly TableEntry[]): Buffer {
+  let total = HEADER;
+  for (const e of entries) total += FIXED + e.path.length;
+  const buf = Buffer.allocUnsafe(total);
+  buf.writeUInt32LE(MAGIC, 0);
+  buf.writeUInt32LE(VERSION, 4);
+  buf.writeUInt32LE(entries.length, 8);
+  let o = HEADER;
+  for (const e of entries) {
+    buf.writeUInt32LE(e.mode, o);
+    e.oid.copy(buf, o + 4);
+    writeU64(buf, o + 24, e.size);
+    buf.writeUInt8(e.flags, o + 32);
+    buf.writeUInt32LE(e.pack, o + 33);
+    writeU64(buf, o + 37, e.packOffset);
+    writeU64(buf, o + 45, e.packLength);
+    buf.writeUInt32LE(e.path.length, o + 53);
+    e.path.copy(buf, o + FIXED);
+    o += FIXED + e.path.length;
+  }
+  return buf;
+}
+
+function writeU64(buf: Buffer, at: number, v: number): void {
+  buf.writeUInt32LE(v % 2 ** 32, at);
+  buf.writeUInt32LE(Math.floor(v / 2 ** 32), at + 4);
+}
+
+function readU64(buf: Buffer, at: number): number {
+  const v = buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 2 ** 32;
+  if (!Number.isSafeInteger(v)) throw invalid('file table: number out of range');
+  return v;
+}
+
+/**
+ * Decode and validate an untrusted table. `packCount` is the number of HEAD packs
+ * in the manifest. Checks: layout, modes, paths (see paths.ts), strict index order
+ * (which also rules out duplicates), and that no entry lives below another
+ * non-directory entry (so nothing is ever written through a symlink or a file).
+ */
+export function decodeTable(buf: Buffer, expectedCount: number, packCount: number): TableEntry[] {
+  if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) throw invalid('file table: bad magic');
+  if (buf.readUInt32LE(4) !== VERSION) throw invalid(`file table: unsupported version ${buf.readUInt32LE(4)}`);
+  const count = buf.readUInt32LE(8);
+  if (count !== expectedCount) throw invalid(`file table: ${count} entries, manifest says ${expectedCount}`);
+  // Each entry needs at least FIXED+1 bytes: reject impossible counts before allocating.
+  if (count * (FIXED + 1) > buf.length - HEADER) throw invalid('file table: truncated');
+  const entries: TableEntry[] = new Array(count);
+  const leaves = new Set<string>();
+  let o = HEADER;
+  let prev: Buffer | null = null;
+  for (let i = 0; i < count; i++) {
+    if (o + FIXED > buf.length) throw invalid('file table: truncated');
+    const mode = buf.readUInt32LE(o);
+    if (!ALLOWED_MODES.has(mode)) throw invalid(`file table: entry ${i} has mode ${mode.toString(8)}, not 100644/100755/120000/160000`);
+    const oid = Buffer.from(buf.subarray(o + 4, o + 24));
+    const size = readU64(buf, o + 24);
+    const flags = buf.readUInt8(o + 32);
+    const pack = buf.readUInt32LE(o + 33);
+    const packOffset = readU64(buf, o + 37);
+    const packLength = readU64(buf, o + 45);
+    const pathLength = buf.readUInt32LE(o + 53);
+    if (o + FIXED + pathLength > buf.length) throw invalid('file table: truncated path');
+    const path = Buffer.from(buf.subarray(o + FIXED, o + FIXED + pathLength));
+    o += FIXED + pathLength;
+    const problem = pathProblem(path);
+    if (problem) throw invalid(`file table: entry ${i}: ${problem}`);
+    if (prev && Buffer.compare(prev, path) >= 0) throw invalid(`file table: entry ${i} is out of index order or repeated`);
+    prev = path;
+    if ((flags & ~FLAG_CONVERTED) !== 0) throw invalid(`file table: entry ${i} has unknown flags`);
+    if (mode === MODE_GITLINK) {
+      if (size !== 0 || flags !== 0 || pack !== NO_PACK) throw invalid(`file table: gitlink entry ${i} carries content`);
+    } else if (pack !== NO_PACK) {
+      if (pack >= packCount) throw invalid(`file table: entry ${i} names HEAD pack ${pack} of ${packCount}`);
+      if (packLength < 2) throw invalid(`file table: entry ${i} has an empty pack slice`);
+    } else if (packCount > 0) {
+      throw invalid(`file table: entry ${i} has no pack location`);
+    }
+    if (mode === MODE_SYMLINK && size > 4096) throw invalid(`file table: symlink entry ${i} target is too long`);
+    entries[i] = { path, mode, oid, size, flags, pack, packOffset, packLength };
+    leaves.add(path.toString('latin1'));
+  }
+  if (o !== buf.length) throw invalid('file table: trailing bytes');
+  for (const e of entries) {
+    for (const dir of parentDirs(e.path)) {
+      if (leaves.has(dir)) throw invalid(`file table: ${JSON.stringify(e.path.toString('latin1'))} lies below a non-directory entry`);
+    }
+  }
+  return entries;
+}

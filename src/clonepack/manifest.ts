@@ -1,0 +1,213 @@
+/**
+ * The clonepack manifest: a small, versioned, canonical JSON document that names
+ * every artifact of one build by digest and size. It is itself stored as an
+ * artifact, so its digest is the identity of the build.
+ *
+ * Everything here is pure: encode() gives canonical bytes (sorted keys, no
+ * whitespace), parse() validates untrusted bytes with the same predicates the
+ * builder uses before it writes.
+ */
+import { isDigest, isOid } from '../util/hash.js';
+import { invalid } from '../util/errors.js';
+import { isValidRefName } from './refs.js';
+
+export const MANIFEST_FORMAT = 'snapclone.manifest';
+export const MANIFEST_VERSION = 1;
+
+/** Limits checked before anything is allocated from a manifest's numbers. */
+export const LIMITS = {
+  maxArtifactSize: 64 * 2 ** 30, // 64 GiB
+  maxPacks: 10_000,
+  maxChunks: 1_000_000,
+  maxRefs: 1_000_000,
+  maxEntries: 50_000_000,
+  maxManifestBytes: 256 * 2 ** 20,
+} as const;
+
+export interface ArtifactRef {
+  digest: string; // lowercase hex SHA-256 of the artifact's bytes
+  size: number; // bytes
+}
+
+export interface PackRef {
+  /** File name stem git expects: pack-<40 hex>, equal to the pack's trailer checksum. */
+  name: string;
+  pack: ArtifactRef;
+  idx: ArtifactRef;
+  /** Number of objects in the pack (from its header). */
+  objects: number;
+}
+
+export interface ChunkRef extends ArtifactRef {
+  /** Bytes after decompression: the slice of the work-tree stream this chunk holds. */
+  rawSize: number;
+}
+
+export interface RefEntry {
+  name: string; // full ref name, refs/heads/* or refs/tags/*
+  oid: string;
+  /** For annotated tags: the object the tag finally points at. */
+  peeled?: string;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  /** The ref this clonepack was built for, e.g. refs/heads/main or refs/tags/v1. */
+  ref: string;
+  /** The commit the ref pointed at, or null for an upstream with no commits. */
+  commit: string | null;
+  /** The branch the upstream's HEAD names (for origin/HEAD), or null if detached/unknown. */
+  defaultBranch: string | null;
+  /** Every refs/heads/* and refs/tags/* of the upstream when the build fetched it, sorted by name. */
+  refs: RefEntry[];
+  /** Undeltified closure of `commit` (commit, trees, blobs, tags pointing at it). */
+  headPacks: PackRef[];
+  /** Deltified packs of everything reachable from `refs`. */
+  historyPacks: PackRef[];
+  /** The file table: one entry per index entry (see filetable.ts), zstd-compressed. */
+  table: ArtifactRef & { entries: number; rawSize: number };
+  /** The work tree as a stream of file contents in table order, cut into independent zstd frames. */
+  archive: { codec: 'zstd'; bytes: number; chunks: ChunkRef[] };
+}
+
+/** Canonical JSON: object keys sorted, no whitespace, no undefined. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') {
+    return JSON.stringify(value);
+  }
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`canonical JSON allows only safe integers, got ${value}`);
+    return String(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  throw new Error(`cannot encode ${typeof value} as canonical JSON`);
+}
+
+export function encodeManifest(m: Manifest): Buffer {
+  validateManifest(m);
+  return Buffer.from(canonicalJson(m), 'utf8');
+}
+
+/** Parse and validate untrusted manifest bytes. Throws SnapError('invalid') on anything unexpected. */
+export function parseManifest(bytes: Uint8Array): Manifest {
+  if (bytes.length > LIMITS.maxManifestBytes) throw invalid('manifest is too large');
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    throw invalid('manifest is not valid JSON');
+  }
+  validateManifest(value);
+  return value;
+}
+
+function fail(what: string): never {
+  throw invalid(`invalid manifest: ${what}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(v: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(`unexpected field ${where}.${k}`);
+}
+
+function checkSize(v: unknown, where: string, max: number = LIMITS.maxArtifactSize): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) fail(`${where} is not a valid size`);
+  return v;
+}
+
+function checkArtifact(v: unknown, where: string, extra: readonly string[] = []): asserts v is ArtifactRef {
+  if (!isObject(v)) fail(`${where} is not an object`);
+  onlyKeys(v, ['digest', 'size', ...extra], where);
+  if (!isDigest(v.digest)) fail(`${where}.digest is not a SHA-256 hex digest`);
+  checkSize(v.size, `${where}.size`);
+}
+
+const PACK_NAME = /^pack-[0-9a-f]{40}$/;
+
+function checkPacks(v: unknown, where: string): asserts v is PackRef[] {
+  if (!Array.isArray(v) || v.length > LIMITS.maxPacks) fail(`${where} is not a list of packs`);
+  const names = new Set<string>();
+  v.forEach((p, i) => {
+    const w = `${where}[${i}]`;
+    if (!isObject(p)) fail(`${w} is not an object`);
+    onlyKeys(p, ['name', 'pack', 'idx', 'objects'], w);
+    if (typeof p.name !== 'string' || !PACK_NAME.test(p.name)) fail(`${w}.name is not pack-<sha1>`);
+    if (names.has(p.name)) fail(`${w}.name repeats ${p.name}`);
+    names.add(p.name);
+    checkArtifact(p.pack, `${w}.pack`);
+    checkArtifact(p.idx, `${w}.idx`);
+    checkSize(p.objects, `${w}.objects`, 2 ** 32 - 1);
+  });
+}
+
+export function validateManifest(v: unknown): asserts v is Manifest {
+  if (!isObject(v)) fail('not an object');
+  onlyKeys(
+    v,
+    ['format', 'version', 'ref', 'commit', 'defaultBranch', 'refs', 'headPacks', 'historyPacks', 'table', 'archive'],
+    'manifest',
+  );
+  if (v.format !== MANIFEST_FORMAT) fail('format is not snapclone.manifest');
+  if (v.version !== MANIFEST_VERSION) fail(`unsupported version ${String(v.version)} (this client reads ${MANIFEST_VERSION})`);
+  if (typeof v.ref !== 'string' || !isValidRefName(v.ref) || !/^refs\/(heads|tags)\//.test(v.ref)) fail('ref is not a branch or tag ref');
+  if (v.commit !== null && !isOid(v.commit)) fail('commit is not an object id');
+  if (v.defaultBranch !== null && (typeof v.defaultBranch !== 'string' || !isValidRefName(`refs/heads/${v.defaultBranch}`)))
+    fail('defaultBranch is not a branch name');
+  if (!Array.isArray(v.refs) || v.refs.length > LIMITS.maxRefs) fail('refs is not a list');
+  let prev = '';
+  v.refs.forEach((r, i) => {
+    const w = `refs[${i}]`;
+    if (!isObject(r)) fail(`${w} is not an object`);
+    onlyKeys(r, ['name', 'oid', 'peeled'], w);
+    if (typeof r.name !== 'string' || !isValidRefName(r.name) || !/^refs\/(heads|tags)\//.test(r.name)) fail(`${w}.name is not a branch or tag ref`);
+    if (r.name <= prev) fail(`${w} is out of order or repeated`);
+    prev = r.name;
+    if (!isOid(r.oid)) fail(`${w}.oid is not an object id`);
+    if (r.peeled !== undefined && !isOid(r.peeled)) fail(`${w}.peeled is not an object id`);
+  });
+  checkPacks(v.headPacks, 'headPacks');
+  checkPacks(v.historyPacks, 'historyPacks');
+  checkArtifact(v.table, 'table', ['entries', 'rawSize']);
+  const table = v.table as Manifest['table'];
+  checkSize(table.entries, 'table.entries', LIMITS.maxEntries);
+  checkSize(table.rawSize, 'table.rawSize', 4 * 2 ** 30);
+  const a = v.archive;
+  if (!isObject(a)) fail('archive is not an object');
+  onlyKeys(a, ['codec', 'bytes', 'chunks'], 'archive');
+  if (a.codec !== 'zstd') fail('archive.codec is not zstd');
+  checkSize(a.bytes, 'archive.bytes', Number.MAX_SAFE_INTEGER);
+  if (!Array.isArray(a.chunks) || a.chunks.length > LIMITS.maxChunks) fail('archive.chunks is not a list');
+  let total = 0;
+  a.chunks.forEach((c, i) => {
+    checkArtifact(c, `archive.chunks[${i}]`, ['rawSize']);
+    total += checkSize((c as unknown as ChunkRef).rawSize, `archive.chunks[${i}].rawSize`, 2 ** 31 - 1);
+  });
+  if (total !== a.bytes) fail('archive chunk sizes do not add up to archive.bytes');
+  if (v.commit === null && (v.headPacks.length || v.historyPacks.length || v.refs.length || table.entries))
+    fail('a manifest without a commit must be empty');
+  if (v.commit !== null && v.headPacks.length === 0) fail('headPacks is empty');
+}
+
+/** Every artifact the manifest names, deduplicated: what a store must hold for the build to be servable. */
+export function manifestArtifacts(m: Manifest): ArtifactRef[] {
+  const out = new Map<string, ArtifactRef>();
+  const add = (a: ArtifactRef) => out.set(a.digest, { digest: a.digest, size: a.size });
+  add(m.table);
+  for (const p of [...m.headPacks, ...m.historyPacks]) {
+    add(p.pack);
+    add(p.idx);
+  }
+  for (const c of m.archive.chunks) add(c);
+  return [...out.values()];
+}

@@ -1,0 +1,46 @@
+/**
+ * Work-tree path rules. Paths are raw git bytes (never round-tripped through
+ * JS strings, so non-UTF-8 names survive). A path from the network is accepted
+ * only if writing it cannot escape the target or touch .git.
+ */
+import { invalid } from '../util/errors.js';
+
+const SLASH = 0x2f;
+const MAX_PATH_BYTES = 4096;
+
+/** Why a path is unsafe, or null if it is fine. */
+export function pathProblem(path: Uint8Array): string | null {
+  if (path.length === 0) return 'empty path';
+  if (path.length > MAX_PATH_BYTES) return 'path too long';
+  if (path[0] === SLASH) return 'absolute path';
+  if (path[path.length - 1] === SLASH) return 'trailing slash';
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i < path.length && path[i] === 0) return 'NUL byte in path';
+    if (i === path.length || path[i] === SLASH) {
+      const len = i - start;
+      if (len === 0) return 'empty path component';
+      if (len === 1 && path[start] === 0x2e) return "'.' component";
+      if (len === 2 && path[start] === 0x2e && path[start + 1] === 0x2e) return "'..' component";
+      if (len === 4 && isDotGit(path, start)) return "'.git' component";
+      start = i + 1;
+    }
+  }
+  return null;
+}
+
+function isDotGit(p: Uint8Array, s: number): boolean {
+  return p[s] === 0x2e && (p[s + 1]! | 0x20) === 0x67 && (p[s + 2]! | 0x20) === 0x69 && (p[s + 3]! | 0x20) === 0x74;
+}
+
+export function assertSafePath(path: Uint8Array): void {
+  const problem = pathProblem(path);
+  if (problem) throw invalid(`unsafe path ${JSON.stringify(Buffer.from(path).toString('latin1'))}: ${problem}`);
+}
+
+/** Parent directories of a path, shallowest first ("a/b/c" -> ["a", "a/b"]), as latin1 keys. */
+export function parentDirs(path: Uint8Array): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < path.length; i++) if (path[i] === SLASH) out.push(Buffer.from(path.subarray(0, i)).toString('latin1'));
+  return out;
+}

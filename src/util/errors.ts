@@ -1,0 +1,55 @@
+/**
+ * Errors that carry a stable code and an exit status, so the CLI can print one
+ * line and exit non-zero without a stack trace for expected failures.
+ */
+export type ErrorCode =
+  | 'usage'
+  | 'not-found'
+  | 'unreachable'
+  | 'build-failed'
+  | 'integrity'
+  | 'invalid'
+  | 'target-exists'
+  | 'conflict'
+  | 'unauthorized'
+  | 'timeout'
+  | 'internal';
+
+const EXIT_CODES: Record<ErrorCode, number> = {
+  usage: 2,
+  'not-found': 3,
+  unreachable: 4,
+  'build-failed': 5,
+  integrity: 6,
+  invalid: 7,
+  'target-exists': 8,
+  conflict: 9,
+  unauthorized: 10,
+  timeout: 11,
+  internal: 1,
+};
+
+export class SnapError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'SnapError';
+  }
+  get exitCode(): number {
+    return EXIT_CODES[this.code];
+  }
+}
+
+export function exitCodeFor(code: ErrorCode): number {
+  return EXIT_CODES[code];
+}
+
+/** Integrity failures are never retried: the bytes are wrong, not late. */
+export function integrityError(message: string): SnapError {
+  return new SnapError('integrity', message);
+}
+
+export function invalid(message: string): SnapError {
+  return new SnapError('invalid', message);
+}

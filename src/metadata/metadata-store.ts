@@ -1,0 +1,70 @@
+/**
+ * Durable records: registered repositories, the mutable ref records that map a
+ * (repository, ref) to its latest built manifest, and build jobs.
+ * SQLite implements it now; PostgreSQL will later.
+ */
+
+export interface RepoRecord {
+  name: string; // e.g. "expressjs/express"
+  url: string; // upstream URL, never with an embedded password
+  defaultBranch: string | null; // from the upstream's HEAD, refreshed on every sync
+  createdAt: number; // ms since epoch
+}
+
+export interface RefRecord {
+  repo: string;
+  ref: string; // full ref name: refs/heads/main, refs/tags/v1
+  commit: string | null; // null: upstream has no commits
+  manifest: string; // manifest digest
+  manifestSize: number;
+  /**
+   * Ordering key, stamped when the build fetched the upstream (per repository,
+   * strictly increasing). A record is replaced only by one with a larger seq,
+   * so a slow older build can never overwrite a newer one.
+   */
+  seq: number;
+  builtAt: number; // ms since epoch
+  /** Bytes per clone mode, for status: what each mode downloads. */
+  sizes: { editable: number; shallow: number; files: number };
+}
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface JobRecord {
+  id: number;
+  repo: string;
+  kind: 'sync'; // fetch the upstream and build the named ref (or every built ref)
+  ref: string | null; // full ref name, or null for "default branch and every built ref"
+  state: JobState;
+  phase: string; // human-readable step, e.g. "fetching", "packing history"
+  error: string | null;
+  commit: string | null; // what the job built, once known
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface MetadataStore {
+  /** Register a repository. Returns false (and changes nothing) if the name exists. */
+  addRepo(rec: RepoRecord): boolean;
+  getRepo(name: string): RepoRecord | null;
+  listRepos(): RepoRecord[];
+  setDefaultBranch(name: string, branch: string | null): void;
+
+  /** Next ordering stamp for a repository's builds; strictly increasing, durable. */
+  nextSeq(repo: string): number;
+  getRef(repo: string, ref: string): RefRecord | null;
+  listRefs(repo: string): RefRecord[];
+  /** Conditional upsert: applied only if no record exists or rec.seq > existing seq. Returns whether it was applied. */
+  publishRef(rec: RefRecord): boolean;
+
+  createJob(job: Omit<JobRecord, 'id'>): JobRecord;
+  updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): void;
+  getJob(id: number): JobRecord | null;
+  /** Most recent jobs first. */
+  listJobs(repo: string, limit: number): JobRecord[];
+  /** Jobs left queued or running by a previous process (after a crash or restart). */
+  unfinishedJobs(): JobRecord[];
+
+  close(): void;
+}

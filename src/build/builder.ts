@@ -1,0 +1,173 @@
+/**
+ * Build the clonepack of one ref from a bare mirror: HEAD packs, history packs,
+ * the file table and the work-tree archive, then the manifest naming them.
+ * Everything is made in a scratch dir and moved into the artifact store only
+ * when all of it exists; the caller publishes the ref record after that, so a
+ * failed build publishes nothing.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compress } from 'zstd-napi';
+import { runGit } from './gitproc.js';
+import { listTree } from './tree.js';
+import { checkoutConversions } from './attributes.js';
+import { buildHeadPacks, buildHistoryPacks, type BuiltPack } from './packs.js';
+import { buildArchive, type ArchiveItem } from './archive.js';
+import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
+import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
+import { chunksWithConverted } from '../clonepack/layout.js';
+import type { ArtifactStore } from '../storage/artifact-store.js';
+import { hashFile } from '../util/fsutil.js';
+import { SnapError } from '../util/errors.js';
+
+export interface BuildOptions {
+  headPackRawBytes: number;
+  historyPackMaxBytes: number;
+  chunkRawBytes: number;
+  zstdLevel: number;
+  parallel: number;
+}
+
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = {
+  headPackRawBytes: 8 << 20,
+  historyPackMaxBytes: 64 << 20,
+  chunkRawBytes: 4 << 20,
+  zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
+  parallel: 2,
+};
+
+export interface BuildRequest {
+  mirrorDir: string;
+  ref: string;
+  refs: RefEntry[];
+  defaultBranch: string | null;
+  scratchDir: string;
+  store: ArtifactStore;
+  options?: Partial<BuildOptions>;
+  report?: (phase: string) => void;
+}
+
+export interface BuildResult {
+  manifest: Manifest;
+  digest: string;
+  size: number;
+  sizes: { editable: number; shallow: number; files: number };
+}
+
+export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
+  const opt = { ...DEFAULT_BUILD_OPTIONS, ...req.options };
+  const report = req.report ?? (() => {});
+  const repo = req.mirrorDir;
+  mkdirSync(req.scratchDir, { recursive: true });
+
+  let commit: string | null = null;
+  if (req.refs.length > 0) {
+    const entry = req.refs.find((r) => r.name === req.ref);
+    if (!entry) throw new SnapError('not-found', `${req.ref} does not exist upstream`);
+    commit = entry.peeled ?? entry.oid;
+    const type = (await runGit(['cat-file', '-t', commit], { cwd: repo })).toString().trim();
+    if (type !== 'commit') throw new SnapError('build-failed', `${req.ref} points at a ${type}, not a commit`);
+  }
+
+  let table: TableEntry[] = [];
+  let headPacks: BuiltPack[] = [];
+  let historyPacks: BuiltPack[] = [];
+  let chunks: { path: string; digest: string; size: number; rawSize: number }[] = [];
+
+  if (commit) {
+    report('reading tree');
+    const { trees, leaves } = await listTree(repo, commit);
+    const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: repo })).toString().trim();
+    // Annotated tags on the commit travel with it, as git's tag following does for a depth-1 clone.
+    const tags = req.refs.filter((r) => r.peeled === commit).map((r) => r.oid);
+    report('checking attributes');
+    const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
+
+    const seen = new Set<string>();
+    const blobs: { oid: string; size: number }[] = [];
+    for (const l of leaves) {
+      if (l.type === 'blob' && !seen.has(l.oid)) {
+        seen.add(l.oid);
+        blobs.push({ oid: l.oid, size: l.size });
+      }
+    }
+    const archiveItems: ArchiveItem[] = [];
+    leaves.forEach((l, i) => {
+      if (l.mode === MODE_GITLINK) return;
+      const content = converted.get(i);
+      archiveItems.push(content ? { oid: l.oid, content } : { oid: l.oid });
+    });
+
+    report('packing');
+    const packDir = join(req.scratchDir, 'packs');
+    const chunkDir = join(req.scratchDir, 'chunks');
+    mkdirSync(packDir, { recursive: true });
+    mkdirSync(chunkDir, { recursive: true });
+    const tips = req.refs.map((r) => r.oid);
+    const [head, history, archive] = await Promise.all([
+      buildHeadPacks(repo, { skeleton: [commit, ...tags, rootTree, ...trees], blobs }, packDir, opt.headPackRawBytes, opt.parallel),
+      buildHistoryPacks(repo, tips, packDir, opt.historyPackMaxBytes),
+      buildArchive(repo, archiveItems, chunkDir, opt.chunkRawBytes, opt.zstdLevel),
+    ]);
+    headPacks = head.packs;
+    historyPacks = history;
+    chunks = archive;
+
+    table = leaves.map((l, i) => {
+      const content = converted.get(i);
+      const span = l.type === 'blob' ? head.spans.get(l.oid) : undefined;
+      if (l.type === 'blob' && !span) throw new SnapError('build-failed', `blob ${l.oid} missing from HEAD packs`);
+      return {
+        path: l.path,
+        mode: l.mode,
+        oid: Buffer.from(l.oid, 'hex'),
+        size: l.mode === MODE_GITLINK ? 0 : content ? content.length : l.size,
+        flags: content ? FLAG_CONVERTED : 0,
+        pack: span ? span.pack : NO_PACK,
+        packOffset: span ? span.offset : 0,
+        packLength: span ? span.length : 0,
+      };
+    });
+  }
+
+  report('storing artifacts');
+  const rawTable = encodeTable(table);
+  const tableZ = compress(rawTable, { compressionLevel: opt.zstdLevel });
+  const tablePath = join(req.scratchDir, 'table');
+  writeFileSync(tablePath, tableZ);
+  const put = async (path: string) => {
+    const { digest, size } = await hashFile(path);
+    await req.store.putFile(path, digest);
+    return { digest, size };
+  };
+  const packRef = async (p: BuiltPack): Promise<PackRef> => ({ name: p.name, pack: await put(p.packPath), idx: await put(p.idxPath), objects: p.objects });
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    ref: req.ref,
+    commit,
+    defaultBranch: req.defaultBranch,
+    refs: req.refs,
+    headPacks: await Promise.all(headPacks.map(packRef)),
+    historyPacks: await Promise.all(historyPacks.map(packRef)),
+    table: { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length },
+    archive: { codec: 'zstd', bytes: 0, chunks: [] },
+  };
+  for (const c of chunks) {
+    await req.store.putFile(c.path, c.digest);
+    manifest.archive.chunks.push({ digest: c.digest, size: c.size, rawSize: c.rawSize });
+    manifest.archive.bytes += c.rawSize;
+  }
+  const bytes = encodeManifest(manifest);
+  const stored = await req.store.putBytes(bytes);
+  return { manifest, digest: stored.digest, size: stored.size, sizes: modeSizes(manifest, table) };
+}
+
+/** What each clone mode downloads, for status. */
+function modeSizes(m: Manifest, table: TableEntry[]): BuildResult['sizes'] {
+  const sum = (xs: { size: number }[]) => xs.reduce((a, x) => a + x.size, 0);
+  const packs = (ps: PackRef[]) => ps.reduce((a, p) => a + p.pack.size + p.idx.size, 0);
+  const convertedChunks = sum(chunksWithConverted(m, table).map((i) => m.archive.chunks[i]!));
+  const head = m.table.size + packs(m.headPacks) + convertedChunks;
+  return { shallow: head, editable: head + packs(m.historyPacks), files: m.table.size + sum(m.archive.chunks) };
+}

@@ -1,0 +1,77 @@
+/**
+ * The bare mirror of an upstream, kept under the data dir. Fetches keep the
+ * received packs as packs (no loose objects) so history packs can reuse their
+ * deltas, and automatic gc is off so nothing is rewritten under a running build.
+ */
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { runGit, splitZ } from './gitproc.js';
+import type { RefEntry } from '../clonepack/manifest.js';
+
+const MIRROR_CONFIG: [string, string][] = [
+  ['gc.auto', '0'],
+  ['gc.autoPackLimit', '0'],
+  ['maintenance.auto', 'false'],
+  ['transfer.unpackLimit', '1'],
+  ['fetch.unpackLimit', '1'],
+  ['core.logAllRefUpdates', 'false'],
+];
+
+export async function ensureMirror(dir: string, url: string): Promise<void> {
+  if (existsSync(`${dir}/HEAD`)) {
+    await runGit(['config', 'remote.origin.url', url], { cwd: dir });
+    return;
+  }
+  const tmp = `${dir}.init-${process.pid}-${Date.now()}`;
+  mkdirSync(dirname(dir), { recursive: true });
+  try {
+    await runGit(['init', '--bare', '--quiet', tmp]);
+    for (const [k, v] of MIRROR_CONFIG) await runGit(['config', k, v], { cwd: tmp });
+    await runGit(['config', 'remote.origin.url', url], { cwd: tmp });
+    renameSync(tmp, dir);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Fetch every branch and tag, pruning what the upstream deleted. */
+export async function fetchMirror(dir: string): Promise<void> {
+  // pack.threads=1 makes a local upstream's upload-pack deterministic, so two
+  // data dirs mirroring the same upstream hold the same packs.
+  await runGit(
+    ['-c', 'pack.threads=1', 'fetch', '--prune', '--no-tags', '--quiet', 'origin', '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
+    { cwd: dir, env: 'network', errorCode: 'unreachable', timeoutMs: 3_600_000 },
+  );
+}
+
+export async function setMirrorHead(dir: string, branch: string | null): Promise<void> {
+  if (branch) await runGit(['symbolic-ref', 'HEAD', `refs/heads/${branch}`], { cwd: dir });
+}
+
+/** All branches and tags of the mirror, sorted by name, annotated tags fully peeled. */
+export async function snapshotRefs(dir: string): Promise<RefEntry[]> {
+  const out = await runGit(
+    ['for-each-ref', '-z', '--format=%(objectname) %(objecttype) %(*objecttype) %(*objectname) %(refname)', 'refs/heads', 'refs/tags'],
+    { cwd: dir },
+  );
+  const refs: RefEntry[] = [];
+  const nested: RefEntry[] = [];
+  for (const rec of splitZ(out)) {
+    const line = rec.toString('utf8').replace(/^\n/, '');
+    if (!line) continue;
+    const m = /^([0-9a-f]{40}) (\w+) (\w*) ([0-9a-f]{40})? ?(refs\/\S+)$/.exec(line);
+    if (!m) continue;
+    const [, oid, type, peeledType, peeled, name] = m;
+    const entry: RefEntry = { name: name!, oid: oid! };
+    if (type === 'tag' && peeled) {
+      entry.peeled = peeled;
+      if (peeledType === 'tag') nested.push(entry);
+    }
+    refs.push(entry);
+  }
+  for (const e of nested) {
+    e.peeled = (await runGit(['rev-parse', `${e.oid}^{}`], { cwd: dir })).toString('utf8').trim();
+  }
+  refs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return refs;
+}

@@ -1,0 +1,51 @@
+/**
+ * Upstream URLs and what they advertise. Only plain transports are accepted
+ * (no ext:: or other remote helpers that could run commands on the server),
+ * and never a URL with an embedded password: secrets are not stored.
+ */
+import { isAbsolute } from 'node:path';
+import { SnapError } from '../util/errors.js';
+import { hasEmbeddedPassword } from '../util/redact.js';
+import { runGit } from './gitproc.js';
+
+const SCHEMES = /^(https?|ssh|git|file):\/\//i;
+const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/\\]/; // git@github.com:owner/repo.git
+
+export function validateUpstreamUrl(url: string): void {
+  if (typeof url !== 'string' || url.length === 0 || url.length > 2048) throw new SnapError('invalid', 'upstream URL is empty or too long');
+  if (/[\x00-\x1f\x7f]/.test(url)) throw new SnapError('invalid', 'upstream URL contains control characters');
+  if (url.startsWith('-')) throw new SnapError('invalid', 'upstream URL may not start with "-"');
+  if (hasEmbeddedPassword(url))
+    throw new SnapError('invalid', 'upstream URL embeds a password; snapclone does not store secrets. Use a credential helper or SSH key on the server.');
+  if (SCHEMES.test(url) || SCP_LIKE.test(url) || isAbsolute(url)) return;
+  throw new SnapError('invalid', `unsupported upstream URL ${JSON.stringify(url)} (use https://, ssh://, git://, file://, user@host:path or an absolute path)`);
+}
+
+export interface RemoteRefs {
+  /** Branch the upstream HEAD names (also for an empty upstream), or null. */
+  head: string | null;
+  /** refs/heads/* and refs/tags/* -> oid (not peeled). */
+  refs: Map<string, string>;
+}
+
+/** Ask the upstream what it has: one round trip, no objects transferred. */
+export async function lsRemote(url: string): Promise<RemoteRefs> {
+  const out = await runGit(['ls-remote', '--symref', '--', url, 'HEAD', 'refs/heads/*', 'refs/tags/*'], {
+    env: 'network',
+    errorCode: 'unreachable',
+    timeoutMs: 120_000,
+  });
+  let head: string | null = null;
+  const refs = new Map<string, string>();
+  for (const line of out.toString('utf8').split('\n')) {
+    if (!line) continue;
+    const sym = /^ref: refs\/heads\/(\S+)\tHEAD$/.exec(line);
+    if (sym) {
+      head = sym[1]!;
+      continue;
+    }
+    const m = /^([0-9a-f]{40})\t(refs\/(?:heads|tags)\/\S+)$/.exec(line);
+    if (m && !m[2]!.endsWith('^{}')) refs.set(m[2]!, m[1]!);
+  }
+  return { head, refs };
+}

@@ -1,0 +1,84 @@
+/**
+ * A fixed pool of writer threads. Tasks queue in order and go to the first idle
+ * thread; each thread runs one task at a time with synchronous fs calls.
+ */
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import type { SharedTable } from './shared-table.js';
+import type { WorkerFailure, WorkerResult, WorkerTask } from './pool-types.js';
+import { SnapError } from '../util/errors.js';
+
+interface Pending {
+  task: WorkerTask;
+  transfer: ArrayBuffer[];
+  resolve: (r: WorkerResult) => void;
+  reject: (e: Error) => void;
+}
+
+export function defaultPoolSize(): number {
+  const env = Number(process.env.SNAPCLONE_WORKERS);
+  if (Number.isInteger(env) && env > 0) return Math.min(env, 64);
+  return Math.max(1, Math.min(availableParallelism(), 8));
+}
+
+export class WriterPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly queue: Pending[] = [];
+  private readonly running = new Map<Worker, Pending>();
+  private failed: Error | null = null;
+
+  constructor(root: Buffer, table: SharedTable, size = defaultPoolSize()) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { root, table } });
+      w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
+      w.on('error', (err) => this.onCrash(w, err));
+      w.unref();
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  run(task: WorkerTask, transfer: ArrayBuffer[] = []): Promise<WorkerResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ task, transfer, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.idle.length && this.queue.length) {
+      const w = this.idle.pop()!;
+      const p = this.queue.shift()!;
+      this.running.set(w, p);
+      w.postMessage(p.task, p.transfer);
+    }
+  }
+
+  private onMessage(w: Worker, msg: WorkerResult | WorkerFailure): void {
+    const p = this.running.get(w);
+    this.running.delete(w);
+    this.idle.push(w);
+    if (p) {
+      if ('error' in msg) p.reject(new SnapError(msg.code, msg.error));
+      else p.resolve(msg);
+    }
+    this.pump();
+  }
+
+  private onCrash(w: Worker, err: Error): void {
+    this.failed = new SnapError('internal', `writer thread failed: ${err.message}`);
+    this.running.get(w)?.reject(this.failed);
+    this.running.delete(w);
+    for (const p of this.queue.splice(0)) p.reject(this.failed);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

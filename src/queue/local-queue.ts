@@ -1,0 +1,182 @@
+/**
+ * In-process JobQueue. Jobs are recorded in the MetadataStore (so status pages
+ * and `wait` see them) but scheduled from memory: FIFO, at most `concurrency`
+ * at once, and one at a time per repository, since two builds of the same repo
+ * would fight over its mirror.
+ */
+import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
+import type { EnqueueRequest, JobQueue, JobRunner } from './job-queue.js';
+import { SnapError, invalid } from '../util/errors.js';
+
+export interface LocalJobQueueOptions {
+  /** Jobs run at once, across repositories (default 1). */
+  concurrency?: number;
+}
+
+type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>;
+
+interface Waiter {
+  resolve: (job: JobRecord) => void;
+}
+
+export const INTERRUPTED = 'interrupted by server restart';
+export const CANCELLED = 'cancelled: server shutting down';
+
+export class LocalJobQueue implements JobQueue {
+  readonly #store: MetadataStore;
+  readonly #runner: JobRunner;
+  readonly #concurrency: number;
+  /** Queued jobs in arrival order. */
+  #pending: JobRecord[] = [];
+  /** Running jobs by id; the promise settles once the job's final state is recorded. */
+  readonly #running = new Map<number, Promise<void>>();
+  readonly #busyRepos = new Set<string>();
+  readonly #waiters = new Map<number, Waiter[]>();
+  #closed = false;
+  #pumpScheduled = false;
+
+  constructor(store: MetadataStore, runner: JobRunner, options: LocalJobQueueOptions = {}) {
+    const concurrency = options.concurrency ?? 1;
+    if (!Number.isSafeInteger(concurrency) || concurrency < 1) {
+      throw invalid(`queue concurrency must be a positive integer, got ${concurrency}`);
+    }
+    this.#store = store;
+    this.#runner = runner;
+    this.#concurrency = concurrency;
+    // Jobs a crashed process left behind are reported, not rerun: the next push or
+    // sync request will queue a fresh one, and a silent rerun could repeat whatever crashed us.
+    const now = Date.now();
+    for (const job of store.unfinishedJobs()) {
+      store.updateJob(job.id, { state: 'failed', error: INTERRUPTED, finishedAt: now });
+    }
+  }
+
+  enqueue(req: EnqueueRequest): JobRecord {
+    if (this.#closed) throw new SnapError('internal', 'job queue is closed');
+    const twin = this.#pending.find((j) => j.repo === req.repo && j.ref === req.ref);
+    if (twin) return this.#store.getJob(twin.id) ?? twin;
+    const job = this.#store.createJob({
+      repo: req.repo,
+      kind: 'sync',
+      ref: req.ref,
+      state: 'queued',
+      phase: 'queued',
+      error: null,
+      commit: null,
+      createdAt: Date.now(),
+      startedAt: null,
+      finishedAt: null,
+    });
+    this.#pending.push(job);
+    this.#schedulePump();
+    return job;
+  }
+
+  wait(id: number): Promise<JobRecord> {
+    if (this.#running.has(id) || this.#pending.some((j) => j.id === id)) {
+      return new Promise((resolve) => {
+        const list = this.#waiters.get(id) ?? [];
+        list.push({ resolve });
+        this.#waiters.set(id, list);
+      });
+    }
+    try {
+      const job = this.#store.getJob(id);
+      if (!job) throw new SnapError('not-found', `job ${id} not found`);
+      if (job.state === 'queued' || job.state === 'running') {
+        throw new SnapError('conflict', `job ${id} is ${job.state} but is not run by this process`);
+      }
+      return Promise.resolve(job);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      // Queued jobs will not start now; record that so their waiters and status pages are not left hanging.
+      const pending = this.#pending;
+      this.#pending = [];
+      for (const job of pending) this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() });
+    }
+    await Promise.all(this.#running.values());
+  }
+
+  /** Start jobs on a later tick, so a synchronous burst of enqueues can coalesce first. */
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    queueMicrotask(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#closed) return;
+    for (let i = 0; i < this.#pending.length && this.#running.size < this.#concurrency; ) {
+      const job = this.#pending[i]!;
+      // The earliest queued job of a repo blocks its later ones, which keeps each repo in order.
+      if (this.#busyRepos.has(job.repo)) {
+        i++;
+        continue;
+      }
+      this.#pending.splice(i, 1);
+      this.#busyRepos.add(job.repo);
+      // Bookkeeping runs in a .then, so always after this loop, never re-entering it.
+      const settled = this.#run(job).then((final) => {
+        this.#busyRepos.delete(job.repo);
+        this.#running.delete(job.id);
+        this.#finish(job, final);
+        this.#pump();
+      });
+      this.#running.set(job.id, settled);
+    }
+  }
+
+  /** Run one job; never rejects, resolves with the final state to record. */
+  async #run(queued: JobRecord): Promise<JobPatch> {
+    let done = false;
+    let phase = 'starting';
+    try {
+      const job: JobRecord = { ...queued, state: 'running', phase, startedAt: Date.now() };
+      this.#store.updateJob(job.id, { state: 'running', phase, startedAt: job.startedAt });
+      const report = (p: string): void => {
+        if (done) return; // a runner that reports after settling must not rewrite history
+        phase = p;
+        try {
+          this.#store.updateJob(job.id, { phase: p });
+        } catch {
+          // Progress is cosmetic; a failed update must not fail the build.
+        }
+      };
+      const result = await this.#runner(job, report);
+      return { state: 'succeeded', phase: 'done', commit: result?.commit ?? null, finishedAt: Date.now() };
+    } catch (err) {
+      // Keep the last phase: "failed while packing history" says where.
+      return { state: 'failed', phase, error: errorMessage(err), finishedAt: Date.now() };
+    } finally {
+      done = true;
+    }
+  }
+
+  /** Record a job's final state and hand the record to its waiters, even if the store fails. */
+  #finish(job: JobRecord, patch: JobPatch): void {
+    let record: JobRecord;
+    try {
+      this.#store.updateJob(job.id, patch);
+      record = this.#store.getJob(job.id) ?? { ...job, ...patch };
+    } catch {
+      record = { ...job, ...patch };
+    }
+    const waiters = this.#waiters.get(job.id) ?? [];
+    this.#waiters.delete(job.id);
+    for (const w of waiters) w.resolve(record);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}

@@ -1,0 +1,277 @@
+/**
+ * This file is also the worker script for the multi-writer tests: run as a
+ * worker thread it opens its own connection to the shared database file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { SqliteMetadataStore, SCHEMA_VERSION } from '../../src/metadata/sqlite-store.js';
+import type { JobRecord, RefRecord } from '../../src/metadata/metadata-store.js';
+import { SnapError } from '../../src/util/errors.js';
+import { sha256Hex } from '../../src/util/hash.js';
+
+type Task =
+  | { kind: 'publish'; dbPath: string; repo: string; refs: string[]; seqs: number[]; gate: SharedArrayBuffer }
+  | { kind: 'seq'; dbPath: string; repo: string; count: number; gate: SharedArrayBuffer };
+
+function refRecord(repo: string, ref: string, seq: number): RefRecord {
+  // Every field derives from seq, so the winner can be checked field by field.
+  return {
+    repo,
+    ref,
+    commit: sha256Hex(`commit ${seq}`).slice(0, 40),
+    manifest: sha256Hex(`manifest ${ref} ${seq}`),
+    manifestSize: 1000 + seq,
+    seq,
+    builtAt: 1_700_000_000_000 + seq,
+    sizes: { editable: seq * 3, shallow: seq * 2, files: seq },
+  };
+}
+
+function workerMain(task: Task): unknown {
+  const store = new SqliteMetadataStore(task.dbPath);
+  try {
+    // Hold every worker at the gate until all are open, so their writes really interleave.
+    const gate = new Int32Array(task.gate);
+    Atomics.add(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    while (Atomics.load(gate, 1) === 0) Atomics.wait(gate, 1, 0, 50);
+    if (task.kind === 'seq') {
+      const out: number[] = [];
+      for (let i = 0; i < task.count; i++) out.push(store.nextSeq(task.repo));
+      return out;
+    }
+    const applied: Array<[string, number]> = [];
+    for (const seq of task.seqs) {
+      for (const ref of task.refs) {
+        if (store.publishRef(refRecord(task.repo, ref, seq))) applied.push([ref, seq]);
+      }
+      // Step aside now and then, or the busy handler's backoff lets one writer hog the lock.
+      Atomics.wait(gate, 2, 0, Math.random() < 0.5 ? 1 : 0);
+    }
+    return applied;
+  } finally {
+    store.close();
+  }
+}
+
+if (!isMainThread) {
+  parentPort!.postMessage(workerMain(workerData as Task));
+} else {
+  defineTests();
+}
+
+/** Run tasks in worker threads released together; resolves with each worker's result. */
+async function runWorkers<T>(tasks: Array<(gate: SharedArrayBuffer) => Task>): Promise<T[]> {
+  const gateBuf = new SharedArrayBuffer(12); // [arrived, released, always 0: a sleep slot]
+  const gate = new Int32Array(gateBuf);
+  const results = tasks.map(
+    (make) =>
+      new Promise<T>((resolve, reject) => {
+        const w = new Worker(new URL(import.meta.url), { workerData: make(gateBuf) });
+        w.once('message', resolve);
+        w.once('error', reject);
+        w.once('exit', (code) => code !== 0 && reject(new Error(`worker exited with ${code}`)));
+      }),
+  );
+  while (Atomics.load(gate, 0) < tasks.length) await new Promise((r) => setTimeout(r, 5));
+  Atomics.store(gate, 1, 1);
+  Atomics.notify(gate, 1);
+  return Promise.all(results);
+}
+
+function shuffled(xs: number[]): number[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+function tempDb(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'snapclone-meta-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'meta.db');
+}
+
+function isCode(code: string) {
+  return (err: unknown) => err instanceof SnapError && err.code === code;
+}
+
+function newJob(repo: string, over: Partial<JobRecord> = {}): Omit<JobRecord, 'id'> {
+  return {
+    repo,
+    kind: 'sync',
+    ref: 'refs/heads/main',
+    state: 'queued',
+    phase: 'queued',
+    error: null,
+    commit: null,
+    createdAt: 1_700_000_000_000,
+    startedAt: null,
+    finishedAt: null,
+    ...over,
+  };
+}
+
+function defineTests(): void {
+  test('repos: add, get, list, set default branch', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    const express = { name: 'expressjs/express', url: 'https://github.com/expressjs/express.git', defaultBranch: null, createdAt: 1 };
+    const git = { name: 'git/git', url: 'https://github.com/git/git.git', defaultBranch: 'master', createdAt: 2 };
+    assert.equal(store.getRepo('expressjs/express'), null);
+    assert.deepEqual(store.listRepos(), []);
+    assert.equal(store.addRepo(git), true);
+    assert.equal(store.addRepo(express), true);
+    assert.equal(store.addRepo({ ...express, url: 'https://evil.example/x.git' }), false, 'existing name is kept');
+    assert.deepEqual(store.getRepo('expressjs/express'), express);
+    assert.deepEqual(store.listRepos(), [express, git]);
+
+    store.setDefaultBranch('expressjs/express', 'master');
+    assert.equal(store.getRepo('expressjs/express')!.defaultBranch, 'master');
+    store.setDefaultBranch('expressjs/express', null);
+    assert.equal(store.getRepo('expressjs/express')!.defaultBranch, null);
+    assert.throws(() => store.setDefaultBranch('no/such', 'main'), isCode('not-found'));
+  });
+
+  test('publishRef: insert, newer replaces, older and equal never do', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    const main = 'refs/heads/main';
+    assert.equal(store.getRef('r', main), null);
+    assert.equal(store.publishRef(refRecord('r', main, 5)), true);
+    assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
+    assert.equal(store.publishRef(refRecord('r', main, 3)), false);
+    assert.equal(store.publishRef({ ...refRecord('r', main, 5), manifest: sha256Hex('other') }), false);
+    assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
+    assert.equal(store.publishRef(refRecord('r', main, 9)), true);
+    assert.deepEqual(store.getRef('r', main), refRecord('r', main, 9));
+
+    // A repo with no commits yet is a record with a null commit.
+    const empty = { ...refRecord('r', 'refs/heads/empty', 1), commit: null };
+    assert.equal(store.publishRef(empty), true);
+    assert.deepEqual(store.getRef('r', 'refs/heads/empty'), empty);
+    // Refs are per repository.
+    assert.equal(store.publishRef(refRecord('other', main, 1)), true);
+    assert.deepEqual(store.listRefs('r'), [empty, refRecord('r', main, 9)]);
+    assert.deepEqual(store.listRefs('other'), [refRecord('other', main, 1)]);
+    assert.deepEqual(store.listRefs('none'), []);
+    assert.throws(() => store.publishRef(refRecord('r', main, 10.5)), isCode('invalid'));
+  });
+
+  test('publishRef race: concurrent writers with shuffled seqs leave the max seq', async (t) => {
+    const dbPath = tempDb(t);
+    new SqliteMetadataStore(dbPath).close(); // create the schema once up front
+    const refs = ['refs/heads/main', 'refs/tags/v1'];
+    const seqs = Array.from({ length: 40 }, (_, i) => i + 1);
+    const workers = 6;
+    const results = await runWorkers<Array<[string, number]>>(
+      Array.from({ length: workers }, () => (gate) => ({ kind: 'publish', dbPath, repo: 'race/repo', refs, seqs: shuffled(seqs), gate })),
+    );
+
+    const store = new SqliteMetadataStore(dbPath);
+    t.after(() => store.close());
+    for (const ref of refs) {
+      assert.deepEqual(store.getRef('race/repo', ref), refRecord('race/repo', ref, 40));
+      // Every seq was offered by every worker; a conditional upsert lets each apply at most once.
+      const applied = results.flat().filter(([r]) => r === ref).map(([, s]) => s);
+      assert.equal(new Set(applied).size, applied.length, `no seq applied twice for ${ref}`);
+      assert.ok(applied.includes(40));
+    }
+    // Within one worker, what it managed to apply must be increasing.
+    for (const r of results) {
+      for (const ref of refs) {
+        const mine = r.filter(([x]) => x === ref).map(([, s]) => s);
+        assert.deepEqual(mine, [...mine].sort((a, b) => a - b));
+      }
+    }
+  });
+
+  test('nextSeq: strictly increasing per repo, across connections and threads', async (t) => {
+    const dbPath = tempDb(t);
+    const a = new SqliteMetadataStore(dbPath);
+    const b = new SqliteMetadataStore(dbPath);
+    t.after(() => {
+      a.close();
+      b.close();
+    });
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i++) seen.push((i % 2 ? a : b).nextSeq('x/y'));
+    assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(a.nextSeq('other/repo'), 1, 'each repo has its own counter');
+
+    const count = 50;
+    const perWorker = await runWorkers<number[]>(
+      Array.from({ length: 4 }, () => (gate) => ({ kind: 'seq', dbPath, repo: 'x/y', count, gate })),
+    );
+    for (const got of perWorker) {
+      for (let i = 1; i < got.length; i++) assert.ok(got[i]! > got[i - 1]!, 'increasing within a worker');
+    }
+    const all = perWorker.flat().sort((p, q) => p - q);
+    assert.deepEqual(all, Array.from({ length: 4 * count }, (_, i) => 11 + i), 'no seq handed out twice or skipped');
+    assert.equal(b.nextSeq('x/y'), 11 + 4 * count);
+  });
+
+  test('jobs: create, update, get, list, unfinished', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    const j1 = store.createJob(newJob('a/a'));
+    const j2 = store.createJob(newJob('a/a', { ref: null, createdAt: 1_700_000_000_001 }));
+    const j3 = store.createJob(newJob('b/b'));
+    assert.ok(j1.id < j2.id && j2.id < j3.id);
+    assert.deepEqual(store.getJob(j1.id), j1);
+    assert.equal(store.getJob(9999), null);
+
+    store.updateJob(j1.id, { state: 'running', phase: 'fetching', startedAt: 10 });
+    assert.deepEqual(store.getJob(j1.id), { ...j1, state: 'running', phase: 'fetching', startedAt: 10 });
+    store.updateJob(j1.id, { state: 'failed', error: 'upstream unreachable', finishedAt: 20 });
+    const failed = { ...j1, state: 'failed' as const, phase: 'fetching', startedAt: 10, error: 'upstream unreachable', finishedAt: 20 };
+    assert.deepEqual(store.getJob(j1.id), failed);
+    // Explicit null clears a field; absent and undefined fields are left alone.
+    store.updateJob(j1.id, { error: null, commit: undefined });
+    assert.deepEqual(store.getJob(j1.id), { ...failed, error: null });
+    store.updateJob(j2.id, { state: 'succeeded', commit: 'c'.repeat(40), finishedAt: 30 });
+    assert.equal(store.getJob(j2.id)!.commit, 'c'.repeat(40));
+    assert.throws(() => store.updateJob(9999, { phase: 'x' }), isCode('not-found'));
+    assert.throws(() => store.updateJob(j3.id, { state: 'bogus' as JobRecord['state'] }));
+
+    assert.deepEqual(store.listJobs('a/a', 10).map((j) => j.id), [j2.id, j1.id]);
+    assert.deepEqual(store.listJobs('a/a', 1).map((j) => j.id), [j2.id]);
+    assert.deepEqual(store.listJobs('none', 10), []);
+    assert.deepEqual(store.unfinishedJobs(), [j3]);
+  });
+
+  test('reopening keeps everything; a newer schema is refused', (t) => {
+    const dbPath = tempDb(t);
+    let store = new SqliteMetadataStore(dbPath);
+    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5 };
+    store.addRepo(repo);
+    store.nextSeq('a/a');
+    store.nextSeq('a/a');
+    store.publishRef(refRecord('a/a', 'refs/heads/main', 2));
+    const job = store.createJob(newJob('a/a', { state: 'running' }));
+    store.close();
+    store.close(); // idempotent
+
+    store = new SqliteMetadataStore(dbPath);
+    assert.deepEqual(store.listRepos(), [repo]);
+    assert.deepEqual(store.getRef('a/a', 'refs/heads/main'), refRecord('a/a', 'refs/heads/main', 2));
+    assert.equal(store.nextSeq('a/a'), 3);
+    assert.deepEqual(store.unfinishedJobs(), [job]);
+    assert.ok(store.createJob(newJob('a/a')).id > job.id);
+    store.close();
+
+    const raw = new Database(dbPath);
+    assert.equal(raw.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    assert.throws(() => new SqliteMetadataStore(dbPath), isCode('invalid'));
+  });
+}

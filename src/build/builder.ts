@@ -44,6 +44,8 @@ export interface BuildRequest {
   scratchDir: string;
   store: ArtifactStore;
   options?: Partial<BuildOptions>;
+  /** History packs already built for the same refs (by an earlier build in the same sync). */
+  reuseHistory?: PackRef[];
   report?: (phase: string) => void;
 }
 
@@ -106,7 +108,7 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
     const tips = req.refs.map((r) => r.oid);
     const [head, history, archive] = await Promise.all([
       buildHeadPacks(repo, { skeleton: [commit, ...tags, rootTree, ...trees], blobs }, packDir, opt.headPackRawBytes, opt.parallel),
-      buildHistoryPacks(repo, tips, packDir, opt.historyPackMaxBytes),
+      req.reuseHistory ? Promise.resolve([]) : buildHistoryPacks(repo, tips, packDir, opt.historyPackMaxBytes),
       buildArchive(repo, archiveItems, chunkDir, opt.chunkRawBytes, opt.zstdLevel),
     ]);
     headPacks = head.packs;
@@ -149,7 +151,7 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
     defaultBranch: req.defaultBranch,
     refs: req.refs,
     headPacks: await Promise.all(headPacks.map(packRef)),
-    historyPacks: await Promise.all(historyPacks.map(packRef)),
+    historyPacks: req.reuseHistory ?? (await Promise.all(historyPacks.map(packRef))),
     table: { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length },
     archive: { codec: 'zstd', bytes: 0, chunks: [] },
   };

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { runGit, splitZ } from './gitproc.js';
+import { runGit } from './gitproc.js';
 import type { RefEntry } from '../clonepack/manifest.js';
 
 const MIRROR_CONFIG: [string, string][] = [
@@ -51,13 +51,12 @@ export async function setMirrorHead(dir: string, branch: string | null): Promise
 /** All branches and tags of the mirror, sorted by name, annotated tags fully peeled. */
 export async function snapshotRefs(dir: string): Promise<RefEntry[]> {
   const out = await runGit(
-    ['for-each-ref', '-z', '--format=%(objectname) %(objecttype) %(*objecttype) %(*objectname) %(refname)', 'refs/heads', 'refs/tags'],
+    ['for-each-ref', '--format=%(objectname) %(objecttype) %(*objecttype) %(*objectname) %(refname)', 'refs/heads', 'refs/tags'],
     { cwd: dir },
   );
   const refs: RefEntry[] = [];
   const nested: RefEntry[] = [];
-  for (const rec of splitZ(out)) {
-    const line = rec.toString('utf8').replace(/^\n/, '');
+  for (const line of out.toString('utf8').split('\n')) {
     if (!line) continue;
     const m = /^([0-9a-f]{40}) (\w+) (\w*) ([0-9a-f]{40})? ?(refs\/\S+)$/.exec(line);
     if (!m) continue;

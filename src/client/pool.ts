@@ -33,7 +33,6 @@ export class WriterPool {
       const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { root, table } });
       w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
       w.on('error', (err) => this.onCrash(w, err));
-      w.unref();
       this.workers.push(w);
       this.idle.push(w);
     }

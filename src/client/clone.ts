@@ -1,0 +1,346 @@
+/**
+ * `snapclone clone`: resolve, download every artifact in parallel (verified),
+ * and materialize a work tree (plus .git in editable mode) into a staging
+ * directory beside the target, renamed into place only when complete. Any
+ * failure removes the staging directory: nothing is left behind.
+ *
+ * The pipeline overlaps: HEAD packs and archive chunks are handed to the
+ * writer threads as each one arrives, while later artifacts still download.
+ */
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { decompress } from 'zstd-napi';
+import { ServerClient } from './http.js';
+import { resolveRef, type Resolved } from './resolve.js';
+import { WriterPool } from './pool.js';
+import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
+import type { WorkerResult, WorkerTask } from './pool-types.js';
+import { writeGitDir } from './gitdir.js';
+import { Progress } from './progress.js';
+import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
+import { decodeTable, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
+import { chunkStarts, chunksWithConverted, streamOffsets } from '../clonepack/layout.js';
+import { zstdContentSize } from '../clonepack/zstd-frame.js';
+import { parentDirs } from '../clonepack/paths.js';
+import { encodeIndex, type IndexEntry } from '../git/index-file.js';
+import { Semaphore } from '../util/limit.js';
+import { SnapError, integrityError } from '../util/errors.js';
+
+export type CloneMode = 'editable' | 'files';
+
+export interface CloneOptions {
+  server: string;
+  token?: string | undefined;
+  name: string;
+  dir: string;
+  branch?: string | undefined;
+  depth?: number | undefined;
+  mode: CloneMode;
+  progress?: Progress;
+  waitTimeoutMs?: number;
+}
+
+export interface CloneResult {
+  dir: string;
+  repo: string;
+  ref: string;
+  commit: string | null;
+  mode: CloneMode;
+  shallow: boolean;
+  files: number;
+  bytesDownloaded: number;
+  timings: Record<string, number>;
+}
+
+const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
+/** Blobs per writer task: small enough to spread one pack over all threads. */
+const TASK_RAW_BYTES = 2 << 20;
+const TASK_MAX_OBJECTS = 2000;
+
+export async function clone(opts: CloneOptions): Promise<CloneResult> {
+  const t0 = performance.now();
+  const timings: Record<string, number> = {};
+  const mark = (k: string) => (timings[k] = Math.round(performance.now() - t0));
+  const progress = opts.progress ?? new Progress(false);
+  if (opts.depth !== undefined && opts.depth !== 1) throw new SnapError('usage', '--depth supports only 1');
+  const shallow = opts.depth === 1;
+  const target = resolvePath(opts.dir);
+  checkTarget(target);
+
+  const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
+  let staging: string | null = null;
+  let pool: WriterPool | null = null;
+  let downloaded = 0;
+  try {
+    progress.phase('Resolving');
+    const resolved = await resolveRef(client, opts.name, opts.branch ?? '', {
+      timeoutMs: opts.waitTimeoutMs ?? 30 * 60_000,
+      onWait: (p) => progress.phase(p),
+    });
+    mark('resolve');
+    const manifest = parseManifest((await client.download(resolved.manifest))!);
+    checkManifestMatches(manifest, resolved);
+    mark('manifest');
+
+    mkdirSync(dirname(target), { recursive: true });
+    // Like git, the new directory gets 0777 minus the umask (mkdtemp would make it 0700).
+    staging = join(dirname(target), `.${basename(target)}.snapclone-${randomBytes(6).toString('hex')}`);
+    mkdirSync(staging, { mode: 0o777 });
+    const root = staging;
+    const gitDir = join(root, '.git');
+    const packDir = join(gitDir, 'objects', 'pack');
+    if (opts.mode === 'editable') mkdirSync(packDir, { recursive: true });
+
+    progress.phase('Receiving');
+    const sem = new Semaphore(DOWNLOADS);
+    const fetchBytes = (a: { digest: string; size: number }) =>
+      sem.use(() => client.download(a, { onBytes: (n) => ((downloaded += n), progress.addBytes(n)) })) as Promise<Buffer>;
+    const fetchFile = (a: { digest: string; size: number }, path: string) =>
+      sem.use(() => client.download(a, { toFile: path, onBytes: (n) => ((downloaded += n), progress.addBytes(n)) }));
+
+    const headPacks = opts.mode === 'editable' && manifest.commit ? manifest.headPacks : [];
+    const historyPacks = opts.mode === 'editable' && manifest.commit && !shallow ? manifest.historyPacks : [];
+    progress.bytesTotal = manifest.table.size + sumPacks(headPacks) + sumPacks(historyPacks);
+
+    // Packs start downloading at once, straight into .git/objects/pack.
+    const packFetches = new Map<PackRef, Promise<void>>();
+    for (const p of [...headPacks, ...historyPacks]) packFetches.set(p, fetchPack(p, packDir, fetchFile));
+    for (const f of packFetches.values()) f.catch(() => {}); // observed below; avoid unhandled rejections meanwhile
+
+    const tableZ = await fetchBytes(manifest.table);
+    const table = decodeTableArtifact(tableZ, manifest);
+    mark('table');
+    progress.filesTotal = table.filter((e) => e.mode !== MODE_GITLINK).length;
+
+    makeDirectories(root, table);
+    mark('mkdir');
+    const shared = shareTable(table);
+    pool = new WriterPool(Buffer.from(root + '/'), shared);
+    const partial = new Set<number>();
+    const symlinkParts = new Map<number, { at: number; bytes: Uint8Array }[]>();
+    const collect = (r: WorkerResult) => {
+      progress.addFiles(r.files);
+      for (const i of r.partial) partial.add(i);
+      for (const p of r.symlinkPieces) (symlinkParts.get(p.entry) ?? symlinkParts.set(p.entry, []).get(p.entry)!).push(p);
+    };
+    const tasks: Promise<void>[] = [];
+    const offsets = streamOffsets(table);
+    const chunkSlots = new Semaphore(pool.size * 2 + 2); // bounds chunk bytes held in memory
+
+    const runChunk = (c: number, entries: number[]) =>
+      chunkSlots.use(async () => {
+        const data = await fetchBytes(manifest.archive.chunks[c]!);
+        const starts = chunkStarts(manifest.archive.chunks);
+        const task: WorkerTask = {
+          kind: 'chunk',
+          id: c,
+          data,
+          chunkStart: starts[c]!,
+          rawSize: manifest.archive.chunks[c]!.rawSize,
+          entries: Uint32Array.from(entries),
+          offsets: Float64Array.from(entries.map((i) => offsets[i]!)),
+        };
+        collect(await pool!.run(task, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : []));
+      });
+
+    if (opts.mode === 'editable' && manifest.commit) {
+      const byPack = objectsByPack(table, headPacks.length);
+      headPacks.forEach((p, k) =>
+        tasks.push(
+          packFetches.get(p)!.then(async () => {
+            const path = join(packDir, `${p.name}.pack`);
+            await Promise.all(splitObjects(byPack[k]!, table).map((objects, n) => pool!.run({ kind: 'pack', id: k * 1_000_000 + n, packPath: path, objects }).then(collect)));
+          }),
+        ),
+      );
+      // Converted files (.gitattributes transforms) come from the archive.
+      const conv = table.map((e, i) => (isConverted(e) && e.size > 0 ? i : -1)).filter((i) => i >= 0);
+      if (conv.length) {
+        const perChunk = entriesPerChunk(manifest, table, offsets, new Set(conv));
+        for (const c of chunksWithConverted(manifest, table)) tasks.push(runChunk(c, perChunk.get(c) ?? []));
+        progress.bytesTotal += chunksWithConverted(manifest, table).reduce((a, c) => a + manifest.archive.chunks[c]!.size, 0);
+      }
+      const emptyConverted = table.map((e, i) => (isConverted(e) && e.size === 0 ? i : -1)).filter((i) => i >= 0);
+      if (emptyConverted.length) tasks.push(pool.run({ kind: 'empty', id: -1, entries: Uint32Array.from(emptyConverted) }).then(collect));
+      for (const f of packFetches.values()) tasks.push(f);
+    } else if (opts.mode === 'files' && manifest.commit) {
+      progress.bytesTotal += manifest.archive.chunks.reduce((a, c) => a + c.size, 0);
+      const perChunk = entriesPerChunk(manifest, table, offsets, null);
+      manifest.archive.chunks.forEach((_, c) => tasks.push(runChunk(c, perChunk.get(c) ?? [])));
+      const empties = table.map((e, i) => (e.mode !== MODE_GITLINK && e.size === 0 ? i : -1)).filter((i) => i >= 0);
+      for (let k = 0; k < empties.length; k += 4096)
+        tasks.push(pool.run({ kind: 'empty', id: -2 - k, entries: Uint32Array.from(empties.slice(k, k + 4096)) }).then(collect));
+    }
+    await Promise.all(tasks);
+    mark('written');
+
+    finishSpanningEntries(root, shared, partial, symlinkParts, table);
+    if (opts.mode === 'editable') {
+      progress.phase('Writing index');
+      for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
+      if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
+      writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow });
+      mark('index');
+    }
+    await pool.close();
+    pool = null;
+    if (existsSync(target)) rmSync(target, { recursive: false, force: false }); // an empty directory (checked above)
+    renameSync(root, target);
+    staging = null;
+    mark('rename');
+    progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
+    return {
+      dir: target,
+      repo: resolved.repo,
+      ref: resolved.ref,
+      commit: manifest.commit,
+      mode: opts.mode,
+      shallow,
+      files: progress.filesDone,
+      bytesDownloaded: downloaded,
+      timings: { ...timings, total: Math.round(performance.now() - t0) },
+    };
+  } catch (err) {
+    progress.clear();
+    throw err;
+  } finally {
+    if (pool) await pool.close();
+    await client.close();
+    if (staging) rmSync(staging, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+function checkTarget(target: string): void {
+  let st;
+  try {
+    st = lstatSync(target);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory() || readdirSync(target).length > 0)
+    throw new SnapError('target-exists', `destination path '${target}' already exists and is not an empty directory`);
+}
+
+function checkManifestMatches(m: Manifest, r: Resolved): void {
+  if (m.ref !== r.ref || m.commit !== r.commit) throw integrityError('manifest does not describe the ref the server resolved');
+}
+
+function sumPacks(ps: PackRef[]): number {
+  return ps.reduce((a, p) => a + p.pack.size + p.idx.size, 0);
+}
+
+async function fetchPack(p: PackRef, packDir: string, fetchFile: (a: { digest: string; size: number }, path: string) => Promise<unknown>): Promise<void> {
+  const packPath = join(packDir, `${p.name}.pack`);
+  await Promise.all([fetchFile(p.pack, packPath), fetchFile(p.idx, join(packDir, `${p.name}.idx`))]);
+  // git finds packs by name; the name must be the pack's own trailer checksum.
+  const fd = openSync(packPath, 'r');
+  try {
+    const trailer = Buffer.alloc(20);
+    if (p.pack.size < 32 || readSync(fd, trailer, 0, 20, p.pack.size - 20) !== 20 || trailer.toString('hex') !== p.name.slice(5))
+      throw integrityError(`pack ${p.name} does not end with its own checksum`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function decodeTableArtifact(z: Buffer, m: Manifest): TableEntry[] {
+  if (zstdContentSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
+  const raw = decompress(z);
+  if (raw.length !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
+  return decodeTable(raw, m.table.entries, m.headPacks.length);
+}
+
+function entryFullPath(root: string, e: TableEntry): Buffer {
+  return Buffer.concat([Buffer.from(root + '/'), e.path]);
+}
+
+/** Create every directory once, parents first (byte order puts a prefix first); gitlinks are empty directories. */
+function makeDirectories(root: string, table: TableEntry[]): void {
+  const dirs = new Set<string>();
+  for (const e of table) {
+    for (const d of parentDirs(e.path)) dirs.add(d);
+    if (e.mode === MODE_GITLINK) dirs.add(e.path.toString('latin1'));
+  }
+  const prefix = Buffer.from(root + '/');
+  for (const d of [...dirs].sort()) mkdirSync(Buffer.concat([prefix, Buffer.from(d, 'latin1')]));
+}
+
+/** Per HEAD pack: its blobs in offset order, each with the entries (paths) that use it; converted entries excluded. */
+function objectsByPack(table: TableEntry[], packCount: number): Map<number, number[]>[] {
+  const out = Array.from({ length: packCount }, () => new Map<number, number[]>());
+  table.forEach((e, i) => {
+    if (e.mode === MODE_GITLINK || isConverted(e)) return;
+    const m = out[e.pack]!;
+    const list = m.get(e.packOffset);
+    if (list) list.push(i);
+    else m.set(e.packOffset, [i]);
+  });
+  return out;
+}
+
+function splitObjects(objects: Map<number, number[]>, table: TableEntry[]): Float64Array[] {
+  const sorted = [...objects.entries()].sort((a, b) => a[0] - b[0]);
+  const tasks: Float64Array[] = [];
+  let cur: number[] = [];
+  let raw = 0;
+  let count = 0;
+  for (const [offset, entries] of sorted) {
+    const first = table[entries[0]!]!;
+    cur.push(offset, first.packLength, entries.length, ...entries);
+    raw += first.size;
+    count++;
+    if (raw >= TASK_RAW_BYTES || count >= TASK_MAX_OBJECTS) {
+      tasks.push(Float64Array.from(cur));
+      cur = [];
+      raw = 0;
+      count = 0;
+    }
+  }
+  if (cur.length) tasks.push(Float64Array.from(cur));
+  return tasks;
+}
+
+/** Which entries have bytes in which chunk (optionally only some entries). */
+function entriesPerChunk(m: Manifest, table: TableEntry[], offsets: number[], only: Set<number> | null): Map<number, number[]> {
+  const starts = chunkStarts(m.archive.chunks);
+  const out = new Map<number, number[]>();
+  let c = 0;
+  table.forEach((e, i) => {
+    if (e.mode === MODE_GITLINK || e.size === 0 || (only && !only.has(i))) return;
+    const start = offsets[i]!;
+    const end = start + e.size;
+    while (c + 1 < starts.length && starts[c + 1]! <= start) c++;
+    for (let k = c; k < starts.length && starts[k]! < end; k++) (out.get(k) ?? out.set(k, []).get(k)!).push(i);
+  });
+  const total = starts.length ? starts[starts.length - 1]! + m.archive.chunks[starts.length - 1]!.rawSize : 0;
+  const last = table.reduce((a, e, i) => (e.mode === MODE_GITLINK ? a : Math.max(a, offsets[i]! + e.size)), 0);
+  if (last > total) throw integrityError('the archive is shorter than the file table');
+  return out;
+}
+
+/** Stat files written in parts by several chunks, and create symlinks whose targets spanned chunks. */
+function finishSpanningEntries(root: string, t: SharedTable, partial: Set<number>, symlinkParts: Map<number, { at: number; bytes: Uint8Array }[]>, table: TableEntry[]): void {
+  for (const i of partial) recordStat(t, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
+  for (const [i, parts] of symlinkParts) {
+    const target = Buffer.alloc(table[i]!.size);
+    for (const p of parts) target.set(p.bytes, p.at);
+    const path = entryFullPath(root, table[i]!);
+    if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
+    symlinkSync(target, path);
+    recordStat(t, i, lstatSync(path, { bigint: true }));
+  }
+}
+
+function indexEntries(table: TableEntry[], t: SharedTable): IndexEntry[] {
+  return table.map((e, i) => {
+    const o = i * STAT_FIELDS;
+    const s = t.stats;
+    return {
+      path: e.path,
+      mode: e.mode,
+      oid: e.oid,
+      stat: { ctimeSec: s[o]!, ctimeNsec: s[o + 1]!, mtimeSec: s[o + 2]!, mtimeNsec: s[o + 3]!, dev: s[o + 4]!, ino: s[o + 5]!, uid: s[o + 6]!, gid: s[o + 7]!, size: s[o + 8]! },
+    };
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * Progress on a terminal, like git's: one self-overwriting line on stderr,
+ * redrawn at most ten times a second; silent when stderr is not a TTY.
+ */
+export class Progress {
+  private readonly enabled: boolean;
+  private last = 0;
+  private label = '';
+  bytesTotal = 0;
+  bytesDone = 0;
+  filesTotal = 0;
+  filesDone = 0;
+
+  constructor(enabled = process.stderr.isTTY === true) {
+    this.enabled = enabled;
+  }
+
+  phase(label: string): void {
+    this.label = label;
+    this.render(true);
+  }
+
+  addBytes(n: number): void {
+    this.bytesDone += n;
+    this.render(false);
+  }
+
+  addFiles(n: number): void {
+    this.filesDone += n;
+    this.render(false);
+  }
+
+  private render(force: boolean): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (!force && now - this.last < 100) return;
+    this.last = now;
+    const parts = [this.label];
+    if (this.bytesTotal) parts.push(`received ${pct(this.bytesDone, this.bytesTotal)} (${mib(this.bytesDone)}/${mib(this.bytesTotal)} MiB)`);
+    if (this.filesTotal) parts.push(`files ${pct(this.filesDone, this.filesTotal)} (${this.filesDone}/${this.filesTotal})`);
+    process.stderr.write(`\r\x1b[K${parts.filter(Boolean).join(', ')}`);
+  }
+
+  done(message: string): void {
+    if (!this.enabled) return;
+    process.stderr.write(`\r\x1b[K${message}\n`);
+  }
+
+  clear(): void {
+    if (this.enabled) process.stderr.write('\r\x1b[K');
+  }
+}
+
+function pct(a: number, b: number): string {
+  return `${Math.floor((100 * a) / Math.max(1, b))}%`;
+}
+
+function mib(n: number): string {
+  return (n / 2 ** 20).toFixed(1);
+}

@@ -1,0 +1,223 @@
+/**
+ * The git index (.git/index, "dircache"), version 2, written so a fresh clone
+ * needs no `git read-tree`/`git update-index` pass: with the real stat data of
+ * the files just written, git sees every entry as clean without rehashing.
+ *
+ * Layout, big-endian:
+ *   "DIRC" u32 version u32 count
+ *   entry: u32 ctimeSec ctimeNsec mtimeSec mtimeNsec dev ino mode uid gid size,
+ *          20 bytes oid, u16 flags, path, 1..8 NULs (entry length % 8 == 0)
+ *   extensions: 4-byte signature, u32 length, data
+ *   20-byte SHA-1 of everything before it
+ *
+ * flags: bit 15 assume-valid, bit 14 extended (v3+: u16 more flags follow),
+ * bits 12-13 stage, low 12 bits min(pathLength, 0xfff).
+ */
+import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { invalid } from '../util/errors.js';
+
+const SIGNATURE = 0x44495243; // "DIRC"
+const HEADER = 12;
+const FIXED = 62;
+const NAME_MASK = 0xfff;
+const EXTENDED = 0x4000;
+const STAT_FIELDS = ['ctimeSec', 'ctimeNsec', 'mtimeSec', 'mtimeNsec', 'dev', 'ino', 'uid', 'gid', 'size'] as const;
+const MODES = new Set([0o100644, 0o100755, 0o120000, 0o160000]);
+
+export interface IndexStat {
+  ctimeSec: number;
+  ctimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  dev: number;
+  ino: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+/** Stat fields may also be bigints (fs.lstat with { bigint: true }): dev and ino can exceed 2^53. */
+export type IndexStatInput = { [K in keyof IndexStat]: number | bigint };
+
+export interface IndexEntry {
+  path: Buffer;
+  mode: number; // 0o100644, 0o100755, 0o120000 or 0o160000
+  oid: Buffer; // 20 raw bytes
+  stat: IndexStatInput;
+}
+
+export interface DecodedIndexEntry extends IndexEntry {
+  stat: IndexStat;
+  flags: number; // the on-disk u16 flags
+  extendedFlags: number; // v3 only, else 0
+}
+
+export interface DecodedIndex {
+  version: number;
+  entries: DecodedIndexEntry[];
+  /** Byte offset where the entries end (and extensions, if any, begin). */
+  entriesEnd: number;
+  extensions: { signature: string; data: Buffer }[];
+}
+
+/** git stores every stat field as a 32-bit value, dropping the high bits. */
+function u32(v: number | bigint): number {
+  return typeof v === 'bigint' ? Number(BigInt.asUintN(32, v)) : v >>> 0;
+}
+
+/**
+ * Sizes are stored modulo 2^32, but 0 means "racily clean, re-check the
+ * content", so git >= 2.43 stores a non-empty multiple of 4 GiB as 2^31
+ * (munge_st_size); older git stored 0 and merely rehashes such files.
+ */
+function sizeField(v: number | bigint): number {
+  const low = u32(v);
+  return low === 0 && v !== 0 && v !== 0n ? 0x80000000 : low;
+}
+
+/** An index stat from fs.lstat(path, { bigint: true }) of the work-tree file (git's fill_stat_data). */
+export function statFromLstat(st: BigIntStats): IndexStat {
+  const split = (ns: bigint): [number, number] => {
+    let sec = ns / 1_000_000_000n;
+    let nsec = ns % 1_000_000_000n;
+    if (nsec < 0n) {
+      nsec += 1_000_000_000n;
+      sec -= 1n;
+    }
+    return [u32(sec), Number(nsec)];
+  };
+  const [ctimeSec, ctimeNsec] = split(st.ctimeNs);
+  const [mtimeSec, mtimeNsec] = split(st.mtimeNs);
+  return {
+    ctimeSec,
+    ctimeNsec,
+    mtimeSec,
+    mtimeNsec,
+    dev: u32(st.dev),
+    ino: u32(st.ino),
+    uid: u32(st.uid),
+    gid: u32(st.gid),
+    size: sizeField(st.size),
+  };
+}
+
+function entryLength(pathLength: number): number {
+  return (FIXED + pathLength + 8) & ~7;
+}
+
+/** Encode a version 2 index. Entries must be in index order: strictly ascending path bytes. */
+export function encodeIndex(entries: readonly IndexEntry[]): Buffer {
+  let total = HEADER + 20;
+  for (const e of entries) total += entryLength(e.path.length);
+  const buf = Buffer.alloc(total); // zeroed: the NUL padding comes for free
+  buf.writeUInt32BE(SIGNATURE, 0);
+  buf.writeUInt32BE(2, 4);
+  buf.writeUInt32BE(entries.length, 8);
+  let o = HEADER;
+  let prev: Buffer | null = null;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.path.length === 0 || e.path.includes(0)) throw invalid(`index: entry ${i} has an empty path or a NUL byte`);
+    if (prev && Buffer.compare(prev, e.path) >= 0) throw invalid(`index: entry ${i} is out of order or repeated`);
+    prev = e.path;
+    if (!MODES.has(e.mode)) throw invalid(`index: entry ${i} has mode ${e.mode.toString(8)}`);
+    if (e.oid.length !== 20) throw invalid(`index: entry ${i} oid is not 20 bytes`);
+    const s = e.stat;
+    for (const k of STAT_FIELDS) {
+      const v = s[k];
+      if (typeof v !== 'bigint' && !Number.isInteger(v)) throw invalid(`index: entry ${i} stat ${k} is not an integer`);
+    }
+    buf.writeUInt32BE(u32(s.ctimeSec), o);
+    buf.writeUInt32BE(u32(s.ctimeNsec), o + 4);
+    buf.writeUInt32BE(u32(s.mtimeSec), o + 8);
+    buf.writeUInt32BE(u32(s.mtimeNsec), o + 12);
+    buf.writeUInt32BE(u32(s.dev), o + 16);
+    buf.writeUInt32BE(u32(s.ino), o + 20);
+    buf.writeUInt32BE(e.mode, o + 24);
+    buf.writeUInt32BE(u32(s.uid), o + 28);
+    buf.writeUInt32BE(u32(s.gid), o + 32);
+    buf.writeUInt32BE(sizeField(s.size), o + 36);
+    e.oid.copy(buf, o + 40);
+    buf.writeUInt16BE(Math.min(e.path.length, NAME_MASK), o + 60);
+    e.path.copy(buf, o + FIXED);
+    o += entryLength(e.path.length);
+  }
+  createHash('sha1').update(buf.subarray(0, o)).digest().copy(buf, o);
+  return buf;
+}
+
+/**
+ * Decode a version 2 or 3 index (v4 prefix-compresses paths; not supported),
+ * verifying the checksum. An all-zero checksum is accepted: git writes that
+ * when index.skipHash is set. Extensions are returned unparsed.
+ */
+export function decodeIndex(buf: Buffer): DecodedIndex {
+  if (buf.length < HEADER + 20) throw invalid('index: truncated');
+  if (buf.readUInt32BE(0) !== SIGNATURE) throw invalid('index: bad signature');
+  const version = buf.readUInt32BE(4);
+  if (version !== 2 && version !== 3) throw invalid(`index: unsupported version ${version}`);
+  const count = buf.readUInt32BE(8);
+  const end = buf.length - 20;
+  const checksum = buf.subarray(end);
+  if (checksum.some((b) => b !== 0) && !createHash('sha1').update(buf.subarray(0, end)).digest().equals(checksum)) {
+    throw invalid('index: checksum mismatch');
+  }
+  if (count * entryLength(1) > end - HEADER) throw invalid(`index: ${count} entries do not fit`);
+  const entries: DecodedIndexEntry[] = new Array(count);
+  let o = HEADER;
+  for (let i = 0; i < count; i++) {
+    if (o + FIXED > end) throw invalid('index: truncated entry');
+    const flags = buf.readUInt16BE(o + 60);
+    let extendedFlags = 0;
+    let nameAt = o + FIXED;
+    if (flags & EXTENDED) {
+      if (version < 3) throw invalid(`index: entry ${i} has extended flags in a version 2 index`);
+      if (nameAt + 2 > end) throw invalid('index: truncated entry');
+      extendedFlags = buf.readUInt16BE(nameAt);
+      nameAt += 2;
+    }
+    let nameLength = flags & NAME_MASK;
+    if (nameLength === NAME_MASK) {
+      // Long names: the length field saturates, so the NUL terminator decides.
+      const nul = buf.indexOf(0, nameAt + NAME_MASK);
+      if (nul < 0 || nul >= end) throw invalid('index: unterminated path');
+      nameLength = nul - nameAt;
+    }
+    const next = o + ((nameAt - o + nameLength + 8) & ~7);
+    if (next > end) throw invalid('index: truncated entry');
+    const path = Buffer.from(buf.subarray(nameAt, nameAt + nameLength));
+    if (path.length === 0 || path.includes(0)) throw invalid(`index: entry ${i} has a bad path`);
+    if (buf.subarray(nameAt + nameLength, next).some((b) => b !== 0)) throw invalid(`index: entry ${i} padding is not NUL`);
+    const r = (k: number) => buf.readUInt32BE(o + k);
+    entries[i] = {
+      path,
+      mode: r(24),
+      oid: Buffer.from(buf.subarray(o + 40, o + 60)),
+      stat: {
+        ctimeSec: r(0),
+        ctimeNsec: r(4),
+        mtimeSec: r(8),
+        mtimeNsec: r(12),
+        dev: r(16),
+        ino: r(20),
+        uid: r(28),
+        gid: r(32),
+        size: r(36),
+      },
+      flags,
+      extendedFlags,
+    };
+    o = next;
+  }
+  const entriesEnd = o;
+  const extensions: { signature: string; data: Buffer }[] = [];
+  while (o < end) {
+    if (o + 8 > end) throw invalid('index: truncated extension');
+    const length = buf.readUInt32BE(o + 4);
+    if (length > end - o - 8) throw invalid('index: truncated extension');
+    extensions.push({ signature: buf.toString('latin1', o, o + 4), data: Buffer.from(buf.subarray(o + 8, o + 8 + length)) });
+    o += 8 + length;
+  }
+  return { version, entries, entriesEnd, extensions };
+}

@@ -3,7 +3,9 @@
  * (no ext:: or other remote helpers that could run commands on the server),
  * and never a URL with an embedded password: secrets are not stored.
  */
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { SnapError } from '../util/errors.js';
 import { hasEmbeddedPassword } from '../util/redact.js';
 import { runGit } from './gitproc.js';
@@ -47,5 +49,23 @@ export async function lsRemote(url: string): Promise<RemoteRefs> {
     const m = /^([0-9a-f]{40})\t(refs\/(?:heads|tags)\/\S+)$/.exec(line);
     if (m && !m[2]!.endsWith('^{}')) refs.set(m[2]!, m[1]!);
   }
+  if (head === null && refs.size === 0) head = await unbornHead(url);
   return { head, refs };
+}
+
+/**
+ * ls-remote does not report the branch an empty upstream's HEAD names; a bare
+ * clone of an empty repository is instant and learns it the way git clone does.
+ */
+async function unbornHead(url: string): Promise<string | null> {
+  const dir = await mkdtemp(join(tmpdir(), 'snapclone-unborn-'));
+  try {
+    await runGit(['clone', '--bare', '--quiet', '--', url, join(dir, 'r.git')], { env: 'network', errorCode: 'unreachable', timeoutMs: 120_000 });
+    const ref = (await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: join(dir, 'r.git') })).toString().trim();
+    return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : null;
+  } catch {
+    return null;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -175,6 +175,7 @@ async function resolve(ctx: ApiContext, name: string, refParam: string, res: Ser
     if (found) return sendJson(res, 202, { status: 'building', job: jobView(ctx.queue.enqueue({ repo: name, ref: found })) });
   }
   if (candidates.length === 0) {
+    if (last?.state === 'succeeded') throw new SnapError('not-found', `the upstream of ${name} has no default branch; clone with --branch`);
     return sendJson(res, 202, { status: 'building', job: jobView(ctx.queue.enqueue({ repo: name, ref: null })) });
   }
   throw new SnapError('not-found', `no branch or tag ${JSON.stringify(refParam)} in ${name} (if it is new upstream, run snapclone sync ${name})`);

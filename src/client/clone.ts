@@ -50,6 +50,8 @@ export interface CloneResult {
   shallow: boolean;
   files: number;
   bytesDownloaded: number;
+  /** Peak resident set size of this process so far, in bytes. */
+  peakRssBytes: number;
   timings: Record<string, number>;
 }
 
@@ -199,6 +201,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       shallow,
       files: progress.filesDone,
       bytesDownloaded: downloaded,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
       timings: { ...timings, total: Math.round(performance.now() - t0) },
     };
   } catch (err) {

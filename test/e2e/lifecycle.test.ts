@@ -1,0 +1,156 @@
+/**
+ * A repository's life through the CLI: real history (the medium fixture), a
+ * push followed by sync, status, --json output, exit codes for the failures a
+ * user meets, and a corrupted artifact that must fail the clone cleanly.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunningServer } from '../../src/serve/server.js';
+import { makeMediumRepo, type MediumRepo } from '../support/fixtures.js';
+import { compareClones } from '../support/compare.js';
+import { git, gitText, tmpDir } from '../support/git.js';
+import { cli, cliOk, startTestServer } from './harness.js';
+
+let work: string;
+let server: RunningServer;
+let medium: MediumRepo;
+
+before(async () => {
+  work = tmpDir('snapclone-lifecycle');
+  medium = makeMediumRepo(work, { commits: 300 });
+  server = await startTestServer(work);
+  await cliOk(server.url, ['add', medium.url, '--name', 'acme/medium']);
+});
+
+after(async () => {
+  await server?.close();
+});
+
+test('a repository with real history clones like git clone in every mode', async () => {
+  for (const [gitFlags, snapFlags, mode] of [
+    [[], [], 'editable'],
+    [['--depth', '1'], ['--depth', '1'], 'editable'],
+    [['--branch', 'release/1.x'], ['--branch', 'release/1.x'], 'editable'],
+    [[], ['--mode', 'files'], 'files'],
+  ] as const) {
+    const tag = snapFlags.join('') || 'full';
+    const g = join(work, `g-${tag}`);
+    const s = join(work, `s-${tag}`);
+    git(['clone', '--quiet', ...gitFlags, medium.url, g], { cwd: work });
+    await cliOk(server.url, ['clone', 'acme/medium', s, ...snapFlags]);
+    assert.deepEqual(compareClones(g, s, { mode }), [], `mode ${tag}`);
+  }
+});
+
+test('sync picks up a push, and clones then get the new commit', async () => {
+  // Push a commit to main through a scratch clone.
+  const scratch = join(work, 'pusher');
+  git(['clone', '--quiet', medium.url, scratch], { cwd: work });
+  writeFileSync(join(scratch, 'NEW.md'), 'pushed after the first build\n');
+  git(['add', 'NEW.md'], { cwd: scratch });
+  git(['commit', '--quiet', '-m', 'a new commit'], { cwd: scratch });
+  git(['push', '--quiet', 'origin', 'HEAD:main'], { cwd: scratch });
+  const head = gitText(['rev-parse', 'HEAD'], { cwd: scratch }).trim();
+
+  const r = await cliOk(server.url, ['sync', 'acme/medium', '--json']);
+  assert.equal(JSON.parse(r.stdout).job.commit, head);
+  const status = JSON.parse((await cliOk(server.url, ['status', 'acme/medium', '--json'])).stdout);
+  const main = status.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main');
+  assert.equal(main.commit, head);
+  assert.ok(main.sizes.editable > main.sizes.shallow && main.sizes.shallow > 0 && main.sizes.files > 0);
+
+  const s = join(work, 's-after-push');
+  const g = join(work, 'g-after-push');
+  const out = await cliOk(server.url, ['clone', 'acme/medium', s, '--json']);
+  const result = JSON.parse(out.stdout);
+  assert.equal(result.commit, head);
+  assert.equal(result.ref, 'refs/heads/main');
+  assert.ok(result.files > 100 && result.bytesDownloaded > 0 && result.timings.total > 0);
+  git(['clone', '--quiet', medium.url, g], { cwd: work });
+  assert.deepEqual(compareClones(g, s, { mode: 'editable' }), []);
+});
+
+test('human status lists the built ref and the builds', async () => {
+  const r = await cliOk(server.url, ['status', 'acme/medium']);
+  assert.match(r.stdout, /refs\/heads\/main {2}[0-9a-f]{12}/);
+  assert.match(r.stdout, /succeeded/);
+});
+
+test('adding the same upstream again changes nothing', async () => {
+  const r = await cliOk(server.url, ['add', medium.url, '--name', 'acme/medium', '--json']);
+  assert.equal(JSON.parse(r.stdout).created, false);
+});
+
+test('failures exit non-zero with one line on stderr and leave nothing behind', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['clone', 'acme/nope', join(work, 'x1')], 3, /unknown repository acme\/nope/],
+    [['clone', 'acme/medium', join(work, 'x2'), '--depth', '2'], 2, /--depth supports only 1/],
+    [['clone', 'acme/medium', join(work, 'x3'), '--mode', 'bare'], 2, /--mode must be editable or files/],
+    [['clone'], 2, /clone takes NAME/],
+    [['frobnicate'], 2, /unknown command/],
+    [['add', join(work, 'does-not-exist.git'), '--name', 'acme/ghost'], 4, /ls-remote failed|not appear to be a git repository/],
+    [['add', 'https://user:hunter2@example.invalid/x.git'], 7, /embeds a password/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = await cli(server.url, args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+    assert.doesNotMatch(r.stderr + r.stdout, /hunter2/);
+  }
+  const repos = await (await fetch(`${server.url}/v1/repos`)).json();
+  assert.deepEqual(repos.repos.map((x: { name: string }) => x.name), ['acme/medium'], 'failed adds registered nothing');
+  for (const d of ['x1', 'x2', 'x3']) assert.equal(existsSync(join(work, d)), false);
+
+  const down = await cli('http://127.0.0.1:1', ['clone', 'acme/medium', join(work, 'x4')]);
+  assert.equal(down.code, 4);
+  assert.match(down.stderr, /cannot reach snapclone server/);
+
+  const occupied = join(work, 'occupied');
+  git(['init', '--quiet', occupied], { cwd: work });
+  const busy = await cli(server.url, ['clone', 'acme/medium', occupied]);
+  assert.equal(busy.code, 8);
+  assert.ok(existsSync(join(occupied, '.git/HEAD')), 'the existing directory is untouched');
+});
+
+test('a corrupted artifact fails the clone with an integrity error and leaves nothing', async () => {
+  const status = JSON.parse((await cliOk(server.url, ['status', 'acme/medium', '--json'])).stdout);
+  const digest: string = status.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main').manifest.digest;
+  const manifest = JSON.parse(readFileSync(join(work, 'data/artifacts', digest.slice(0, 2), digest), 'utf8'));
+  const victim: string = manifest.headPacks[0].pack.digest;
+  const file = join(work, 'data/artifacts', victim.slice(0, 2), victim);
+  const good = readFileSync(file);
+  const bad = Buffer.from(good);
+  bad[Math.floor(bad.length / 2)] ^= 0xff;
+  chmodSync(file, 0o644);
+  writeFileSync(file, bad);
+  try {
+    const target = join(work, 'corrupt');
+    const r = await cli(server.url, ['clone', 'acme/medium', target]);
+    assert.equal(r.code, 6, r.stderr);
+    assert.match(r.stderr, /does not match its SHA-256/);
+    assert.equal(existsSync(target), false);
+    assert.deepEqual(readdirSync(work).filter((f) => f.includes('.snapclone-')), []);
+  } finally {
+    writeFileSync(file, good);
+    chmodSync(file, 0o444);
+  }
+});
+
+test('a build failure keeps the previous build serving and shows in status', async () => {
+  const moved = `${medium.path}.away`;
+  rmSync(moved, { recursive: true, force: true });
+  const { renameSync } = await import('node:fs');
+  renameSync(medium.path, moved);
+  try {
+    const r = await cli(server.url, ['sync', 'acme/medium']);
+    assert.notEqual(r.code, 0);
+    const status = await cliOk(server.url, ['status', 'acme/medium']);
+    assert.match(status.stdout, /failed/);
+    await cliOk(server.url, ['clone', 'acme/medium', join(work, 'still-serving'), '--depth', '1']);
+  } finally {
+    renameSync(moved, medium.path);
+  }
+});

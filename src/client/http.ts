@@ -1,11 +1,15 @@
 /**
  * Talking to a snapclone server: JSON calls and verified artifact downloads
- * over one keep-alive connection pool (undici's request API costs about half
- * the CPU of fetch). Every artifact is hashed as it streams in and refused if
- * its SHA-256 or size differs from what the manifest promised; transport
- * failures are retried, integrity failures are not.
+ * over one keep-alive connection pool. node:http is used rather than undici:
+ * it is part of Node's startup snapshot (undici costs ~60 ms to load on the
+ * 2-core reference machine, more than a whole small clone) and measured the
+ * lowest CPU per GiB of the clients we tried (docs/BENCHMARKS.md).
+ * Every artifact is hashed as it streams in and refused if its SHA-256 or size
+ * differs from what the manifest promised; transport failures are retried,
+ * integrity failures are not.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { SnapError, integrityError } from '../util/errors.js';
@@ -15,9 +19,12 @@ export interface Artifact {
   size: number;
 }
 
+const TIMEOUT_MS = 120_000;
+
 export class ServerClient {
   readonly base: string;
-  private readonly agent: Agent;
+  private readonly url: URL;
+  private readonly agent: http.Agent;
   private readonly token: string | undefined;
 
   constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined } = {}) {
@@ -27,52 +34,58 @@ export class ServerClient {
     } catch {
       throw new SnapError('usage', `invalid server URL ${JSON.stringify(serverUrl)}`);
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SnapError('usage', `server URL must be http:// or https://`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SnapError('usage', 'server URL must be http:// or https://');
+    this.url = u;
     this.base = serverUrl.replace(/\/+$/, '');
-    this.agent = new Agent({ connections: opts.connections ?? 8, keepAliveTimeout: 10_000, pipelining: 1 });
+    const Agent = u.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: opts.connections ?? 8, scheduling: 'lifo' });
     this.token = opts.token;
   }
 
   async close(): Promise<void> {
-    await this.agent.close();
+    this.agent.destroy();
   }
 
-  private async call(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  private send(method: string, path: string, headers: Record<string, string>, body?: string): Promise<http.IncomingMessage> {
+    const mod = this.url.protocol === 'https:' ? https : http;
+    const prefix = this.url.pathname.replace(/\/+$/, '');
+    return new Promise((resolve, reject) => {
+      const req = mod.request(
+        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers, agent: this.agent },
+        resolve,
+      );
+      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** JSON call; error statuses become SnapErrors carrying the server's code and message. */
+  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: Dispatcher.ResponseData;
+    let res: http.IncomingMessage;
+    let text = '';
     try {
-      res = await request(this.base + path, {
-        method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-        dispatcher: this.agent,
-        headersTimeout: 120_000,
-        bodyTimeout: 120_000,
-      });
+      res = await this.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+      res.setEncoding('utf8');
+      for await (const chunk of res) text += chunk as string;
     } catch (err) {
       throw new SnapError('unreachable', `cannot reach snapclone server at ${this.base}: ${(err as Error).message}`);
     }
-    const text = await res.body.text();
     let json: Record<string, unknown> = {};
     try {
       json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     } catch {
-      throw new SnapError('internal', `server answered ${res.statusCode} with non-JSON body`);
+      throw new SnapError('internal', `server answered ${res.statusCode} with a body that is not JSON`);
     }
-    return { status: res.statusCode, json };
-  }
-
-  /** JSON call that turns error statuses into SnapErrors carrying the server's code and message. */
-  async json(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-    const r = await this.call(method, path, body);
-    if (r.status >= 400) {
-      const code = typeof r.json.code === 'string' ? r.json.code : 'internal';
-      const msg = typeof r.json.error === 'string' ? r.json.error : `server answered ${r.status}`;
-      throw new SnapError(mapCode(code), msg);
+    const status = res.statusCode ?? 0;
+    if (status >= 400) {
+      const code = typeof json.code === 'string' ? json.code : 'internal';
+      throw new SnapError(mapCode(code), typeof json.error === 'string' ? json.error : `server answered ${status}`);
     }
-    return r;
+    return { status, json };
   }
 
   /**
@@ -93,44 +106,44 @@ export class ServerClient {
 
   private async downloadOnce(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void }): Promise<Buffer | null> {
     if (opts.toFile) rmSync(opts.toFile, { force: true }); // a retry starts over
-    const res = await request(`${this.base}/v1/artifacts/${a.digest}`, { dispatcher: this.agent, headersTimeout: 120_000, bodyTimeout: 120_000 }).catch(
-      (err: Error) => {
-        throw new SnapError('unreachable', `download of ${a.digest.slice(0, 12)} failed: ${err.message}`);
-      },
-    );
-    if (res.statusCode === 404) {
-      await res.body.dump();
-      throw new SnapError('not-found', `artifact ${a.digest} is missing on the server`);
+    const short = a.digest.slice(0, 12);
+    let res: http.IncomingMessage;
+    try {
+      res = await this.send('GET', `/v1/artifacts/${a.digest}`, {});
+    } catch (err) {
+      throw new SnapError('unreachable', `download of ${short} failed: ${(err as Error).message}`);
     }
     if (res.statusCode !== 200) {
-      await res.body.dump();
-      throw new SnapError('unreachable', `artifact ${a.digest.slice(0, 12)}: server answered ${res.statusCode}`);
+      res.resume();
+      if (res.statusCode === 404) throw new SnapError('not-found', `artifact ${a.digest} is missing on the server`);
+      throw new SnapError('unreachable', `artifact ${short}: server answered ${res.statusCode}`);
     }
     const hash = createHash('sha256');
     let got = 0;
     const fd = opts.toFile ? openSync(opts.toFile, 'w', 0o444) : -1;
-    const parts: Buffer[] = [];
+    // In memory, one buffer of the promised size: no per-chunk copies to concatenate.
+    const buf = fd < 0 ? Buffer.allocUnsafe(a.size) : null;
     try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        got += chunk.length;
-        if (got > a.size) {
-          res.body.destroy();
-          throw integrityError(`artifact ${a.digest.slice(0, 12)} is larger than the ${a.size} bytes the manifest names`);
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        if (got + chunk.length > a.size) {
+          res.destroy();
+          throw integrityError(`artifact ${short} is larger than the ${a.size} bytes the manifest names`);
         }
         hash.update(chunk);
-        if (fd >= 0) {
-          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
-        } else {
-          parts.push(chunk);
-        }
+        if (buf) chunk.copy(buf, got);
+        else for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+        got += chunk.length;
         opts.onBytes?.(chunk.length);
       }
+    } catch (err) {
+      if (err instanceof SnapError) throw err;
+      throw new SnapError('unreachable', `download of ${short} broke off: ${(err as Error).message}`);
     } finally {
       if (fd >= 0) closeSync(fd);
     }
-    if (got !== a.size) throw new SnapError('unreachable', `artifact ${a.digest.slice(0, 12)} ended after ${got} of ${a.size} bytes`);
-    if (hash.digest('hex') !== a.digest) throw integrityError(`artifact ${a.digest.slice(0, 12)} does not match its SHA-256 digest`);
-    return fd >= 0 ? null : Buffer.concat(parts, got);
+    if (got !== a.size) throw new SnapError('unreachable', `artifact ${short} ended after ${got} of ${a.size} bytes`);
+    if (hash.digest('hex') !== a.digest) throw integrityError(`artifact ${short} does not match its SHA-256 digest`);
+    return buf;
   }
 }
 

@@ -1,4 +1,13 @@
 /** Messages between the clone pipeline and its writer threads. */
+import type { SharedTable } from './shared-table.js';
+
+/** Sent once to every thread before any task: where to write and the shared table. */
+export interface WorkerInit {
+  kind: 'init';
+  root: Uint8Array; // staging directory path + '/'
+  table: SharedTable;
+}
+
 export type WorkerTask =
   | {
       kind: 'pack';

@@ -1,11 +1,14 @@
 /**
- * A fixed pool of writer threads. Tasks queue in order and go to the first idle
- * thread; each thread runs one task at a time with synchronous fs calls.
+ * A pool of writer threads. Threads can be started before there is work (their
+ * ~25-50 ms boot then overlaps the network), grown once the size of the work is
+ * known, and receive the staging root and shared table by an init message.
+ * Tasks queue in order and go to the first idle thread; each thread runs one
+ * task at a time with synchronous fs calls.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { SharedTable } from './shared-table.js';
-import type { WorkerFailure, WorkerResult, WorkerTask } from './pool-types.js';
+import type { WorkerFailure, WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
 import { SnapError } from '../util/errors.js';
 
 interface Pending {
@@ -15,7 +18,8 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-export function defaultPoolSize(): number {
+/** Upper bound on threads: $SNAPCLONE_WORKERS, else one per CPU, at most 8. */
+export function maxPoolSize(): number {
   const env = Number(process.env.SNAPCLONE_WORKERS);
   if (Number.isInteger(env) && env > 0) return Math.min(env, 64);
   return Math.max(1, Math.min(availableParallelism(), 8));
@@ -26,20 +30,36 @@ export class WriterPool {
   private readonly idle: Worker[] = [];
   private readonly queue: Pending[] = [];
   private readonly running = new Map<Worker, Pending>();
+  private init: WorkerInit | null = null;
   private failed: Error | null = null;
 
-  constructor(root: Buffer, table: SharedTable, size = defaultPoolSize()) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./worker.js', import.meta.url), { workerData: { root, table } });
-      w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
-      w.on('error', (err) => this.onCrash(w, err));
-      this.workers.push(w);
-      this.idle.push(w);
-    }
+  constructor(size: number) {
+    this.grow(size);
   }
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Add threads up to `size` (never beyond maxPoolSize()). */
+  grow(size: number): void {
+    const target = Math.min(size, maxPoolSize());
+    while (this.workers.length < target) {
+      const w = new Worker(new URL('./worker.js', import.meta.url));
+      w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
+      w.on('error', (err) => this.onCrash(w, err));
+      if (this.init) w.postMessage(this.init);
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+    this.pump();
+  }
+
+  /** Give every thread the staging root and the table; tasks start flowing after this. */
+  start(root: Buffer, table: SharedTable): void {
+    this.init = { kind: 'init', root, table };
+    for (const w of this.workers) w.postMessage(this.init);
+    this.pump();
   }
 
   run(task: WorkerTask, transfer: ArrayBuffer[] = []): Promise<WorkerResult> {
@@ -51,6 +71,7 @@ export class WriterPool {
   }
 
   private pump(): void {
+    if (!this.init) return;
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!;
       const p = this.queue.shift()!;

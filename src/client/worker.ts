@@ -6,19 +6,21 @@
  * O_EXCL|O_NOFOLLOW, so nothing is ever written through a symlink or over
  * something that exists, and stat data comes from the open descriptor.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, symlinkSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { inflateSync, createInflate } from 'node:zlib';
-import { decompress } from 'zstd-napi';
 import { entryPath, recordStat, type SharedTable } from './shared-table.js';
 import { parseObjectHeader, OBJ_BLOB } from '../git/pack.js';
 import { zstdContentSize } from '../clonepack/zstd-frame.js';
 import { MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
-import type { WorkerResult, WorkerTask } from './pool-types.js';
+import type { WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
 
-const { root, table } = workerData as { root: Uint8Array; table: SharedTable };
-const rootBuf = Buffer.from(root);
+// Set by the 'init' message: the pool starts threads before the table is known.
+let table: SharedTable;
+let rootBuf: Buffer;
+// zstd is loaded on first use: editable clones rarely need it.
+let decompress: ((data: Uint8Array) => Buffer) | null = null;
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_PART = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
 /** Objects above this size are inflated in streaming fashion to keep memory flat. */
@@ -153,7 +155,8 @@ async function writeLargeBlob(packFd: number, offset: number, length: number, en
 }
 
 /** Decompress one archive chunk and write the files (or the parts of files) it holds. */
-function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): WorkerResult {
+async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<WorkerResult> {
+  decompress ??= (await import('zstd-napi')).decompress;
   const declared = zstdContentSize(task.data);
   if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');
   const raw = decompress(task.data);
@@ -197,9 +200,14 @@ function emptyTask(task: Extract<WorkerTask, { kind: 'empty' }>): WorkerResult {
   return { id: task.id, files: task.entries.length, bytes: 0, partial: [], symlinkPieces: [] };
 }
 
-parentPort!.on('message', async (task: WorkerTask) => {
+parentPort!.on('message', async (task: WorkerTask | WorkerInit) => {
+  if (task.kind === 'init') {
+    table = task.table;
+    rootBuf = Buffer.from(task.root);
+    return;
+  }
   try {
-    const result = task.kind === 'pack' ? await packTask(task) : task.kind === 'chunk' ? chunkTask(task) : emptyTask(task);
+    const result = task.kind === 'pack' ? await packTask(task) : task.kind === 'chunk' ? await chunkTask(task) : emptyTask(task);
     parentPort!.postMessage(result);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;

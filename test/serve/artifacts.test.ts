@@ -48,6 +48,9 @@ test('resolve answers with the built ref, commit and manifest digest', async () 
   assert.equal(r.json.ref, 'refs/heads/main');
   assert.equal(r.json.commit, upstream.head);
   assert.match(r.json.manifest.digest, /^[0-9a-f]{64}$/);
+  assert.equal(typeof r.json.builtAt, 'number');
+  for (const k of ['editable', 'shallow', 'files']) assert.ok(Number.isSafeInteger(r.json.sizes[k]) && r.json.sizes[k] > 0, k);
+  assert.match(r.headers.get('cache-control') ?? '', /no-store/); // a mutable answer must not be cached
   digest = r.json.manifest.digest;
   // ref=HEAD and ref=main name the same build.
   for (const q of ['?ref=HEAD', '?ref=main', '?ref=refs/heads/main', '?ref=refs%2Fheads%2Fmain']) {
@@ -199,6 +202,16 @@ test('If-None-Match with the digest answers 304 without a body', async () => {
   const miss = await raw('GET', `/v1/artifacts/${digest}`, { 'if-none-match': '"abc"' });
   assert.equal(miss.status, 200);
   assert.deepEqual(miss.body, manifestBytes);
+});
+
+test('If-None-Match uses weak comparison (RFC 9110 13.1.2): W/"<digest>" also answers 304', async () => {
+  const r = await raw('GET', `/v1/artifacts/${digest}`, { 'if-none-match': `W/"${digest}"` });
+  assert.equal(r.status, 304);
+  assert.equal(r.body.length, 0);
+  // If-Range, on the other hand, needs a strong match: a weak validator means "send it all".
+  const weakRange = await raw('GET', `/v1/artifacts/${digest}`, { range: 'bytes=0-9', 'if-range': `W/"${digest}"` });
+  assert.equal(weakRange.status, 200);
+  assert.deepEqual(weakRange.body, manifestBytes);
 });
 
 test('a malformed digest is a 400, an unknown one a 404', async () => {

@@ -13,6 +13,8 @@ import { startServer, type RunningServer, type ServeOptions } from '../../src/se
 process.env.GIT_CONFIG_NOSYSTEM = '1';
 process.env.GIT_CONFIG_GLOBAL = '/dev/null';
 process.env.GIT_TERMINAL_PROMPT = '0';
+// Log everything, so checks on what the server writes to stderr see every line it could write.
+process.env.SNAPCLONE_LOG = 'debug';
 for (const k of ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_CONFIG_PARAMETERS']) delete process.env[k];
 
 /** Everything the process writes to stderr (the server logs there), kept for inspection and not echoed. */

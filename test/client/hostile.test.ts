@@ -1,0 +1,456 @@
+/**
+ * clone() against a hostile or broken server of our own: every failure must be
+ * a SnapError with the right code, and leave neither the target nor a staging
+ * directory behind, nor anything written outside the target.
+ */
+import { test, before, after, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { compress } from 'zstd-napi';
+import { clone } from '../../src/client/clone.js';
+import { MODE_EXEC, MODE_GITLINK, MODE_SYMLINK } from '../../src/clonepack/filetable.js';
+import { LIMITS } from '../../src/clonepack/manifest.js';
+import { SnapError, type ErrorCode } from '../../src/util/errors.js';
+import { cloneDirs, COMMIT, FakeServer, leftovers, makeClonepack, publish, sha256, type FileSpec } from './fake-server.js';
+
+let server: FakeServer;
+let dirs: ReturnType<typeof cloneDirs>;
+
+before(async () => {
+  server = await FakeServer.start();
+});
+after(async () => {
+  await server.close();
+});
+beforeEach(() => {
+  server.artifacts.clear();
+  server.jobs.clear();
+  server.resolveHandler = null;
+  server.requests.length = 0;
+  dirs = cloneDirs();
+  mkdirSync(dirs.parent, { recursive: true });
+  mkdirSync(dirs.outside, { recursive: true });
+});
+afterEach(() => {
+  dirs.cleanup();
+});
+
+const FILES: FileSpec[] = [
+  { path: 'README.md', content: '# demo\n' },
+  { path: 'bin/run', mode: MODE_EXEC, content: '#!/bin/sh\necho hi\n' },
+  { path: 'empty', content: '' },
+  { path: 'src/big.txt', content: 'x'.repeat(4969) + 'END' }, // stream bytes 25..4996
+  { path: 'src/link', mode: MODE_SYMLINK, content: 'big.txt' }, // 4997..5003: spans the chunk boundary at 5000
+  { path: 'sub', mode: MODE_GITLINK },
+  { path: Buffer.from([0x7a, 0xff, 0x2e, 0x74]), content: 'latin1 name\n' },
+];
+
+function cloneOpts(extra: Record<string, unknown> = {}) {
+  return { server: server.url, name: 'demo', dir: dirs.target, mode: 'files' as const, waitTimeoutMs: 10_000, ...extra };
+}
+
+function isSnap(code: ErrorCode | ErrorCode[]) {
+  const codes = Array.isArray(code) ? code : [code];
+  return (e: unknown) => {
+    assert.ok(e instanceof SnapError, `expected a SnapError(${codes.join('|')}), got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    assert.ok(codes.includes(e.code), `expected code ${codes.join('|')}, got ${e.code}: ${e.message}`);
+    return true;
+  };
+}
+
+/** Nothing but what the test put there: no target, no staging dir, nothing written outside. */
+function assertNothingLeft(): void {
+  assert.equal(existsSync(dirs.target), false, 'target exists after a failed clone');
+  assert.deepEqual(leftovers(dirs.parent), [], 'staging dir left behind');
+  assert.deepEqual(readdirSync(dirs.parent), [], 'parent is not empty');
+  assert.deepEqual(readdirSync(dirs.outside), [], 'something was written outside');
+  assert.deepEqual(readdirSync(dirs.root).sort(), ['outside', 'parent']);
+}
+
+/** The clone must fail; cleanup is checked first, then that the error is a SnapError with the right code. */
+async function expectFailure(code: ErrorCode | ErrorCode[], opts: Record<string, unknown> = {}, alsoCheck?: () => void): Promise<void> {
+  let error: unknown = null;
+  try {
+    await clone(cloneOpts(opts));
+  } catch (err) {
+    error = err;
+  }
+  assert.ok(error, 'clone succeeded but should have failed');
+  assertNothingLeft();
+  alsoCheck?.();
+  isSnap(code)(error);
+}
+
+test('baseline: a well-formed clonepack clones (so the failures below fail for their own reason)', async () => {
+  const pack = makeClonepack(FILES, { chunkRawBytes: 1000 }); // big.txt spans several chunks
+  assert.ok(pack.chunkDigests.length > 3);
+  publish(server, pack);
+  const result = await clone(cloneOpts());
+  assert.equal(result.commit, COMMIT);
+  assert.equal(result.ref, 'refs/heads/main');
+  const t = dirs.target;
+  assert.equal(readFileSync(join(t, 'README.md'), 'utf8'), '# demo\n');
+  assert.equal(readFileSync(join(t, 'src/big.txt'), 'utf8'), 'x'.repeat(4969) + 'END');
+  assert.equal(readFileSync(join(t, 'empty')).length, 0);
+  assert.equal(readlinkSync(join(t, 'src/link')), 'big.txt');
+  assert.ok(statSync(join(t, 'bin/run')).mode & 0o100, 'bin/run is executable');
+  assert.equal(statSync(join(t, 'README.md')).mode & 0o111, 0);
+  assert.ok(statSync(join(t, 'sub')).isDirectory());
+  assert.deepEqual(readdirSync(join(t, 'sub')), []);
+  assert.equal(readFileSync(Buffer.from(t + '/z\xff.t', 'latin1')).toString(), 'latin1 name\n');
+  assert.equal(existsSync(join(t, '.git')), false);
+  assert.deepEqual(leftovers(dirs.parent), []);
+  assert.deepEqual(readdirSync(dirs.outside), []);
+});
+
+test('cloning into an existing empty directory works (as git clone allows)', async () => {
+  publish(server, makeClonepack(FILES));
+  mkdirSync(dirs.target);
+  try {
+    await clone(cloneOpts());
+  } finally {
+    assert.deepEqual(leftovers(dirs.parent), [], 'staging dir left behind');
+  }
+  assert.equal(readFileSync(join(dirs.target, 'README.md'), 'utf8'), '# demo\n');
+});
+
+test('manifest bytes that do not match the digest: integrity, not retried', async () => {
+  const pack = makeClonepack(FILES);
+  const { digest, bytes } = publish(server, pack);
+  const forged = Buffer.from(bytes);
+  forged[forged.length - 2] ^= 1;
+  server.artifacts.set(digest, forged);
+  await expectFailure('integrity');
+  assert.equal(server.hits(digest), 1, 'an integrity failure must not be retried');
+});
+
+test('table bytes that do not match the digest (after staging exists): integrity', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  server.artifacts.set(pack.tableDigest, Buffer.concat([z.subarray(0, -1), Buffer.from([z[z.length - 1]! ^ 0xff])]));
+  await expectFailure('integrity');
+  assert.equal(server.hits(pack.tableDigest), 1);
+});
+
+test('archive chunk bytes that do not match the digest: integrity', async () => {
+  const pack = makeClonepack(FILES, { chunkRawBytes: 1000 });
+  publish(server, pack);
+  const d = pack.chunkDigests[2]!;
+  server.artifacts.set(d, Buffer.alloc(pack.artifacts.get(d)!.length, 7));
+  await expectFailure('integrity');
+});
+
+test('an artifact shorter than announced fails', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  server.artifacts.set(pack.tableDigest, z.subarray(0, z.length - 3)); // complete response, Content-Length of the short body
+  await expectFailure(['integrity', 'unreachable']);
+});
+
+test('a manifest shorter than resolve announced fails', async () => {
+  const pack = makeClonepack(FILES);
+  const { bytes } = publish(server, pack);
+  const answer = server.resolveAnswer.body as { manifest: { size: number } };
+  answer.manifest.size = bytes.length + 10;
+  await expectFailure(['integrity', 'unreachable']);
+});
+
+test('an artifact longer than announced: integrity', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  server.artifacts.set(pack.tableDigest, Buffer.concat([z, Buffer.alloc(100)]));
+  await expectFailure('integrity');
+});
+
+test('a manifest with an unknown version: invalid', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, { ...pack, manifest: { ...pack.manifest, version: 2 } });
+  await expectFailure('invalid');
+});
+
+test('a manifest with an unknown field: invalid', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, { ...pack, manifest: { ...pack.manifest, hooks: { postCheckout: 'rm -rf /' } } });
+  await expectFailure('invalid');
+});
+
+test('a manifest that does not describe what resolve named: integrity', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack, { commit: 'f'.repeat(40) });
+  await expectFailure('integrity');
+  publish(server, pack, { ref: 'refs/heads/other' });
+  await expectFailure('integrity');
+});
+
+test('a malformed resolve answer: invalid', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack, { manifest: { digest: '../../etc/passwd', size: 10 } });
+  await expectFailure('invalid');
+});
+
+test('a table with a ../escape path is refused and nothing is written outside', async () => {
+  const pack = makeClonepack([
+    { path: '../escape', content: 'pwned\n' },
+    { path: '../../escape2', content: 'pwned\n' },
+  ]);
+  publish(server, pack);
+  await expectFailure('invalid');
+  assert.equal(existsSync(join(dirs.root, 'escape')), false);
+  assert.equal(existsSync(join(dirs.root, '..', 'escape2')), false);
+});
+
+test('a table with an absolute path or a .git path is refused', async () => {
+  for (const path of [join(dirs.outside, 'abs'), '.git/hooks/post-checkout', 'a/.GIT/config']) {
+    server.artifacts.clear();
+    publish(server, makeClonepack([{ path, content: 'x' }]));
+    await expectFailure('invalid');
+  }
+});
+
+test('a symlink "link" followed by a file "link/x" is refused', async () => {
+  const pack = makeClonepack([
+    { path: 'link', mode: MODE_SYMLINK, content: dirs.outside },
+    { path: 'link/x', content: 'written through the link\n' },
+  ]);
+  publish(server, pack);
+  await expectFailure('invalid');
+  assert.equal(existsSync(join(dirs.outside, 'x')), false);
+});
+
+test('a symlink pointing outside is created as a symlink and never followed', async () => {
+  const pack = makeClonepack([{ path: 'link', mode: MODE_SYMLINK, content: dirs.outside }]);
+  publish(server, pack);
+  await clone(cloneOpts());
+  const link = join(dirs.target, 'link');
+  assert.ok(lstatSync(link).isSymbolicLink());
+  assert.equal(readlinkSync(link), dirs.outside);
+  assert.deepEqual(readdirSync(dirs.outside), [], 'nothing may be written through the symlink');
+  assert.deepEqual(leftovers(dirs.parent), []);
+});
+
+test('a symlink with an empty target: invalid', async () => {
+  publish(server, makeClonepack([{ path: 'a', content: 'a' }, { path: 'l', mode: MODE_SYMLINK, content: '' }]));
+  await expectFailure('invalid');
+});
+
+test('a symlink target containing a NUL byte fails with a SnapError', async () => {
+  publish(server, makeClonepack([{ path: 'l', mode: MODE_SYMLINK, content: Buffer.from('abc\0def') }]));
+  await expectFailure(['invalid', 'integrity']);
+});
+
+test('an archive chunk whose declared content size differs from rawSize: integrity', async () => {
+  const pack = makeClonepack([{ path: 'f', content: '0123456789a' }]);
+  // The chunk claims 11 raw bytes (as the table needs) but its frame declares 10.
+  const z = compress(Buffer.from('0123456789'));
+  pack.artifacts.delete(pack.chunkDigests[0]!);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.archive.chunks = [{ digest: sha256(z), size: z.length, rawSize: 11 }];
+  publish(server, pack);
+  await expectFailure('integrity');
+});
+
+test('one bad chunk among many: the other writers stop, nothing reappears afterwards', async () => {
+  const files: FileSpec[] = Array.from({ length: 60 }, (_, i) => ({ path: `d${i % 4}/f${String(i).padStart(3, '0')}`, content: `${i}:`.padEnd(700, String(i % 10)) }));
+  files.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  const pack = makeClonepack(files, { chunkRawBytes: 1000 });
+  assert.ok(pack.manifest.archive.chunks.length >= 40);
+  // Chunk 20's frame declares one byte fewer than the manifest says.
+  const c = pack.manifest.archive.chunks[20]!;
+  const raw = Buffer.concat(files.map((f) => Buffer.from(f.content!))).subarray(20 * 1000, 20 * 1000 + c.rawSize - 1);
+  const z = compress(raw);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.archive.chunks[20] = { digest: sha256(z), size: z.length, rawSize: c.rawSize };
+  publish(server, pack);
+  await expectFailure('integrity');
+  await new Promise((r) => setTimeout(r, 300));
+  assertNothingLeft();
+});
+
+test('an archive chunk without a declared content size: integrity', async () => {
+  const content = Buffer.from('hello world\n');
+  const pack = makeClonepack([{ path: 'f', content }]);
+  const z = compress(content, { contentSizeFlag: false } as Parameters<typeof compress>[1]);
+  pack.artifacts.delete(pack.chunkDigests[0]!);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.archive.chunks = [{ digest: sha256(z), size: z.length, rawSize: content.length }];
+  publish(server, pack);
+  await expectFailure('integrity');
+});
+
+test('an archive chunk of two frames (more bytes than it declares): integrity', async () => {
+  const content = Buffer.from('0123456789');
+  const pack = makeClonepack([{ path: 'f', content }]);
+  const z = Buffer.concat([compress(content), compress(Buffer.from('extra bytes'))]);
+  pack.artifacts.delete(pack.chunkDigests[0]!);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.archive.chunks = [{ digest: sha256(z), size: z.length, rawSize: content.length }];
+  publish(server, pack);
+  await expectFailure('integrity');
+});
+
+test('an archive chunk with a valid header but corrupt data fails with a SnapError', async () => {
+  const content = Buffer.from('a'.repeat(300) + 'b'.repeat(300));
+  const pack = makeClonepack([{ path: 'f', content }]);
+  const z = Buffer.from(compress(content));
+  z.fill(0xee, 8); // keep magic + header (declared size 600), corrupt the blocks
+  pack.artifacts.delete(pack.chunkDigests[0]!);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.archive.chunks = [{ digest: sha256(z), size: z.length, rawSize: content.length }];
+  publish(server, pack);
+  await expectFailure(['integrity', 'invalid']);
+});
+
+test('a table with a valid header but corrupt zstd data fails with a SnapError', async () => {
+  const pack = makeClonepack(FILES);
+  const z = Buffer.from(pack.artifacts.get(pack.tableDigest)!);
+  z.fill(0xee, 8);
+  pack.artifacts.delete(pack.tableDigest);
+  pack.artifacts.set(sha256(z), z);
+  pack.manifest.table = { ...pack.manifest.table, digest: sha256(z), size: z.length };
+  publish(server, pack);
+  await expectFailure(['integrity', 'invalid']);
+});
+
+test('a table whose files need more bytes than the archive holds: integrity', async () => {
+  const pack = makeClonepack([{ path: 'a', content: 'aaaa' }, { path: 'b', content: 'bbbb' }], { chunkRawBytes: 4 });
+  pack.manifest.archive = { codec: 'zstd', bytes: 4, chunks: pack.manifest.archive.chunks.slice(0, 1) };
+  publish(server, pack);
+  await expectFailure('integrity');
+});
+
+test('a server that closes the connection mid-body: retried, then unreachable', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  server.artifacts.set(pack.tableDigest, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': z.length });
+    res.write(z.subarray(0, Math.floor(z.length / 2)));
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+  await expectFailure('unreachable', {}, () =>
+    assert.equal(server.hits(pack.tableDigest), 3, `the download was tried ${server.hits(pack.tableDigest)} time(s)`),
+  );
+});
+
+test('a server that resets the connection before answering: unreachable', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  server.artifacts.set(pack.tableDigest, (_req, res) => res.socket?.destroy());
+  await expectFailure('unreachable');
+  assert.ok(server.hits(pack.tableDigest) >= 2);
+});
+
+test('a server answering 500 for an artifact: retried, then unreachable', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  server.artifacts.set(pack.tableDigest, (_req, res) => {
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end('oops');
+  });
+  await expectFailure('unreachable');
+  assert.ok(server.hits(pack.tableDigest) >= 2);
+});
+
+test('a missing artifact: not-found, not retried', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  server.artifacts.delete(pack.tableDigest);
+  await expectFailure('not-found');
+  assert.equal(server.requests.filter((r) => r.endsWith(pack.tableDigest)).length, 1);
+});
+
+test('a server that is down entirely: unreachable', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  await expectFailure('unreachable', { server: `http://127.0.0.1:${port}` });
+});
+
+test('a server that closes the connection in the middle of the resolve answer: unreachable', async () => {
+  publish(server, makeClonepack(FILES));
+  const body = Buffer.from(JSON.stringify(server.resolveAnswer.body));
+  server.resolveHandler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    res.write(body.subarray(0, 20));
+    setTimeout(() => res.socket?.destroy(), 20);
+  };
+  await expectFailure('unreachable');
+});
+
+test('resolve announcing a manifest over the size limit is refused before downloading it', async () => {
+  const { digest, bytes } = publish(server, makeClonepack(FILES));
+  (server.resolveAnswer.body as { manifest: { size: number } }).manifest.size = LIMITS.maxManifestBytes + 1;
+  // Were the client to ask, it would get a stream of that many bytes; answer the real bytes instead and count.
+  server.artifacts.set(digest, bytes);
+  await expectFailure(['invalid', 'integrity']);
+  assert.equal(server.hits(digest), 0, 'the oversize manifest was requested');
+});
+
+test('resolve announcing a negative, fractional or absurd manifest size: a SnapError, nothing downloaded', async () => {
+  for (const size of [-1, 1.5, 2 ** 60, Number.MAX_SAFE_INTEGER + 2]) {
+    const { digest } = publish(server, makeClonepack(FILES));
+    (server.resolveAnswer.body as { manifest: { size: number } }).manifest.size = size;
+    server.requests.length = 0;
+    await expectFailure(['invalid', 'integrity'], {}, () => assert.equal(server.hits(digest), 0, `size ${size}: manifest requested`));
+  }
+});
+
+test('a manifest announcing a 5 GiB table (within manifest limits) that is really small: a SnapError', async () => {
+  const pack = makeClonepack(FILES);
+  pack.manifest.table = { ...pack.manifest.table, size: 5 * 2 ** 30 };
+  publish(server, pack);
+  await expectFailure(['integrity', 'invalid', 'unreachable']);
+});
+
+test('resolve while building, then the build fails: build-failed', async () => {
+  server.resolveAnswer = { status: 202, body: { status: 'building', job: { id: 7, state: 'running', phase: 'fetching' } } };
+  server.jobs.set(7, { id: 7, state: 'failed', phase: 'fetching', error: 'upstream went away' });
+  await expectFailure('build-failed');
+});
+
+test('an unknown repository: not-found', async () => {
+  await expectFailure('not-found');
+});
+
+test('a non-empty target: target-exists, existing files untouched, server never asked', async () => {
+  publish(server, makeClonepack(FILES));
+  mkdirSync(dirs.target);
+  writeFileSync(join(dirs.target, 'mine.txt'), 'keep me\n');
+  await assert.rejects(clone(cloneOpts()), isSnap('target-exists'));
+  assert.deepEqual(readdirSync(dirs.target), ['mine.txt']);
+  assert.equal(readFileSync(join(dirs.target, 'mine.txt'), 'utf8'), 'keep me\n');
+  assert.deepEqual(leftovers(dirs.parent), []);
+  assert.deepEqual(server.requests, []);
+  // A file where the target should be.
+  const file = join(dirs.parent, 'afile');
+  writeFileSync(file, 'data');
+  await assert.rejects(clone(cloneOpts({ dir: file })), isSnap('target-exists'));
+  assert.equal(readFileSync(file, 'utf8'), 'data');
+  // A symlink to an empty directory outside.
+  const link = join(dirs.parent, 'alink');
+  spawnSync('ln', ['-s', dirs.outside, link]);
+  await assert.rejects(clone(cloneOpts({ dir: link })), isSnap('target-exists'));
+  assert.deepEqual(readdirSync(dirs.outside), []);
+  assert.deepEqual(leftovers(dirs.parent, 'alink'), []);
+});
+
+test('editable mode: a HEAD pack that does not end with its own checksum: integrity, .git staging removed', async () => {
+  const pack = makeClonepack([{ path: 'a', content: 'a\n' }]);
+  const fakePack = Buffer.concat([Buffer.from('PACK'), Buffer.from([0, 0, 0, 2, 0, 0, 0, 1]), Buffer.alloc(40, 9)]);
+  const fakeIdx = Buffer.alloc(64, 1);
+  pack.manifest.headPacks = [{ name: pack.manifest.headPacks[0]!.name, pack: { digest: sha256(fakePack), size: fakePack.length }, idx: { digest: sha256(fakeIdx), size: fakeIdx.length }, objects: 1 }];
+  pack.artifacts.set(sha256(fakePack), fakePack);
+  pack.artifacts.set(sha256(fakeIdx), fakeIdx);
+  publish(server, pack);
+  await expectFailure('integrity', { mode: 'editable' });
+});

@@ -17,8 +17,9 @@ export function validateUpstreamUrl(url: string): void {
   if (typeof url !== 'string' || url.length === 0 || url.length > 2048) throw new SnapError('invalid', 'upstream URL is empty or too long');
   if (/[\x00-\x1f\x7f]/.test(url)) throw new SnapError('invalid', 'upstream URL contains control characters');
   if (url.startsWith('-')) throw new SnapError('invalid', 'upstream URL may not start with "-"');
-  if (hasEmbeddedPassword(url))
-    throw new SnapError('invalid', 'upstream URL embeds a password; snapclone does not store secrets. Use a credential helper or SSH key on the server.');
+  // Over http(s) any user info may be a token (https://<token>@host works on common forges), so none is stored.
+  if (hasEmbeddedPassword(url) || /^https?:\/\/[^/]*@/i.test(url))
+    throw new SnapError('invalid', 'upstream URL embeds credentials; snapclone does not store secrets. Use a credential helper or SSH key on the server.');
   if (SCHEMES.test(url) || SCP_LIKE.test(url) || isAbsolute(url)) return;
   throw new SnapError('invalid', `unsupported upstream URL ${JSON.stringify(url)} (use https://, ssh://, git://, file://, user@host:path or an absolute path)`);
 }

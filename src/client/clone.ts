@@ -7,7 +7,7 @@
  * The pipeline overlaps: HEAD packs and archive chunks are handed to the
  * writer threads as each one arrives, while later artifacts still download.
  */
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { decompress } from 'zstd-napi';
@@ -195,7 +195,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     }
     await pool.close();
     pool = null;
-    if (existsSync(target)) rmSync(target, { recursive: false, force: false }); // an empty directory (checked above)
+    if (existsSync(target)) rmdirSync(target); // an empty directory (checked above); rename needs it gone
     renameSync(root, target);
     staging = null;
     mark('rename');
@@ -264,7 +264,12 @@ async function fetchPack(p: PackRef, packDir: string, fetchFile: (a: { digest: s
 
 function decodeTableArtifact(z: Buffer, m: Manifest): TableEntry[] {
   if (zstdContentSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
-  const raw = decompress(z);
+  let raw: Buffer;
+  try {
+    raw = decompress(z);
+  } catch (err) {
+    throw integrityError(`file table does not decompress: ${(err as Error).message}`);
+  }
   if (raw.length !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
   return decodeTable(raw, m.table.entries, m.headPacks.length);
 }
@@ -345,6 +350,7 @@ function finishSpanningEntries(root: string, t: SharedTable, partial: Set<number
     for (const p of parts) target.set(p.bytes, p.at);
     const path = entryFullPath(root, table[i]!);
     if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
+    if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
     symlinkSync(target, path);
     recordStat(t, i, lstatSync(path, { bigint: true }));
   }

@@ -20,6 +20,8 @@ export interface Artifact {
 }
 
 const TIMEOUT_MS = 120_000;
+/** Artifacts held in memory (manifest, table, archive chunks) are small by construction; refuse absurd claims. */
+const MAX_IN_MEMORY = 1 << 30;
 
 export class ServerClient {
   readonly base: string;
@@ -122,6 +124,10 @@ export class ServerClient {
     let got = 0;
     const fd = opts.toFile ? openSync(opts.toFile, 'w', 0o444) : -1;
     // In memory, one buffer of the promised size: no per-chunk copies to concatenate.
+    if (fd < 0 && a.size > MAX_IN_MEMORY) {
+      res.destroy();
+      throw new SnapError('invalid', `artifact ${short} is too large (${a.size} bytes) to hold in memory`);
+    }
     const buf = fd < 0 ? Buffer.allocUnsafe(a.size) : null;
     try {
       for await (const chunk of res as AsyncIterable<Buffer>) {

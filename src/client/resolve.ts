@@ -5,6 +5,7 @@
 import type { ServerClient } from './http.js';
 import { SnapError } from '../util/errors.js';
 import { isDigest, isOid } from '../util/hash.js';
+import { LIMITS } from '../clonepack/manifest.js';
 
 export interface Resolved {
   repo: string;
@@ -48,7 +49,10 @@ function checkResolved(j: Record<string, unknown>): Resolved {
     !(j.commit === null || isOid(j.commit)) ||
     !m ||
     !isDigest(m.digest) ||
-    typeof m.size !== 'number'
+    typeof m.size !== 'number' ||
+    !Number.isSafeInteger(m.size) ||
+    m.size < 0 ||
+    m.size > LIMITS.maxManifestBytes
   )
     throw new SnapError('invalid', 'server sent a malformed resolve answer');
   return { repo: j.repo, upstream: j.upstream, ref: j.ref, commit: j.commit as string | null, manifest: { digest: m.digest, size: m.size } };

@@ -53,7 +53,7 @@ function writeAll(fd: number, data: Uint8Array, position: number | null): void {
 function createEntry(i: number, data: Uint8Array): void {
   const path = fullPath(i);
   if (table.modes[i] === MODE_SYMLINK) {
-    if (data.length === 0) throw new TaskError(`symlink ${path.toString('latin1')} has an empty target`, 'invalid');
+    if (data.length === 0 || data.includes(0)) throw new TaskError(`symlink ${path.toString('latin1')} has an empty target or a NUL byte`, 'invalid');
     symlinkSync(Buffer.from(data.buffer, data.byteOffset, data.length), path);
     recordStat(table, i, lstatSync(path, { bigint: true }));
     return;
@@ -159,7 +159,12 @@ async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<
   decompress ??= (await import('zstd-napi')).decompress;
   const declared = zstdContentSize(task.data);
   if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');
-  const raw = decompress(task.data);
+  let raw: Buffer;
+  try {
+    raw = decompress!(task.data);
+  } catch (err) {
+    throw new TaskError(`archive chunk does not decompress: ${(err as Error).message}`, 'integrity');
+  }
   if (raw.length !== task.rawSize) throw new TaskError(`archive chunk decompressed to ${raw.length} bytes, expected ${task.rawSize}`, 'integrity');
   const chunkStart = task.chunkStart;
   const chunkEnd = chunkStart + task.rawSize;

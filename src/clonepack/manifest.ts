@@ -181,7 +181,8 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   checkArtifact(v.table, 'table', ['entries', 'rawSize']);
   const table = v.table as Manifest['table'];
   checkSize(table.entries, 'table.entries', LIMITS.maxEntries);
-  checkSize(table.rawSize, 'table.rawSize', 4 * 2 ** 30);
+  checkSize(table.rawSize, 'table.rawSize', 2 ** 31 - 1);
+  if (table.size > zstdBound(table.rawSize)) fail('table.size is larger than zstd can produce for its rawSize');
   const a = v.archive;
   if (!isObject(a)) fail('archive is not an object');
   onlyKeys(a, ['codec', 'bytes', 'chunks'], 'archive');
@@ -191,12 +192,19 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   let total = 0;
   a.chunks.forEach((c, i) => {
     checkArtifact(c, `archive.chunks[${i}]`, ['rawSize']);
-    total += checkSize((c as unknown as ChunkRef).rawSize, `archive.chunks[${i}].rawSize`, 2 ** 31 - 1);
+    const raw = checkSize((c as unknown as ChunkRef).rawSize, `archive.chunks[${i}].rawSize`, 2 ** 31 - 1);
+    if ((c as ChunkRef).size > zstdBound(raw)) fail(`archive.chunks[${i}].size is larger than zstd can produce for its rawSize`);
+    total += raw;
   });
   if (total !== a.bytes) fail('archive chunk sizes do not add up to archive.bytes');
   if (v.commit === null && (v.headPacks.length || v.historyPacks.length || v.refs.length || table.entries))
     fail('a manifest without a commit must be empty');
   if (v.commit !== null && v.headPacks.length === 0) fail('headPacks is empty');
+}
+
+/** Largest zstd frame for `raw` input bytes (ZSTD_COMPRESSBOUND plus frame header slack). */
+export function zstdBound(raw: number): number {
+  return raw + Math.floor(raw / 256) + 128 * 1024;
 }
 
 /** Every artifact the manifest names, deduplicated: what a store must hold for the build to be servable. */

@@ -118,8 +118,12 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
     return sendJson(res, 200, { name, url, created: false, job: job ? jobView(job) : null });
   }
   await lsRemote(url); // unreachable or not a git repository: fail before registering anything
-  if (!ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() }))
-    throw new SnapError('conflict', `${name} was registered concurrently`);
+  if (!ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() })) {
+    // Registered meanwhile by a concurrent add: same URL is the idempotent case.
+    if (ctx.meta.getRepo(name)?.url !== url) throw new SnapError('conflict', `${name} is already registered for another upstream`);
+    const jobs = ctx.meta.listJobs(name, 1);
+    return sendJson(res, 200, { name, url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
+  }
   const job = ctx.queue.enqueue({ repo: name, ref: null });
   sendJson(res, 201, { name, url, created: true, job: jobView(job) });
 }

@@ -39,7 +39,8 @@ export async function serveArtifact(store: ArtifactStore, digest: string, req: I
     'content-type': 'application/octet-stream',
   };
   const inm = req.headers['if-none-match'];
-  if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+  // If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+  if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag || t.trim() === '*')) {
     res.writeHead(304, headers);
     return void res.end();
   }

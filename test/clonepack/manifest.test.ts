@@ -189,11 +189,13 @@ test('parseManifest rejects negative, fractional, huge and non-number sizes', ()
   });
   rejects('objects >= 2^32', (m) => (m.headPacks[0].objects = 2 ** 32));
   rejects('table.entries too many', (m) => (m.table.entries = LIMITS.maxEntries + 1));
-  rejects('table.rawSize > 4 GiB', (m) => (m.table.rawSize = 4 * 2 ** 30 + 1));
+  rejects('table.rawSize >= 2 GiB', (m) => (m.table.rawSize = 2 ** 31));
+  rejects('table.size beyond what zstd makes of rawSize', (m) => (m.table.size = m.table.rawSize + 200 * 1024));
+  rejects('chunk.size beyond what zstd makes of rawSize', (m) => (m.archive.chunks[0].size = m.archive.chunks[0].rawSize + 200 * 1024));
   rejects('archive.bytes negative', (m) => (m.archive.bytes = -15));
   // At the limits: still accepted.
   const ok: any = JSON.parse(GOLDEN);
-  ok.table.size = LIMITS.maxArtifactSize;
+  ok.headPacks[0].pack.size = LIMITS.maxArtifactSize;
   ok.headPacks[0].objects = 2 ** 32 - 1;
   assert.doesNotThrow(() => parseManifest(raw(ok)));
 });

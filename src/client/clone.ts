@@ -19,10 +19,9 @@ import type { WorkerResult, WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
-import { decodeTable, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
+import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamOffsets } from '../clonepack/layout.js';
 import { zstdContentSize } from '../clonepack/zstd-frame.js';
-import { parentDirs } from '../clonepack/paths.js';
 import { encodeIndex, type IndexEntry } from '../git/index-file.js';
 import { Semaphore } from '../util/limit.js';
 import { SnapError, integrityError } from '../util/errors.js';
@@ -117,16 +116,30 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     for (const p of historyPacks) packFetches.set(p, headDone.then(() => fetchPack(p, packDir, fetchFile)));
     for (const f of packFetches.values()) f.catch(() => {}); // observed below; avoid unhandled rejections meanwhile
 
+    // Files mode: archive chunks start downloading once the table has arrived,
+    // overlapping its decoding; each waits for a memory slot.
+    const chunkSlots = new Semaphore(8 + 4); // bounds compressed chunk bytes held in memory
+    const chunkData = new Map<number, Promise<Buffer>>();
+    const prefetch = (c: number) => {
+      let p = chunkData.get(c);
+      if (!p) {
+        p = chunkSlots.acquire().then(() => fetchBytes(manifest.archive.chunks[c]!));
+        p.catch(() => {});
+        chunkData.set(c, p);
+      }
+      return p;
+    };
     const tableZ = await tableFetch;
-    const table = decodeTableArtifact(tableZ, manifest);
+    if (opts.mode === 'files' && manifest.commit) manifest.archive.chunks.forEach((_, c) => prefetch(c));
+    const { entries: table, dirs } = decodeTableArtifact(tableZ, manifest);
     mark('table');
     progress.filesTotal = table.filter((e) => e.mode !== MODE_GITLINK).length;
 
-    makeDirectories(root, table);
+    makeDirectories(root, dirs);
     mark('mkdir');
     const shared = shareTable(table);
     pool.grow(threadsFor(table));
-    pool.start(Buffer.from(root + '/'), shared);
+    pool.start(Buffer.from(root + '/'), shared, opts.mode === 'editable');
     const partial = new Set<number>();
     const symlinkParts = new Map<number, { at: number; bytes: Uint8Array }[]>();
     const collect = (r: WorkerResult) => {
@@ -136,11 +149,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     };
     const tasks: Promise<void>[] = [];
     const offsets = streamOffsets(table);
-    const chunkSlots = new Semaphore(pool.size * 2 + 2); // bounds chunk bytes held in memory
-
     const runChunk = (c: number, entries: number[]) =>
-      chunkSlots.use(async () => {
-        const data = await fetchBytes(manifest.archive.chunks[c]!);
+      prefetch(c).then(async (data) => {
         const starts = chunkStarts(manifest.archive.chunks);
         const task: WorkerTask = {
           kind: 'chunk',
@@ -151,7 +161,11 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
           entries: Uint32Array.from(entries),
           offsets: Float64Array.from(entries.map((i) => offsets[i]!)),
         };
-        collect(await pool!.run(task, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : []));
+        try {
+          collect(await pool!.run(task, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : []));
+        } finally {
+          chunkSlots.release();
+        }
       });
 
     if (opts.mode === 'editable' && manifest.commit) {
@@ -185,7 +199,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     await Promise.all(tasks);
     mark('written');
 
-    finishSpanningEntries(root, shared, partial, symlinkParts, table);
+    finishSpanningEntries(root, opts.mode === 'editable', shared, partial, symlinkParts, table);
     if (opts.mode === 'editable') {
       progress.phase('Writing index');
       for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
@@ -262,7 +276,7 @@ async function fetchPack(p: PackRef, packDir: string, fetchFile: (a: { digest: s
   }
 }
 
-function decodeTableArtifact(z: Buffer, m: Manifest): TableEntry[] {
+function decodeTableArtifact(z: Buffer, m: Manifest): { entries: TableEntry[]; dirs: Buffer[] } {
   if (zstdContentSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
   let raw: Buffer;
   try {
@@ -271,22 +285,17 @@ function decodeTableArtifact(z: Buffer, m: Manifest): TableEntry[] {
     throw integrityError(`file table does not decompress: ${(err as Error).message}`);
   }
   if (raw.length !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
-  return decodeTable(raw, m.table.entries, m.headPacks.length);
+  return decodeTableAndDirs(raw, m.table.entries, m.headPacks.length);
 }
 
 function entryFullPath(root: string, e: TableEntry): Buffer {
   return Buffer.concat([Buffer.from(root + '/'), e.path]);
 }
 
-/** Create every directory once, parents first (byte order puts a prefix first); gitlinks are empty directories. */
-function makeDirectories(root: string, table: TableEntry[]): void {
-  const dirs = new Set<string>();
-  for (const e of table) {
-    for (const d of parentDirs(e.path)) dirs.add(d);
-    if (e.mode === MODE_GITLINK) dirs.add(e.path.toString('latin1'));
-  }
+/** Create every directory once, parents first (the list is in byte order, so a prefix comes first). */
+function makeDirectories(root: string, dirs: Buffer[]): void {
   const prefix = Buffer.from(root + '/');
-  for (const d of [...dirs].sort()) mkdirSync(Buffer.concat([prefix, Buffer.from(d, 'latin1')]));
+  for (const d of dirs) mkdirSync(Buffer.concat([prefix, d]));
 }
 
 /** Per HEAD pack: its blobs in offset order, each with the entries (paths) that use it; converted entries excluded. */
@@ -343,8 +352,8 @@ function entriesPerChunk(m: Manifest, table: TableEntry[], offsets: number[], on
 }
 
 /** Stat files written in parts by several chunks, and create symlinks whose targets spanned chunks. */
-function finishSpanningEntries(root: string, t: SharedTable, partial: Set<number>, symlinkParts: Map<number, { at: number; bytes: Uint8Array }[]>, table: TableEntry[]): void {
-  for (const i of partial) recordStat(t, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
+function finishSpanningEntries(root: string, wantStats: boolean, t: SharedTable, partial: Set<number>, symlinkParts: Map<number, { at: number; bytes: Uint8Array }[]>, table: TableEntry[]): void {
+  if (wantStats) for (const i of partial) recordStat(t, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
   for (const [i, parts] of symlinkParts) {
     const target = Buffer.alloc(table[i]!.size);
     for (const p of parts) target.set(p.bytes, p.at);
@@ -352,7 +361,7 @@ function finishSpanningEntries(root: string, t: SharedTable, partial: Set<number
     if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
     if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
     symlinkSync(target, path);
-    recordStat(t, i, lstatSync(path, { bigint: true }));
+    if (wantStats) recordStat(t, i, lstatSync(path, { bigint: true }));
   }
 }
 

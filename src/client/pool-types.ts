@@ -6,6 +6,8 @@ export interface WorkerInit {
   kind: 'init';
   root: Uint8Array; // staging directory path + '/'
   table: SharedTable;
+  /** Record stat data for .git/index (editable clones); files mode skips the fstat. */
+  wantStats: boolean;
 }
 
 export type WorkerTask =

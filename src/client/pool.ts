@@ -56,8 +56,8 @@ export class WriterPool {
   }
 
   /** Give every thread the staging root and the table; tasks start flowing after this. */
-  start(root: Buffer, table: SharedTable): void {
-    this.init = { kind: 'init', root, table };
+  start(root: Buffer, table: SharedTable, wantStats: boolean): void {
+    this.init = { kind: 'init', root, table, wantStats };
     for (const w of this.workers) w.postMessage(this.init);
     this.pump();
   }

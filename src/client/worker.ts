@@ -19,6 +19,7 @@ import type { WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
 // Set by the 'init' message: the pool starts threads before the table is known.
 let table: SharedTable;
 let rootBuf: Buffer;
+let wantStats = true;
 // zstd is loaded on first use: editable clones rarely need it.
 let decompress: ((data: Uint8Array) => Buffer) | null = null;
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -55,13 +56,13 @@ function createEntry(i: number, data: Uint8Array): void {
   if (table.modes[i] === MODE_SYMLINK) {
     if (data.length === 0 || data.includes(0)) throw new TaskError(`symlink ${path.toString('latin1')} has an empty target or a NUL byte`, 'invalid');
     symlinkSync(Buffer.from(data.buffer, data.byteOffset, data.length), path);
-    recordStat(table, i, lstatSync(path, { bigint: true }));
+    if (wantStats) recordStat(table, i, lstatSync(path, { bigint: true }));
     return;
   }
   const fd = openSync(path, CREATE, fileMode(i));
   try {
     if (data.length) writeAll(fd, data, null);
-    recordStat(table, i, fstatSync(fd, { bigint: true }));
+    if (wantStats) recordStat(table, i, fstatSync(fd, { bigint: true }));
   } finally {
     closeSync(fd);
   }
@@ -156,7 +157,10 @@ async function writeLargeBlob(packFd: number, offset: number, length: number, en
 
 /** Decompress one archive chunk and write the files (or the parts of files) it holds. */
 async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<WorkerResult> {
-  decompress ??= (await import('zstd-napi')).decompress;
+  if (!decompress) {
+    const dctx = new (await import('zstd-napi')).Decompressor(); // one context per thread, reused
+    decompress = (data) => dctx.decompress(data);
+  }
   const declared = zstdContentSize(task.data);
   if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');
   let raw: Buffer;
@@ -209,6 +213,7 @@ parentPort!.on('message', async (task: WorkerTask | WorkerInit) => {
   if (task.kind === 'init') {
     table = task.table;
     rootBuf = Buffer.from(task.root);
+    wantStats = task.wantStats;
     return;
   }
   try {

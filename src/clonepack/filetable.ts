@@ -18,7 +18,7 @@
  *           u64 packOffset, u64 packLength, u32 pathLength, path bytes
  */
 import { invalid } from '../util/errors.js';
-import { pathProblem, parentDirs } from './paths.js';
+import { pathProblem } from './paths.js';
 
 export const MODE_FILE = 0o100644;
 export const MODE_EXEC = 0o100755;
@@ -94,6 +94,11 @@ function readU64(buf: Buffer, at: number): number {
  * non-directory entry (so nothing is ever written through a symlink or a file).
  */
 export function decodeTable(buf: Buffer, expectedCount: number, packCount: number): TableEntry[] {
+  return decodeTableAndDirs(buf, expectedCount, packCount).entries;
+}
+
+/** decodeTable, also returning the directories to create (see tableDirectories). */
+export function decodeTableAndDirs(buf: Buffer, expectedCount: number, packCount: number): { entries: TableEntry[]; dirs: Buffer[] } {
   if (buf.length < HEADER || buf.readUInt32LE(0) !== MAGIC) throw invalid('file table: bad magic');
   if (buf.readUInt32LE(4) !== VERSION) throw invalid(`file table: unsupported version ${buf.readUInt32LE(4)}`);
   const count = buf.readUInt32LE(8);
@@ -101,14 +106,16 @@ export function decodeTable(buf: Buffer, expectedCount: number, packCount: numbe
   // Each entry needs at least FIXED+1 bytes: reject impossible counts before allocating.
   if (count * (FIXED + 1) > buf.length - HEADER) throw invalid('file table: truncated');
   const entries: TableEntry[] = new Array(count);
-  const leaves = new Set<string>();
+  // One private copy of the input; entries hold views into it (not a copy per
+  // entry: a table can hold millions), and the caller's buffer stays theirs.
+  buf = Buffer.from(buf);
   let o = HEADER;
   let prev: Buffer | null = null;
   for (let i = 0; i < count; i++) {
     if (o + FIXED > buf.length) throw invalid('file table: truncated');
     const mode = buf.readUInt32LE(o);
     if (!ALLOWED_MODES.has(mode)) throw invalid(`file table: entry ${i} has mode ${mode.toString(8)}, not 100644/100755/120000/160000`);
-    const oid = Buffer.from(buf.subarray(o + 4, o + 24));
+    const oid = buf.subarray(o + 4, o + 24);
     const size = readU64(buf, o + 24);
     const flags = buf.readUInt8(o + 32);
     const pack = buf.readUInt32LE(o + 33);
@@ -116,7 +123,7 @@ export function decodeTable(buf: Buffer, expectedCount: number, packCount: numbe
     const packLength = readU64(buf, o + 45);
     const pathLength = buf.readUInt32LE(o + 53);
     if (o + FIXED + pathLength > buf.length) throw invalid('file table: truncated path');
-    const path = Buffer.from(buf.subarray(o + FIXED, o + FIXED + pathLength));
+    const path = buf.subarray(o + FIXED, o + FIXED + pathLength);
     o += FIXED + pathLength;
     const problem = pathProblem(path);
     if (problem) throw invalid(`file table: entry ${i}: ${problem}`);
@@ -133,13 +140,54 @@ export function decodeTable(buf: Buffer, expectedCount: number, packCount: numbe
     }
     if (mode === MODE_SYMLINK && size > 4096) throw invalid(`file table: symlink entry ${i} target is too long`);
     entries[i] = { path, mode, oid, size, flags, pack, packOffset, packLength };
-    leaves.add(path.toString('latin1'));
   }
   if (o !== buf.length) throw invalid('file table: trailing bytes');
+  const dirs = tableDirectories(entries); // throws if an entry lies below a file, symlink or gitlink
+  return { entries, dirs };
+}
+
+/**
+ * Every directory the work tree needs, parents first: the ancestors of all
+ * entries, plus gitlinks (which check out as empty directories). Throws if a
+ * directory is also a leaf entry, i.e. some entry would be written through a
+ * file or symlink. Entries must be in index order; ancestors are computed once
+ * per distinct directory, and the leaf check is a binary search.
+ */
+export function tableDirectories(entries: readonly TableEntry[]): Buffer[] {
+  const seen = new Set<string>();
+  const ancestors: Buffer[] = [];
+  let prevDir: Buffer | null = null;
   for (const e of entries) {
-    for (const dir of parentDirs(e.path)) {
-      if (leaves.has(dir)) throw invalid(`file table: ${JSON.stringify(e.path.toString('latin1'))} lies below a non-directory entry`);
+    const slash = e.path.lastIndexOf(0x2f);
+    if (slash <= 0) continue;
+    const dir = e.path.subarray(0, slash);
+    if (prevDir && prevDir.equals(dir)) continue;
+    prevDir = dir;
+    // Walk up until an ancestor we already have.
+    for (let end = dir.length; end > 0; end = dir.lastIndexOf(0x2f, end - 1)) {
+      const key = dir.toString('latin1', 0, end);
+      if (seen.has(key)) break;
+      seen.add(key);
+      ancestors.push(dir.subarray(0, end));
     }
   }
-  return entries;
+  // No ancestor may be an entry itself (a file, symlink or gitlink).
+  for (const d of ancestors) {
+    if (findPath(entries, d) >= 0) throw invalid(`file table: an entry lies below the non-directory entry ${JSON.stringify(d.toString('latin1'))}`);
+  }
+  const gitlinks = entries.filter((e) => e.mode === MODE_GITLINK).map((e) => e.path);
+  return [...ancestors, ...gitlinks].sort(Buffer.compare);
+}
+
+function findPath(entries: readonly TableEntry[], path: Buffer): number {
+  let lo = 0;
+  let hi = entries.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const c = Buffer.compare(entries[mid]!.path, path);
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }

@@ -16,6 +16,7 @@ import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { serveArtifact } from './artifacts.js';
+import type { HotArtifactCache } from './hot-cache.js';
 import type { SyncService } from './sync.js';
 
 export interface ApiContext {
@@ -25,6 +26,7 @@ export interface ApiContext {
   sync: SyncService;
   /** SHA-256 of the admin token, or null when none is required. */
   adminTokenHash: Buffer | null;
+  hot?: HotArtifactCache;
 }
 
 export function apiHandler(ctx: ApiContext) {
@@ -45,7 +47,7 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse)
   if (parts[0] !== 'v1') return sendJson(res, 404, { error: 'not found', code: 'not-found' });
 
   if (parts[1] === 'artifacts' && parts.length === 3 && (method === 'GET' || method === 'HEAD')) {
-    return serveArtifact(ctx.store, parts[2]!, req, res);
+    return serveArtifact(ctx.store, parts[2]!, req, res, ctx.hot);
   }
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = ctx.meta.getJob(Number(parts[2]));

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { isDigest } from '../util/hash.js';
 import { sendJson } from './http-util.js';
+import type { HotArtifactCache } from './hot-cache.js';
 
 export type Range = { start: number; end: number } | 'unsatisfiable' | null;
 
@@ -27,7 +28,7 @@ export function parseRange(header: string | undefined, size: number): Range {
   return { start, end };
 }
 
-export async function serveArtifact(store: ArtifactStore, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveArtifact(store: ArtifactStore, digest: string, req: IncomingMessage, res: ServerResponse, hot?: HotArtifactCache): Promise<void> {
   if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
   const info = await store.stat(digest);
   if (!info) return sendJson(res, 404, { error: `no artifact ${digest}`, code: 'not-found' });
@@ -58,5 +59,7 @@ export async function serveArtifact(store: ArtifactStore, digest: string, req: I
   if (range) headers['content-range'] = `bytes ${start}-${end}/${info.size}`;
   res.writeHead(status, headers);
   if (req.method === 'HEAD' || info.size === 0) return void res.end();
+  const cached = hot ? await hot.get(digest, info.size) : null;
+  if (cached) return void res.end(range ? cached.subarray(start, end + 1) : cached);
   await pipeline(await store.open(digest, { start, end }), res);
 }

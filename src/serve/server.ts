@@ -12,6 +12,7 @@ import { SqliteMetadataStore } from '../metadata/sqlite-store.js';
 import { LocalJobQueue } from '../queue/local-queue.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
+import { HotArtifactCache } from './hot-cache.js';
 import type { BuildOptions } from '../build/builder.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -23,6 +24,8 @@ export interface ServeOptions {
   adminToken?: string | undefined;
   buildConcurrency?: number;
   buildOptions?: Partial<BuildOptions>;
+  /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
+  cacheBytes?: number;
 }
 
 export interface RunningServer {
@@ -56,7 +59,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     { concurrency: opts.buildConcurrency ?? 1 },
   );
   const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
-  const server = createServer({ keepAliveTimeout: 30_000 }, apiHandler({ store, meta, queue, sync, adminTokenHash }));
+  const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
+  const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20);
+  const server = createServer({ keepAliveTimeout: 30_000 }, apiHandler({ store, meta, queue, sync, adminTokenHash, hot }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new SnapError('usage', e.code === 'EADDRINUSE' ? `port ${opts.port} on ${opts.host} is already in use` : `cannot listen: ${e.message}`)),

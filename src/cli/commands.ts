@@ -181,7 +181,31 @@ async function cloneCmd(v: Values, args: string[]): Promise<number> {
     mode,
     progress: new Progress(process.stderr.isTTY === true && !v.json),
   });
-  if (v.bench) process.stderr.write(`${Object.entries(result.timings).map(([k, ms]) => `${k.padEnd(10)} ${String(ms).padStart(7)} ms`).join('\n')}\n`);
+  if (v.bench) process.stderr.write(benchReport(result));
   if (v.json) out(v, result, '');
   return 0;
 }
+
+/** --bench: per-phase time, then the timeline of when each step ended. */
+function benchReport(r: import('../client/clone.js').CloneResult): string {
+  const p = r.phases;
+  const mib = r.bytesDownloaded / 2 ** 20;
+  const rate = p.download > 0 ? ` (${(mib / (p.download / 1000)).toFixed(0)} MiB/s)` : '';
+  const rows: [string, number, string][] = [
+    ['resolve', p.resolve, 'wall'],
+    ['download', p.download, `wall, ${mib.toFixed(1)} MiB${rate}`],
+    ['verify', p.verify, 'SHA-256 of artifacts + SHA-1 of blobs, all threads'],
+    ['inflate', p.inflate, 'zlib/zstd, all writer threads'],
+    ['write', p.write, `mkdir + files, all writer threads (${r.writerThreads}), ${r.files} files`],
+    ['index', p.index, 'wall: .git/index, refs, config'],
+    ['rename', p.rename, 'wall'],
+    ['total', r.timings.total!, `wall, plus ${r.timings.startup} ms process start-up`],
+  ];
+  const lines = rows.map(([k, ms, note]) => `${k.padEnd(9)} ${String(ms).padStart(7)} ms  ${note}`);
+  const timeline = Object.entries(r.timings)
+    .filter(([k]) => k !== 'startup' && k !== 'total')
+    .map(([k, ms]) => `${k} ${ms}`)
+    .join(', ');
+  return `${lines.join('\n')}\ntimeline (ms since start): ${timeline}\npeak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`;
+}
+

@@ -15,7 +15,7 @@ import { ServerClient } from './http.js';
 import { resolveRef, type Resolved } from './resolve.js';
 import { WriterPool } from './pool.js';
 import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
-import type { WorkerResult, WorkerTask } from './pool-types.js';
+import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
@@ -51,7 +51,15 @@ export interface CloneResult {
   bytesDownloaded: number;
   /** Peak resident set size of this process so far, in bytes. */
   peakRssBytes: number;
+  /** Milliseconds since the clone started at which each step ended (steps overlap: downloads run throughout). */
   timings: Record<string, number>;
+  /**
+   * Time per phase in ms. resolve, download, index and rename are wall time;
+   * verify, inflate and write add up the time of every thread that did them
+   * (so with N writer threads they can exceed the wall time).
+   */
+  phases: { resolve: number; download: number; verify: number; inflate: number; write: number; index: number; rename: number };
+  writerThreads: number;
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
@@ -135,7 +143,10 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     mark('table');
     progress.filesTotal = table.filter((e) => e.mode !== MODE_GITLINK).length;
 
+    const work = zeroMs();
+    const mkdirStart = performance.now();
     makeDirectories(root, dirs);
+    work.write += performance.now() - mkdirStart;
     mark('mkdir');
     const shared = shareTable(table);
     pool.grow(threadsFor(table));
@@ -143,6 +154,9 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const partial = new Set<number>();
     const symlinkParts = new Map<number, { at: number; bytes: Uint8Array }[]>();
     const collect = (r: WorkerResult) => {
+      work.inflate += r.ms.inflate;
+      work.verify += r.ms.verify;
+      work.write += r.ms.write;
       progress.addFiles(r.files);
       for (const i of r.partial) partial.add(i);
       for (const p of r.symlinkPieces) (symlinkParts.get(p.entry) ?? symlinkParts.set(p.entry, []).get(p.entry)!).push(p);
@@ -207,6 +221,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow });
       mark('index');
     }
+    const writerThreads = pool.size;
     await pool.close();
     pool = null;
     if (existsSync(target)) rmdirSync(target); // an empty directory (checked above); rename needs it gone
@@ -225,6 +240,16 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       bytesDownloaded: downloaded,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       timings: { ...timings, total: Math.round(performance.now() - t0) },
+      phases: {
+        resolve: timings.resolve!,
+        download: Math.round(client.stats.lastByteAt - client.stats.firstByteAt),
+        verify: Math.round(client.stats.verifyMs + work.verify),
+        inflate: Math.round(work.inflate),
+        write: Math.round(work.write),
+        index: opts.mode === 'editable' ? timings.index! - timings.written! : 0,
+        rename: timings.rename! - (timings.index ?? timings.written!),
+      },
+      writerThreads,
     };
   } catch (err) {
     progress.clear();

@@ -28,6 +28,8 @@ export class ServerClient {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly token: string | undefined;
+  /** Main-thread time spent hashing downloads (ms), and when the first and last artifact bytes arrived. */
+  readonly stats = { verifyMs: 0, firstByteAt: 0, lastByteAt: 0 };
 
   constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined } = {}) {
     let u: URL;
@@ -123,30 +125,40 @@ export class ServerClient {
     const hash = createHash('sha256');
     let got = 0;
     const fd = opts.toFile ? openSync(opts.toFile, 'w', 0o444) : -1;
-    // In memory, one buffer of the promised size: no per-chunk copies to concatenate.
     if (fd < 0 && a.size > MAX_IN_MEMORY) {
       res.destroy();
       throw new SnapError('invalid', `artifact ${short} is too large (${a.size} bytes) to hold in memory`);
     }
+    // In memory, one buffer of the promised size: no per-chunk copies to concatenate.
     const buf = fd < 0 ? Buffer.allocUnsafe(a.size) : null;
+    const stats = this.stats;
     try {
-      for await (const chunk of res as AsyncIterable<Buffer>) {
-        if (got + chunk.length > a.size) {
-          res.destroy();
-          throw integrityError(`artifact ${short} is larger than the ${a.size} bytes the manifest names`);
-        }
-        hash.update(chunk);
-        if (buf) chunk.copy(buf, got);
-        else for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
-        got += chunk.length;
-        opts.onBytes?.(chunk.length);
-      }
-    } catch (err) {
-      if (err instanceof SnapError) throw err;
-      throw new SnapError('unreachable', `download of ${short} broke off: ${(err as Error).message}`);
+      // 'data' events rather than for-await: a promise per 64 KiB chunk costs ~10-40% of throughput.
+      await new Promise<void>((resolve, reject) => {
+        res.on('data', (chunk: Buffer) => {
+          try {
+            if (got + chunk.length > a.size) throw integrityError(`artifact ${short} is larger than the ${a.size} bytes the manifest names`);
+            const t = performance.now();
+            if (!stats.firstByteAt) stats.firstByteAt = t;
+            hash.update(chunk);
+            stats.verifyMs += performance.now() - t;
+            if (buf) chunk.copy(buf, got);
+            else for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+            got += chunk.length;
+            opts.onBytes?.(chunk.length);
+          } catch (err) {
+            res.destroy();
+            reject(err);
+          }
+        });
+        res.on('end', resolve);
+        res.on('error', (err) => reject(new SnapError('unreachable', `download of ${short} broke off: ${err.message}`)));
+        res.on('close', () => reject(new SnapError('unreachable', `download of ${short} broke off after ${got} of ${a.size} bytes`)));
+      });
     } finally {
       if (fd >= 0) closeSync(fd);
     }
+    this.stats.lastByteAt = performance.now();
     if (got !== a.size) throw new SnapError('unreachable', `artifact ${short} ended after ${got} of ${a.size} bytes`);
     if (hash.digest('hex') !== a.digest) throw integrityError(`artifact ${short} does not match its SHA-256 digest`);
     return buf;

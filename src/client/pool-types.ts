@@ -37,6 +37,18 @@ export interface WorkerResult {
   partial: number[];
   /** Parts of symlink targets that span chunks. */
   symlinkPieces: { entry: number; at: number; bytes: Uint8Array }[];
+  /** Thread time spent per kind of work, in ms (for --bench). */
+  ms: PhaseMs;
+}
+
+export interface PhaseMs {
+  inflate: number; // zlib inflate (pack blobs) and zstd decompress (archive chunks)
+  verify: number; // SHA-1 of blobs against their object ids
+  write: number; // creating, writing and closing files, symlinks, stat
+}
+
+export function zeroMs(): PhaseMs {
+  return { inflate: 0, verify: 0, write: 0 };
 }
 
 export interface WorkerFailure {

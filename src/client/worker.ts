@@ -14,12 +14,15 @@ import { entryPath, recordStat, type SharedTable } from './shared-table.js';
 import { parseObjectHeader, OBJ_BLOB } from '../git/pack.js';
 import { zstdContentSize } from '../clonepack/zstd-frame.js';
 import { MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
-import type { WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
+import { zeroMs, type PhaseMs, type WorkerInit, type WorkerResult, type WorkerTask } from './pool-types.js';
 
 // Set by the 'init' message: the pool starts threads before the table is known.
 let table: SharedTable;
 let rootBuf: Buffer;
 let wantStats = true;
+/** Time per kind of work in the current task. */
+let ms: PhaseMs = zeroMs();
+const now = () => performance.now();
 // zstd is loaded on first use: editable clones rarely need it.
 let decompress: ((data: Uint8Array) => Buffer) | null = null;
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -52,6 +55,15 @@ function writeAll(fd: number, data: Uint8Array, position: number | null): void {
 
 /** Create one complete file or symlink and record its stat data. */
 function createEntry(i: number, data: Uint8Array): void {
+  const t = now();
+  try {
+    createEntryTimed(i, data);
+  } finally {
+    ms.write += now() - t;
+  }
+}
+
+function createEntryTimed(i: number, data: Uint8Array): void {
   const path = fullPath(i);
   if (table.modes[i] === MODE_SYMLINK) {
     if (data.length === 0 || data.includes(0)) throw new TaskError(`symlink ${path.toString('latin1')} has an empty target or a NUL byte`, 'invalid');
@@ -101,10 +113,14 @@ async function packTask(task: Extract<WorkerTask, { kind: 'pack' }>): Promise<Wo
         const hdr = parseObjectHeader(buf, 0);
         if (hdr.type !== OBJ_BLOB) throw new TaskError(`object at ${offset} is not a blob`, 'integrity');
         if (hdr.size !== size) throw new TaskError(`blob at ${offset} has ${hdr.size} bytes, the table says ${size}`, 'integrity');
+        let t = now();
         const data = inflateSync(buf.subarray(hdr.headerLength, length), { maxOutputLength: Math.max(1, size) });
+        ms.inflate += now() - t;
+        t = now();
         if (data.length !== size) throw new TaskError(`blob at ${offset} inflated to ${data.length} bytes, expected ${size}`, 'integrity');
         if (!oidMatches(first, blobHash(size).update(data).digest()))
           throw new TaskError(`blob for ${fullPath(first).toString('latin1')} does not match its object id`, 'integrity');
+        ms.verify += now() - t;
         for (const i of entries) createEntry(i, data);
       }
       files += entries.length;
@@ -113,7 +129,7 @@ async function packTask(task: Extract<WorkerTask, { kind: 'pack' }>): Promise<Wo
   } finally {
     closeSync(fd);
   }
-  return { id: task.id, files, bytes, partial: [], symlinkPieces: [] };
+  return { id: task.id, files, bytes, partial: [], symlinkPieces: [], ms };
 }
 
 /** Stream-inflate one large blob into its first path, then copy it to any other paths. */
@@ -164,11 +180,13 @@ async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<
   const declared = zstdContentSize(task.data);
   if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');
   let raw: Buffer;
+  const t0 = now();
   try {
     raw = decompress!(task.data);
   } catch (err) {
     throw new TaskError(`archive chunk does not decompress: ${(err as Error).message}`, 'integrity');
   }
+  ms.inflate += now() - t0;
   if (raw.length !== task.rawSize) throw new TaskError(`archive chunk decompressed to ${raw.length} bytes, expected ${task.rawSize}`, 'integrity');
   const chunkStart = task.chunkStart;
   const chunkEnd = chunkStart + task.rawSize;
@@ -192,21 +210,23 @@ async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<
     } else {
       // A file spanning chunks: each chunk writes its part at its position; the
       // main thread stats it once every part is in.
+      const t = now();
       const fd = openSync(fullPath(i), OPEN_PART, fileMode(i));
       try {
         writeAll(fd, piece, from - start);
       } finally {
         closeSync(fd);
       }
+      ms.write += now() - t;
       partial.push(i);
     }
   }
-  return { id: task.id, files, bytes, partial, symlinkPieces };
+  return { id: task.id, files, bytes, partial, symlinkPieces, ms };
 }
 
 function emptyTask(task: Extract<WorkerTask, { kind: 'empty' }>): WorkerResult {
   for (const i of task.entries) createEntry(i, new Uint8Array(0));
-  return { id: task.id, files: task.entries.length, bytes: 0, partial: [], symlinkPieces: [] };
+  return { id: task.id, files: task.entries.length, bytes: 0, partial: [], symlinkPieces: [], ms };
 }
 
 parentPort!.on('message', async (task: WorkerTask | WorkerInit) => {
@@ -216,6 +236,7 @@ parentPort!.on('message', async (task: WorkerTask | WorkerInit) => {
     wantStats = task.wantStats;
     return;
   }
+  ms = zeroMs();
   try {
     const result = task.kind === 'pack' ? await packTask(task) : task.kind === 'chunk' ? await chunkTask(task) : emptyTask(task);
     parentPort!.postMessage(result);

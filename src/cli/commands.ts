@@ -53,12 +53,15 @@ async function serve(v: Values, args: string[]): Promise<number> {
     buildConcurrency: concurrency,
   });
   await new Promise<void>((done) => {
+    let stopping = false;
     const stop = () => {
-      process.stderr.write('snapclone: shutting down\n');
+      if (stopping) process.exit(130); // a second signal: do not wait for running builds
+      stopping = true;
+      process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
       server.close().then(done, done);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
   });
   return 0;
 }

@@ -80,6 +80,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
   let staging: string | null = null;
+  let removeOnSignal: (() => void) | null = null;
   // One writer thread boots while we resolve; more join once the work is known.
   let pool: WriterPool | null = new WriterPool(1);
   let downloaded = 0;
@@ -98,6 +99,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     // Like git, the new directory gets 0777 minus the umask (mkdtemp would make it 0700).
     staging = join(dirname(target), `.${basename(target)}.snapclone-${randomBytes(6).toString('hex')}`);
     mkdirSync(staging, { mode: 0o777 });
+    removeOnSignal = onInterrupt(staging);
     const root = staging;
     const gitDir = join(root, '.git');
     const packDir = join(gitDir, 'objects', 'pack');
@@ -255,10 +257,29 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     progress.clear();
     throw err;
   } finally {
+    removeOnSignal?.();
     if (pool) await pool.close();
     await client.close();
     if (staging) rmSync(staging, { recursive: true, force: true, maxRetries: 3 });
   }
+}
+
+/**
+ * Ctrl-C or a kill must not leave a half-written staging directory: remove it
+ * and exit as a signalled process would. Returns the function that unhooks this.
+ */
+function onInterrupt(staging: string): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    rmSync(staging, { recursive: true, force: true, maxRetries: 3 });
+    process.stderr.write(`\nsnapclone: interrupted; removed the partial clone\n`);
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 /** Threads worth starting: one per ~1000 files or ~8 MiB to write (each costs ~25-50 ms of CPU to boot). */

@@ -170,6 +170,11 @@ function modeSizes(m: Manifest, table: TableEntry[]): BuildResult['sizes'] {
   const sum = (xs: { size: number }[]) => xs.reduce((a, x) => a + x.size, 0);
   const packs = (ps: PackRef[]) => ps.reduce((a, p) => a + p.pack.size + p.idx.size, 0);
   const convertedChunks = sum(chunksWithConverted(m, table).map((i) => m.archive.chunks[i]!));
-  const head = m.table.size + packs(m.headPacks) + convertedChunks;
-  return { shallow: head, editable: head + packs(m.historyPacks), files: m.table.size + sum(m.archive.chunks) };
+  // Full clones take the work tree from the archive; depth-1 clones inflate HEAD packs (see client/clone.ts).
+  const archive = sum(m.archive.chunks);
+  return {
+    shallow: m.table.size + packs(m.headPacks) + convertedChunks,
+    editable: m.table.size + packs(m.historyPacks) + archive,
+    files: m.table.size + archive,
+  };
 }

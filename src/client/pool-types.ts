@@ -6,8 +6,11 @@ export interface WorkerInit {
   kind: 'init';
   root: Uint8Array; // staging directory path + '/'
   table: SharedTable;
-  /** Record stat data for .git/index (editable clones); files mode skips the fstat. */
-  wantStats: boolean;
+  /**
+   * Editable clones record stat data for .git/index and check every file taken
+   * from the archive against its blob id; files mode does neither.
+   */
+  editable: boolean;
 }
 
 export type WorkerTask =

@@ -56,8 +56,8 @@ export class WriterPool {
   }
 
   /** Give every thread the staging root and the table; tasks start flowing after this. */
-  start(root: Buffer, table: SharedTable, wantStats: boolean): void {
-    this.init = { kind: 'init', root, table, wantStats };
+  start(root: Buffer, table: SharedTable, editable: boolean): void {
+    this.init = { kind: 'init', root, table, editable };
     for (const w of this.workers) w.postMessage(this.init);
     this.pump();
   }

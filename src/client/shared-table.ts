@@ -15,6 +15,7 @@ export interface SharedTable {
   modes: Uint32Array;
   sizes: Float64Array;
   oids: Uint8Array; // count * 20
+  flags: Uint8Array; // file table flags (FLAG_CONVERTED)
   stats: Uint32Array; // count * STAT_FIELDS, filled by writers
 }
 
@@ -27,6 +28,7 @@ export function shareTable(entries: readonly TableEntry[]): SharedTable {
   const modes = new Uint32Array(new SharedArrayBuffer(4 * Math.max(1, count)));
   const sizes = new Float64Array(new SharedArrayBuffer(8 * Math.max(1, count)));
   const oids = new Uint8Array(new SharedArrayBuffer(20 * Math.max(1, count)));
+  const flags = new Uint8Array(new SharedArrayBuffer(Math.max(1, count)));
   const stats = new Uint32Array(new SharedArrayBuffer(4 * STAT_FIELDS * Math.max(1, count)));
   let at = 0;
   entries.forEach((e, i) => {
@@ -36,9 +38,10 @@ export function shareTable(entries: readonly TableEntry[]): SharedTable {
     modes[i] = e.mode;
     sizes[i] = e.size;
     oids.set(e.oid, i * 20);
+    flags[i] = e.flags;
   });
   pathStarts[count] = at;
-  return { count, pathBytes, pathStarts, modes, sizes, oids, stats };
+  return { count, pathBytes, pathStarts, modes, sizes, oids, flags, stats };
 }
 
 export function entryPath(t: SharedTable, i: number): Uint8Array {

@@ -13,13 +13,13 @@ import { inflateSync, createInflate } from 'node:zlib';
 import { entryPath, recordStat, type SharedTable } from './shared-table.js';
 import { parseObjectHeader, OBJ_BLOB } from '../git/pack.js';
 import { zstdContentSize } from '../clonepack/zstd-frame.js';
-import { MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
+import { FLAG_CONVERTED, MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
 import { zeroMs, type PhaseMs, type WorkerInit, type WorkerResult, type WorkerTask } from './pool-types.js';
 
 // Set by the 'init' message: the pool starts threads before the table is known.
 let table: SharedTable;
 let rootBuf: Buffer;
-let wantStats = true;
+let wantStats = true; // editable: stat data for .git/index, and blob ids checked
 /** Time per kind of work in the current task. */
 let ms: PhaseMs = zeroMs();
 const now = () => performance.now();
@@ -86,6 +86,15 @@ function oidMatches(i: number, digest: Buffer): boolean {
 
 function blobHash(size: number): ReturnType<typeof createHash> {
   return createHash('sha1').update(`blob ${size}\0`);
+}
+
+/** Editable clones: a whole file from the archive must hash to its blob id (converted files cannot). */
+function verifyFromArchive(i: number, data: Uint8Array): void {
+  if (!wantStats || (table.flags[i]! & FLAG_CONVERTED) !== 0) return;
+  const t = now();
+  if (!oidMatches(i, blobHash(data.length).update(data).digest()))
+    throw new TaskError(`${fullPath(i).toString('latin1')} from the archive does not match its blob id`, 'integrity');
+  ms.verify += now() - t;
 }
 
 /** Inflate blobs from an undeltified HEAD pack and write every path that uses them. */
@@ -203,6 +212,7 @@ async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<
     const piece = raw.subarray(from - chunkStart, to - chunkStart);
     bytes += piece.length;
     if (start >= chunkStart && end <= chunkEnd) {
+      verifyFromArchive(i, piece);
       createEntry(i, piece);
       files++;
     } else if (table.modes[i] === MODE_SYMLINK) {
@@ -225,7 +235,11 @@ async function chunkTask(task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<
 }
 
 function emptyTask(task: Extract<WorkerTask, { kind: 'empty' }>): WorkerResult {
-  for (const i of task.entries) createEntry(i, new Uint8Array(0));
+  const empty = new Uint8Array(0);
+  for (const i of task.entries) {
+    verifyFromArchive(i, empty);
+    createEntry(i, empty);
+  }
   return { id: task.id, files: task.entries.length, bytes: 0, partial: [], symlinkPieces: [], ms };
 }
 
@@ -233,7 +247,7 @@ parentPort!.on('message', async (task: WorkerTask | WorkerInit) => {
   if (task.kind === 'init') {
     table = task.table;
     rootBuf = Buffer.from(task.root);
-    wantStats = task.wantStats;
+    wantStats = task.editable;
     return;
   }
   ms = zeroMs();

@@ -200,6 +200,7 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   if (v.commit === null && (v.headPacks.length || v.historyPacks.length || v.refs.length || table.entries))
     fail('a manifest without a commit must be empty');
   if (v.commit !== null && v.headPacks.length === 0) fail('headPacks is empty');
+  if (v.commit !== null && v.historyPacks.length === 0) fail('historyPacks is empty');
 }
 
 /** Largest zstd frame for `raw` input bytes (ZSTD_COMPRESSBOUND plus frame header slack). */

@@ -144,7 +144,7 @@ export function makeClonepack(files: FileSpec[], opts: { chunkRawBytes?: number;
     defaultBranch: 'main',
     refs: [{ name: 'refs/heads/main', oid: COMMIT }],
     headPacks: [{ name: PACK_NAME, pack: { digest: sha256('no such pack'), size: 100 }, idx: { digest: sha256('no such idx'), size: 100 }, objects: table.length }],
-    historyPacks: [],
+    historyPacks: [{ name: `pack-${'2'.repeat(40)}`, pack: { digest: sha256('no such history pack'), size: 100 }, idx: { digest: sha256('no such history idx'), size: 100 }, objects: 1 }],
     table: { digest: sha256(tableZ), size: tableZ.length, entries: table.length, rawSize: tableRaw.length },
     archive: { codec: 'zstd', bytes: stream.length, chunks },
   };

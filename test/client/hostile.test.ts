@@ -5,14 +5,15 @@
  */
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { compress } from 'zstd-napi';
 import { clone } from '../../src/client/clone.js';
-import { MODE_EXEC, MODE_GITLINK, MODE_SYMLINK } from '../../src/clonepack/filetable.js';
-import { LIMITS } from '../../src/clonepack/manifest.js';
+import { MODE_EXEC, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../../src/clonepack/filetable.js';
+import { LIMITS, type Manifest } from '../../src/clonepack/manifest.js';
 import { SnapError, type ErrorCode } from '../../src/util/errors.js';
 import { cloneDirs, COMMIT, FakeServer, leftovers, makeClonepack, publish, sha256, type FileSpec } from './fake-server.js';
 
@@ -452,5 +453,48 @@ test('editable mode: a HEAD pack that does not end with its own checksum: integr
   pack.artifacts.set(sha256(fakePack), fakePack);
   pack.artifacts.set(sha256(fakeIdx), fakeIdx);
   publish(server, pack);
-  await expectFailure('integrity', { mode: 'editable' });
+  await expectFailure('integrity', { mode: 'editable', depth: 1 });
+});
+
+/** A real git pack (with its .idx) to stand in as a history pack. */
+function realHistoryPack(): { ref: Manifest['historyPacks'][number]; files: Map<string, Buffer> } {
+  const repo = mkdtempSync(join(tmpdir(), 'snapclone-histpack-'));
+  try {
+    const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' };
+    execFileSync('git', ['init', '-q', repo], { env });
+    writeFileSync(join(repo, 'x'), 'x\n');
+    execFileSync('git', ['add', 'x'], { cwd: repo, env });
+    execFileSync('git', ['commit', '-qm', 'x'], { cwd: repo, env });
+    const hash = execFileSync('git', ['pack-objects', '--all', '-q', join(repo, 'p')], { cwd: repo, env, input: '' }).toString().trim();
+    const packBytes = readFileSync(join(repo, `p-${hash}.pack`));
+    const idxBytes = readFileSync(join(repo, `p-${hash}.idx`));
+    return {
+      ref: { name: `pack-${hash}`, pack: { digest: sha256(packBytes), size: packBytes.length }, idx: { digest: sha256(idxBytes), size: idxBytes.length }, objects: 3 },
+      files: new Map([[sha256(packBytes), packBytes], [sha256(idxBytes), idxBytes]]),
+    };
+  } finally {
+    rmSync(repo, { recursive: true, force: true });
+  }
+}
+
+test('editable full clone: the work tree comes from the archive, and each file must match its blob id', async () => {
+  const hist = realHistoryPack();
+  const good = makeClonepack([{ path: 'a', content: 'a\n' }, { path: 'd/b', content: 'b'.repeat(3000) }], { chunkRawBytes: 1000 });
+  good.manifest.historyPacks = [hist.ref];
+  for (const [d, b] of hist.files) good.artifacts.set(d, b);
+  publish(server, good);
+  await clone(cloneOpts({ mode: 'editable' }));
+  assert.equal(readFileSync(join(dirs.target, 'd/b'), 'utf8'), 'b'.repeat(3000));
+  rmSync(dirs.target, { recursive: true, force: true });
+
+  // Same bytes, but the table claims other blob ids: for a whole file and for one spanning chunks.
+  for (const which of [0, 1]) {
+    const overrides: Partial<TableEntry>[] = [{}, {}];
+    overrides[which] = { oid: Buffer.alloc(20, 7) };
+    const bad = makeClonepack([{ path: 'a', content: 'a\n' }, { path: 'd/b', content: 'b'.repeat(3000) }], { chunkRawBytes: 1000, entryOverrides: overrides });
+    bad.manifest.historyPacks = [hist.ref];
+    for (const [d, b] of hist.files) bad.artifacts.set(d, b);
+    publish(server, bad);
+    await expectFailure('integrity', { mode: 'editable' });
+  }
 });

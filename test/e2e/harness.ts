@@ -38,7 +38,7 @@ export async function cliOk(server: string, args: string[], opts: { cwd?: string
   return r;
 }
 
-export async function startTestServer(dir: string, opts: { adminToken?: string } = {}): Promise<RunningServer> {
+export async function startTestServer(dir: string, opts: { adminToken?: string; cacheBytes?: number } = {}): Promise<RunningServer> {
   process.env.SNAPCLONE_LOG ??= 'warn'; // keep test output readable; failures still log
-  return startServer({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), adminToken: opts.adminToken });
+  return startServer({ host: '127.0.0.1', port: 0, dataDir: join(dir, 'data'), adminToken: opts.adminToken, cacheBytes: opts.cacheBytes });
 }

@@ -20,7 +20,8 @@ let medium: MediumRepo;
 before(async () => {
   work = tmpDir('snapclone-lifecycle');
   medium = makeMediumRepo(work, { commits: 300 });
-  server = await startTestServer(work);
+  // No hot-artifact cache: a test below corrupts artifacts on disk and must see it served.
+  server = await startTestServer(work, { cacheBytes: 0 });
   await cliOk(server.url, ['add', medium.url, '--name', 'acme/medium']);
 });
 
@@ -119,23 +120,31 @@ test('a corrupted artifact fails the clone with an integrity error and leaves no
   const status = JSON.parse((await cliOk(server.url, ['status', 'acme/medium', '--json'])).stdout);
   const digest: string = status.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main').manifest.digest;
   const manifest = JSON.parse(readFileSync(join(work, 'data/artifacts', digest.slice(0, 2), digest), 'utf8'));
-  const victim: string = manifest.headPacks[0].pack.digest;
-  const file = join(work, 'data/artifacts', victim.slice(0, 2), victim);
-  const good = readFileSync(file);
-  const bad = Buffer.from(good);
-  bad[Math.floor(bad.length / 2)] ^= 0xff;
-  chmodSync(file, 0o644);
-  writeFileSync(file, bad);
-  try {
-    const target = join(work, 'corrupt');
-    const r = await cli(server.url, ['clone', 'acme/medium', target]);
-    assert.equal(r.code, 6, r.stderr);
-    assert.match(r.stderr, /does not match its SHA-256/);
-    assert.equal(existsSync(target), false);
-    assert.deepEqual(readdirSync(work).filter((f) => f.includes('.snapclone-')), []);
-  } finally {
-    writeFileSync(file, good);
-    chmodSync(file, 0o444);
+  // Each mode reads different artifacts: corrupt one of each kind in turn.
+  const cases: [string, string[]][] = [
+    [manifest.archive.chunks[0].digest, []],
+    [manifest.historyPacks[0].pack.digest, []],
+    [manifest.headPacks[0].pack.digest, ['--depth', '1']],
+    [manifest.archive.chunks[0].digest, ['--mode', 'files']],
+  ];
+  for (const [victim, flags] of cases) {
+    const file = join(work, 'data/artifacts', victim.slice(0, 2), victim);
+    const good = readFileSync(file);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)] ^= 0xff;
+    chmodSync(file, 0o644);
+    writeFileSync(file, bad);
+    try {
+      const target = join(work, 'corrupt');
+      const r = await cli(server.url, ['clone', 'acme/medium', target, ...flags]);
+      assert.equal(r.code, 6, `${flags.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /does not match its SHA-256/);
+      assert.equal(existsSync(target), false);
+      assert.deepEqual(readdirSync(work).filter((f) => f.includes('.snapclone-')), []);
+    } finally {
+      writeFileSync(file, good);
+      chmodSync(file, 0o444);
+    }
   }
 });
 

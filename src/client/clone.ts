@@ -18,6 +18,7 @@ import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-
 import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
+import { entriesPerChunk, objectsByPack, splitObjects, threadsFor } from './plan.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamOffsets } from '../clonepack/layout.js';
@@ -63,9 +64,6 @@ export interface CloneResult {
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
-/** Blobs per writer task: small enough to spread one pack over all threads. */
-const TASK_RAW_BYTES = 2 << 20;
-const TASK_MAX_OBJECTS = 2000;
 
 export async function clone(opts: CloneOptions): Promise<CloneResult> {
   const t0 = performance.now();
@@ -290,13 +288,6 @@ function onInterrupt(staging: string): () => void {
   };
 }
 
-/** Threads worth starting: one per ~1000 files or ~8 MiB to write (each costs ~25-50 ms of CPU to boot). */
-function threadsFor(table: TableEntry[]): number {
-  let bytes = 0;
-  for (const e of table) bytes += e.size;
-  return Math.max(1, Math.ceil(Math.max(table.length / 1000, bytes / (8 << 20))));
-}
-
 function checkTarget(target: string): void {
   let st;
   try {
@@ -350,59 +341,6 @@ function entryFullPath(root: string, e: TableEntry): Buffer {
 function makeDirectories(root: string, dirs: Buffer[]): void {
   const prefix = Buffer.from(root + '/');
   for (const d of dirs) mkdirSync(Buffer.concat([prefix, d]));
-}
-
-/** Per HEAD pack: its blobs in offset order, each with the entries (paths) that use it; converted entries excluded. */
-function objectsByPack(table: TableEntry[], packCount: number): Map<number, number[]>[] {
-  const out = Array.from({ length: packCount }, () => new Map<number, number[]>());
-  table.forEach((e, i) => {
-    if (e.mode === MODE_GITLINK || isConverted(e)) return;
-    const m = out[e.pack]!;
-    const list = m.get(e.packOffset);
-    if (list) list.push(i);
-    else m.set(e.packOffset, [i]);
-  });
-  return out;
-}
-
-function splitObjects(objects: Map<number, number[]>, table: TableEntry[]): Float64Array[] {
-  const sorted = [...objects.entries()].sort((a, b) => a[0] - b[0]);
-  const tasks: Float64Array[] = [];
-  let cur: number[] = [];
-  let raw = 0;
-  let count = 0;
-  for (const [offset, entries] of sorted) {
-    const first = table[entries[0]!]!;
-    cur.push(offset, first.packLength, entries.length, ...entries);
-    raw += first.size;
-    count++;
-    if (raw >= TASK_RAW_BYTES || count >= TASK_MAX_OBJECTS) {
-      tasks.push(Float64Array.from(cur));
-      cur = [];
-      raw = 0;
-      count = 0;
-    }
-  }
-  if (cur.length) tasks.push(Float64Array.from(cur));
-  return tasks;
-}
-
-/** Which entries have bytes in which chunk (optionally only some entries). */
-function entriesPerChunk(m: Manifest, table: TableEntry[], offsets: number[], only: Set<number> | null): Map<number, number[]> {
-  const starts = chunkStarts(m.archive.chunks);
-  const out = new Map<number, number[]>();
-  let c = 0;
-  table.forEach((e, i) => {
-    if (e.mode === MODE_GITLINK || e.size === 0 || (only && !only.has(i))) return;
-    const start = offsets[i]!;
-    const end = start + e.size;
-    while (c + 1 < starts.length && starts[c + 1]! <= start) c++;
-    for (let k = c; k < starts.length && starts[k]! < end; k++) (out.get(k) ?? out.set(k, []).get(k)!).push(i);
-  });
-  const total = starts.length ? starts[starts.length - 1]! + m.archive.chunks[starts.length - 1]!.rawSize : 0;
-  const last = table.reduce((a, e, i) => (e.mode === MODE_GITLINK ? a : Math.max(a, offsets[i]! + e.size)), 0);
-  if (last > total) throw integrityError('the archive is shorter than the file table');
-  return out;
 }
 
 /**

@@ -1,0 +1,74 @@
+/**
+ * Planning a clone's writer work from the file table: how many threads are
+ * worth starting, which blobs of which HEAD pack go to which task, and which
+ * entries have bytes in which archive chunk. Pure functions.
+ */
+import { isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
+import { chunkStarts } from '../clonepack/layout.js';
+import type { Manifest } from '../clonepack/manifest.js';
+import { integrityError } from '../util/errors.js';
+
+/** Blobs per writer task: small enough to spread one pack over all threads. */
+const TASK_RAW_BYTES = 2 << 20;
+const TASK_MAX_OBJECTS = 2000;
+
+/** Threads worth starting: one per ~1000 files or ~8 MiB to write (each costs ~25-50 ms of CPU to boot). */
+export function threadsFor(table: TableEntry[]): number {
+  let bytes = 0;
+  for (const e of table) bytes += e.size;
+  return Math.max(1, Math.ceil(Math.max(table.length / 1000, bytes / (8 << 20))));
+}
+
+/** Per HEAD pack: its blobs in offset order, each with the entries (paths) that use it; converted entries excluded. */
+export function objectsByPack(table: TableEntry[], packCount: number): Map<number, number[]>[] {
+  const out = Array.from({ length: packCount }, () => new Map<number, number[]>());
+  table.forEach((e, i) => {
+    if (e.mode === MODE_GITLINK || isConverted(e)) return;
+    const m = out[e.pack]!;
+    const list = m.get(e.packOffset);
+    if (list) list.push(i);
+    else m.set(e.packOffset, [i]);
+  });
+  return out;
+}
+
+export function splitObjects(objects: Map<number, number[]>, table: TableEntry[]): Float64Array[] {
+  const sorted = [...objects.entries()].sort((a, b) => a[0] - b[0]);
+  const tasks: Float64Array[] = [];
+  let cur: number[] = [];
+  let raw = 0;
+  let count = 0;
+  for (const [offset, entries] of sorted) {
+    const first = table[entries[0]!]!;
+    cur.push(offset, first.packLength, entries.length, ...entries);
+    raw += first.size;
+    count++;
+    if (raw >= TASK_RAW_BYTES || count >= TASK_MAX_OBJECTS) {
+      tasks.push(Float64Array.from(cur));
+      cur = [];
+      raw = 0;
+      count = 0;
+    }
+  }
+  if (cur.length) tasks.push(Float64Array.from(cur));
+  return tasks;
+}
+
+/** Which entries have bytes in which chunk (optionally only some entries). */
+export function entriesPerChunk(m: Manifest, table: TableEntry[], offsets: number[], only: Set<number> | null): Map<number, number[]> {
+  const starts = chunkStarts(m.archive.chunks);
+  const out = new Map<number, number[]>();
+  let c = 0;
+  table.forEach((e, i) => {
+    if (e.mode === MODE_GITLINK || e.size === 0 || (only && !only.has(i))) return;
+    const start = offsets[i]!;
+    const end = start + e.size;
+    while (c + 1 < starts.length && starts[c + 1]! <= start) c++;
+    for (let k = c; k < starts.length && starts[k]! < end; k++) (out.get(k) ?? out.set(k, []).get(k)!).push(i);
+  });
+  const total = starts.length ? starts[starts.length - 1]! + m.archive.chunks[starts.length - 1]!.rawSize : 0;
+  const last = table.reduce((a, e, i) => (e.mode === MODE_GITLINK ? a : Math.max(a, offsets[i]! + e.size)), 0);
+  if (last > total) throw integrityError('the archive is shorter than the file table');
+  return out;
+}
+

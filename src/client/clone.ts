@@ -222,6 +222,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     mark('written');
 
     finishSpanningEntries(root, opts.mode === 'editable', shared, partial, symlinkParts, table);
+    progress.addFiles(partial.size + symlinkParts.size); // entries that spanned chunks are complete only now
     if (opts.mode === 'editable') {
       progress.phase('Writing index');
       for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));

@@ -18,7 +18,7 @@ import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-
 import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
-import { entriesPerChunk, objectsByPack, splitObjects, threadsFor } from './plan.js';
+import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor } from './plan.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamOffsets } from '../clonepack/layout.js';
@@ -79,8 +79,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
   let staging: string | null = null;
   let removeOnSignal: (() => void) | null = null;
-  // One writer thread boots while we resolve; more join once the work is known.
-  let pool: WriterPool | null = new WriterPool(1);
+  // Writer threads start once the manifest shows there is enough work for them.
+  let pool: WriterPool | null = new WriterPool();
   let downloaded = 0;
   try {
     progress.phase('Resolving');
@@ -92,6 +92,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const manifest = parseManifest((await client.download(resolved.manifest))!);
     checkManifestMatches(manifest, resolved);
     mark('manifest');
+    // A big table means writer threads: boot one now, overlapping the table download.
+    if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
 
     mkdirSync(dirname(target), { recursive: true });
     // Like git, the new directory gets 0777 minus the umask (mkdtemp would make it 0700).

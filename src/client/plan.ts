@@ -12,10 +12,21 @@ import { integrityError } from '../util/errors.js';
 const TASK_RAW_BYTES = 2 << 20;
 const TASK_MAX_OBJECTS = 2000;
 
-/** Threads worth starting: one per ~1000 files or ~8 MiB to write (each costs ~25-50 ms of CPU to boot). */
+/** Up to this much work, writing on the main thread beats booting a thread (25-50 ms of CPU each). */
+export const INLINE_MAX_FILES = 2000;
+const INLINE_MAX_BYTES = 16 << 20;
+
+/**
+ * Writer threads worth starting: none for small work (it runs on the main
+ * thread), else one per ~1000 files or ~8 MiB. $SNAPCLONE_WORKERS, when set,
+ * always uses threads (the pool caps the count).
+ */
 export function threadsFor(table: TableEntry[]): number {
   let bytes = 0;
   for (const e of table) bytes += e.size;
+  const forced = Number(process.env.SNAPCLONE_WORKERS);
+  if (Number.isInteger(forced) && forced > 0) return forced;
+  if (table.length <= INLINE_MAX_FILES && bytes <= INLINE_MAX_BYTES) return 0;
   return Math.max(1, Math.ceil(Math.max(table.length / 1000, bytes / (8 << 20))));
 }
 

@@ -1,7 +1,8 @@
 /**
- * A pool of writer threads. Threads can be started before there is work (their
- * ~25-50 ms boot then overlaps the network), grown once the size of the work is
- * known, and receive the staging root and shared table by an init message.
+ * Where writer tasks run: a pool of writer threads, or (for small clones, where
+ * a thread's 25-50 ms boot would cost more than the work) the main thread.
+ * Threads can be started before there is work, so their boot overlaps the
+ * network, and receive the staging root and shared table by an init message.
  * Tasks queue in order and go to the first idle thread; each thread runs one
  * task at a time with synchronous fs calls.
  */
@@ -10,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import type { SharedTable } from './shared-table.js';
 import type { WorkerFailure, WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
 import { SnapError } from '../util/errors.js';
+import { createTreeWriter, TaskError, type TreeWriter } from './writer.js';
 
 interface Pending {
   task: WorkerTask;
@@ -32,11 +34,14 @@ export class WriterPool {
   private readonly running = new Map<Worker, Pending>();
   private init: WorkerInit | null = null;
   private failed: Error | null = null;
+  private inline: TreeWriter | null = null;
+  private inlineTail: Promise<unknown> = Promise.resolve();
 
-  constructor(size: number) {
+  constructor(size = 0) {
     this.grow(size);
   }
 
+  /** Writer threads (0: tasks run on the main thread). */
   get size(): number {
     return this.workers.length;
   }
@@ -55,15 +60,29 @@ export class WriterPool {
     this.pump();
   }
 
-  /** Give every thread the staging root and the table; tasks start flowing after this. */
+  /**
+   * Give every thread the staging root and the table; tasks start flowing after
+   * this. With no threads started, tasks run on the main thread instead.
+   */
   start(root: Buffer, table: SharedTable, editable: boolean): void {
     this.init = { kind: 'init', root, table, editable };
+    if (this.workers.length === 0) this.inline = createTreeWriter(this.init);
     for (const w of this.workers) w.postMessage(this.init);
     this.pump();
   }
 
   run(task: WorkerTask, transfer: ArrayBuffer[] = []): Promise<WorkerResult> {
     if (this.failed) return Promise.reject(this.failed);
+    if (this.inline) {
+      const writer = this.inline;
+      const result = this.inlineTail.then(() =>
+        writer.run(task).catch((err: unknown) => {
+          throw err instanceof TaskError ? new SnapError(err.code, err.message) : err;
+        }),
+      );
+      this.inlineTail = result.catch(() => {});
+      return result;
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ task, transfer, resolve, reject });
       this.pump();

@@ -30,7 +30,10 @@ export interface BuildOptions {
 
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = {
   headPackRawBytes: 8 << 20,
-  historyPackMaxBytes: 64 << 20,
+  // Each split forces objects whose delta base landed in an earlier pack to be
+  // stored whole: at 64 MiB, git/git's history grew from 303 to ~434 MiB. 512 MiB
+  // keeps most repositories in one pack and still splits the very large ones.
+  historyPackMaxBytes: 512 << 20,
   chunkRawBytes: 4 << 20,
   zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
   parallel: 2,

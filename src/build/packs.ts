@@ -7,7 +7,7 @@
  *     objects and zlib.
  *   - history packs: everything reachable from the refs, reusing the mirror's
  *     deltas, single-threaded so the same mirror always gives the same bytes,
- *     split by --max-pack-size for parallel downloads.
+ *     split by --max-pack-size (512 MiB) for parallel downloads of very large histories.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -183,16 +183,7 @@ export function fmtMs(ms: number): string {
   return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
 }
 
-export function fmtBytes(n: number): string {
-  if (!Number.isFinite(n)) return 'n/a';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
-}
+export { formatBytes as fmtBytes } from '../src/util/format.js';
 
 export function fmtRatio(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(x >= 10 ? 1 : 2)}x` : 'n/a';

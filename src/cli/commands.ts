@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { SnapError } from '../util/errors.js';
+import { formatBytes } from '../util/format.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -130,15 +131,6 @@ async function sync(v: Values, args: string[]): Promise<number> {
   }
 }
 
-function human(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
-}
 
 async function status(v: Values, args: string[]): Promise<number> {
   const name = oneArg(args, 'repository name', 'status');
@@ -151,7 +143,7 @@ async function status(v: Values, args: string[]): Promise<number> {
     let text = `${String(json.name)}\n  upstream:       ${String(json.url)}\n  default branch: ${String(json.defaultBranch ?? '(unknown)')}\n`;
     text += refs.length ? '  built refs:\n' : '  built refs:     none yet\n';
     for (const r of refs)
-      text += `    ${r.ref}  ${r.commit?.slice(0, 12) ?? '(empty)'}  built ${new Date(r.builtAt).toISOString()}  editable ${human(r.sizes.editable)}, depth 1 ${human(r.sizes.shallow)}, files ${human(r.sizes.files)}\n`;
+      text += `    ${r.ref}  ${r.commit?.slice(0, 12) ?? '(empty)'}  built ${new Date(r.builtAt).toISOString()}  editable ${formatBytes(r.sizes.editable)}, depth 1 ${formatBytes(r.sizes.shallow)}, files ${formatBytes(r.sizes.files)}\n`;
     if (jobs.length) text += '  recent builds:\n';
     for (const j of jobs) text += `    #${j.id} ${j.ref ?? '(default and built refs)'} ${j.state}${j.state === 'running' ? ` (${j.phase})` : ''}${j.error ? `: ${j.error}` : ''}\n`;
     out(v, json, text);

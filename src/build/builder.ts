@@ -17,7 +17,6 @@ import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } f
 import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import { chunksWithConverted } from '../clonepack/layout.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import { hashFile } from '../util/fsutil.js';
 import { SnapError } from '../util/errors.js';
 
 export interface BuildOptions {
@@ -141,8 +140,7 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
   const tablePath = join(req.scratchDir, 'table');
   writeFileSync(tablePath, tableZ);
   const put = async (path: string) => {
-    const { digest, size } = await hashFile(path);
-    await req.store.putFile(path, digest);
+    const { digest, size } = await req.store.putFile(path); // the store hashes it: one read per artifact
     return { digest, size };
   };
   const packRef = async (p: BuiltPack): Promise<PackRef> => ({ name: p.name, pack: await put(p.packPath), idx: await put(p.idxPath), objects: p.objects });

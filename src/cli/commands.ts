@@ -67,9 +67,17 @@ async function serve(v: Values, args: string[]): Promise<number> {
   return 0;
 }
 
-async function client(v: Values) {
+type Client = InstanceType<typeof import('../client/http.js').ServerClient>;
+
+/** Run `fn` with a client for the server the flags name, closing it afterwards. */
+async function withClient<T>(v: Values, fn: (c: Client) => Promise<T>): Promise<T> {
   const { ServerClient } = await import('../client/http.js');
-  return new ServerClient(serverUrl(v), { token: process.env.SNAPCLONE_TOKEN || undefined, connections: 2 });
+  const c = new ServerClient(serverUrl(v), { token: process.env.SNAPCLONE_TOKEN || undefined, connections: 2 });
+  try {
+    return await fn(c);
+  } finally {
+    await c.close();
+  }
 }
 
 interface JobView {
@@ -80,7 +88,7 @@ interface JobView {
   commit: string | null;
 }
 
-async function waitJob(c: Awaited<ReturnType<typeof client>>, job: JobView, label: string): Promise<JobView> {
+async function waitJob(c: Client, job: JobView, label: string): Promise<JobView> {
   const tty = process.stderr.isTTY === true;
   let last = '';
   while (job.state === 'queued' || job.state === 'running') {
@@ -104,38 +112,31 @@ function upstreamArg(url: string): string {
 
 async function add(v: Values, args: string[]): Promise<number> {
   const url = upstreamArg(oneArg(args, 'upstream URL', 'add'));
-  const c = await client(v);
-  try {
+  return withClient(v, async (c) => {
     const { json } = await c.json('POST', '/v1/repos', { url, name: v.name });
     let job = json.job as JobView | null;
     if (job && !v['no-wait']) job = await waitJob(c, job, `building ${String(json.name)}`);
     const created = json.created === true;
     out(v, { name: json.name, url: json.url, created, job }, `${created ? 'added' : 'already registered'}: ${String(json.name)} (${String(json.url)})${job && !v['no-wait'] ? `, built ${job.commit ?? '(no commits)'}` : job ? `, build job ${job.id} ${job.state}` : ''}\n`);
     return 0;
-  } finally {
-    await c.close();
-  }
+  });
 }
 
 async function sync(v: Values, args: string[]): Promise<number> {
   const name = oneArg(args, 'repository name', 'sync');
-  const c = await client(v);
-  try {
+  return withClient(v, async (c) => {
     const { json } = await c.json('POST', `/v1/repos/${encodeURIComponent(name)}/sync`, { branch: v.branch });
     let job = json.job as JobView;
     if (!v['no-wait']) job = await waitJob(c, job, `syncing ${name}`);
     out(v, { name, job }, v['no-wait'] ? `sync of ${name} queued as job ${job.id}\n` : `synced ${name}: ${job.commit ?? '(no commits)'}\n`);
     return 0;
-  } finally {
-    await c.close();
-  }
+  });
 }
 
 
 async function status(v: Values, args: string[]): Promise<number> {
   const name = oneArg(args, 'repository name', 'status');
-  const c = await client(v);
-  try {
+  return withClient(v, async (c) => {
     const { json } = await c.json('GET', `/v1/repos/${encodeURIComponent(name)}`);
     if (v.json) return out(v, json, ''), 0;
     const refs = json.refs as { ref: string; commit: string | null; builtAt: number; sizes: { editable: number; shallow: number; files: number } }[];
@@ -148,9 +149,7 @@ async function status(v: Values, args: string[]): Promise<number> {
     for (const j of jobs) text += `    #${j.id} ${j.ref ?? '(default and built refs)'} ${j.state}${j.state === 'running' ? ` (${j.phase})` : ''}${j.error ? `: ${j.error}` : ''}\n`;
     out(v, json, text);
     return 0;
-  } finally {
-    await c.close();
-  }
+  });
 }
 
 async function cloneCmd(v: Values, args: string[]): Promise<number> {

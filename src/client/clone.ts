@@ -172,9 +172,9 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     };
     const tasks: Promise<void>[] = [];
     const offsets = streamOffsets(table);
+    const starts = chunkStarts(manifest.archive.chunks);
     const runChunk = (c: number, entries: number[]) =>
       prefetch(c).then(async (data) => {
-        const starts = chunkStarts(manifest.archive.chunks);
         const task: WorkerTask = {
           kind: 'chunk',
           id: c,

@@ -12,8 +12,12 @@ export interface ArtifactInfo {
 }
 
 export interface ArtifactStore {
-  /** Move a finished file into the store under its digest (verified). The source file is consumed. */
-  putFile(path: string, digest: string): Promise<ArtifactInfo>;
+  /**
+   * Move a finished file into the store under its digest. With `digest`, the
+   * bytes must hash to it; without, the store computes it (one read either way).
+   * The source file is consumed.
+   */
+  putFile(path: string, digest?: string): Promise<ArtifactInfo>;
   /** Store bytes under their digest (computed here). */
   putBytes(bytes: Uint8Array): Promise<ArtifactInfo>;
   /** Size of a stored artifact, or null if absent. */

@@ -31,8 +31,8 @@ export class LocalArtifactStore implements ArtifactStore {
     this.#cleanStaleTmp();
   }
 
-  async putFile(path: string, digest: string): Promise<ArtifactInfo> {
-    checkDigest(digest);
+  async putFile(path: string, claimed?: string): Promise<ArtifactInfo> {
+    if (claimed !== undefined) checkDigest(claimed);
     if (!(await lstat(path)).isFile()) throw invalid(`${path} is not a regular file`);
     // Stage into our tmp dir first: a rename when on the same filesystem, a
     // copy otherwise, so what we hash is the file we then link, at a path only we use.
@@ -46,10 +46,10 @@ export class LocalArtifactStore implements ArtifactStore {
       await copyFile(path, tmp);
     }
     let size: number;
+    let digest: string;
     try {
-      let hex: string;
-      ({ hex, size } = await hashFile(tmp));
-      if (hex !== digest) throw integrityError(`file ${path} hashes to ${hex}, not the claimed ${digest}`);
+      ({ hex: digest, size } = await hashFile(tmp));
+      if (claimed !== undefined && digest !== claimed) throw integrityError(`file ${path} hashes to ${digest}, not the claimed ${claimed}`);
       await this.#publish(tmp, digest, size);
     } catch (err) {
       // A refused or failed put leaves the caller's file where it was.

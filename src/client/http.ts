@@ -166,6 +166,6 @@ export class ServerClient {
 }
 
 function mapCode(code: string): SnapError['code'] {
-  const known = ['usage', 'not-found', 'unreachable', 'build-failed', 'integrity', 'invalid', 'target-exists', 'conflict', 'unauthorized', 'timeout'];
+  const known = ['usage', 'not-found', 'unreachable', 'build-failed', 'integrity', 'invalid', 'target-exists', 'conflict', 'unauthorized', 'timeout', 'artifact-missing', 'rate-limited', 'locked'];
   return (known.includes(code) ? code : 'internal') as SnapError['code'];
 }

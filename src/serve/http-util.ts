@@ -12,6 +12,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'build-failed': 500,
   integrity: 500,
   timeout: 504,
+  'artifact-missing': 404,
+  'rate-limited': 429,
+  locked: 503,
 };
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

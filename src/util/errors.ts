@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'conflict'
   | 'unauthorized'
   | 'timeout'
+  | 'artifact-missing'
+  | 'io'
+  | 'locked'
+  | 'rate-limited'
   | 'internal';
 
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -26,6 +30,14 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   conflict: 9,
   unauthorized: 10,
   timeout: 11,
+  /** The server lacks (or has quarantined) an artifact a manifest names. */
+  'artifact-missing': 12,
+  /** A local file system error: disk full, permission denied, busy. */
+  io: 13,
+  /** The data directory is held by another running server. */
+  locked: 14,
+  /** Too many on-demand builds; retry later, or sync with the admin token. */
+  'rate-limited': 15,
   internal: 1,
 };
 

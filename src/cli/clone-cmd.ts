@@ -1,0 +1,54 @@
+/** `snapclone clone`, and its --bench report. */
+import { SnapError } from '../util/errors.js';
+import { out, serverUrl, type Values } from './common.js';
+
+export async function cloneCmd(v: Values, args: string[]): Promise<number> {
+  if (args.length < 1 || args.length > 2) throw new SnapError('usage', 'clone takes NAME and an optional DIR (see snapclone help clone)');
+  const name = args[0]!;
+  const dir = args[1] ?? name.split('/').pop()!;
+  const mode = (v.mode as string | undefined) ?? 'editable';
+  if (mode !== 'editable' && mode !== 'files') throw new SnapError('usage', `--mode must be editable or files, not ${mode}`);
+  let depth: number | undefined;
+  if (v.depth !== undefined) {
+    depth = Number(v.depth);
+    if (depth !== 1) throw new SnapError('usage', '--depth supports only 1');
+  }
+  const { clone } = await import('../client/clone.js');
+  const { Progress } = await import('../client/progress.js');
+  const result = await clone({
+    server: serverUrl(v),
+    token: process.env.SNAPCLONE_TOKEN || undefined,
+    name,
+    dir,
+    branch: v.branch as string | undefined,
+    depth,
+    mode,
+    progress: new Progress(process.stderr.isTTY === true && !v.json),
+  });
+  if (v.bench) process.stderr.write(benchReport(result));
+  if (v.json) out(v, result, '');
+  return 0;
+}
+
+/** --bench: per-phase time, then the timeline of when each step ended. */
+function benchReport(r: import('../client/clone.js').CloneResult): string {
+  const p = r.phases;
+  const mib = r.bytesDownloaded / 2 ** 20;
+  const rate = p.download > 0 ? ` (${(mib / (p.download / 1000)).toFixed(0)} MiB/s)` : '';
+  const rows: [string, number, string][] = [
+    ['resolve', p.resolve, 'wall'],
+    ['download', p.download, `wall, ${mib.toFixed(1)} MiB${rate}`],
+    ['verify', p.verify, 'SHA-256 of artifacts + SHA-1 of blobs, all threads'],
+    ['inflate', p.inflate, 'zlib/zstd, all writers'],
+    ['write', p.write, `mkdir + files, ${r.writerThreads ? `all ${r.writerThreads} writer threads` : 'on the main thread'}, ${r.files} files`],
+    ['index', p.index, 'wall: .git/index, refs, config'],
+    ['rename', p.rename, 'wall'],
+    ['total', r.timings.total!, `wall, plus ${r.timings.startup} ms process start-up`],
+  ];
+  const lines = rows.map(([k, ms, note]) => `${k.padEnd(9)} ${String(ms).padStart(7)} ms  ${note}`);
+  const timeline = Object.entries(r.timings)
+    .filter(([k]) => k !== 'startup' && k !== 'total')
+    .map(([k, ms]) => `${k} ${ms}`)
+    .join(', ');
+  return `${lines.join('\n')}\ntimeline (ms since start): ${timeline}\npeak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB\n`;
+}

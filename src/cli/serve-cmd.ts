@@ -1,0 +1,34 @@
+/** `snapclone serve`: run the server in the foreground until a signal. Server code is imported only here. */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { SnapError } from '../util/errors.js';
+import type { Values } from './common.js';
+
+export async function serve(v: Values, args: string[]): Promise<number> {
+  if (args.length) throw new SnapError('usage', 'serve takes no arguments');
+  const port = Number(v.port ?? 7420);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SnapError('usage', `invalid --port ${String(v.port)}`);
+  const concurrency = Number(v['build-concurrency'] ?? 1);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new SnapError('usage', '--build-concurrency must be a positive integer');
+  const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
+  const { startServer } = await import('../serve/server.js');
+  const server = await startServer({
+    host: (v.host as string | undefined) ?? '127.0.0.1',
+    port,
+    dataDir,
+    adminToken: process.env.SNAPCLONE_ADMIN_TOKEN || undefined,
+    buildConcurrency: concurrency,
+  });
+  await new Promise<void>((done) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(130); // a second signal: do not wait for running builds
+      stopping = true;
+      process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
+      server.close().then(done, done);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}

@@ -11,7 +11,7 @@ import { compress } from 'zstd-napi';
 import { runGit } from './gitproc.js';
 import { listTree } from './tree.js';
 import { checkoutConversions } from './attributes.js';
-import { buildHeadPacks, buildHistoryPacks, type BuiltPack } from './packs.js';
+import { buildHeadPacks, buildHistoryPacks, tagChains, type BuiltPack } from './packs.js';
 import { buildArchive, type ArchiveItem } from './archive.js';
 import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
 import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
@@ -65,25 +65,42 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
   mkdirSync(req.scratchDir, { recursive: true });
 
   let commit: string | null = null;
-  if (req.refs.length > 0) {
-    const entry = req.refs.find((r) => r.name === req.ref);
-    if (!entry) throw new SnapError('not-found', `${req.ref} does not exist upstream`);
+  const entry = req.refs.find((r) => r.name === req.ref);
+  if (entry) {
     commit = entry.peeled ?? entry.oid;
     const type = (await runGit(['cat-file', '-t', commit], { cwd: repo })).toString().trim();
     if (type !== 'commit') throw new SnapError('build-failed', `${req.ref} points at a ${type}, not a commit`);
+  } else if (req.refs.length > 0 && req.ref !== `refs/heads/${req.defaultBranch}`) {
+    // Only the branch the upstream's HEAD names may be missing: git clone then
+    // leaves HEAD unborn, and still fetches every branch and tag.
+    throw new SnapError('not-found', `${req.ref} does not exist upstream`);
   }
+  const tips = req.refs.map((r) => r.oid);
 
   let table: TableEntry[] = [];
   let headPacks: BuiltPack[] = [];
   let historyPacks: BuiltPack[] = [];
   let chunks: { path: string; digest: string; size: number; rawSize: number }[] = [];
+  let followedTags: string[] | undefined;
+
+  if (!commit && tips.length > 0 && !req.reuseHistory) {
+    report('packing');
+    const packDir = join(req.scratchDir, 'packs');
+    mkdirSync(packDir, { recursive: true });
+    historyPacks = await buildHistoryPacks(repo, tips, packDir, opt.historyPackMaxBytes);
+  }
 
   if (commit) {
     report('reading tree');
     const { trees, leaves } = await listTree(repo, commit);
     const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: repo })).toString().trim();
-    // Annotated tags on the commit travel with it, as git's tag following does for a depth-1 clone.
-    const tags = req.refs.filter((r) => r.peeled === commit).map((r) => r.oid);
+    // git's tag following for a depth-1 clone: every tag whose target it fetched
+    // (the commit, a tree, a blob) comes along, with every tag object of its chain.
+    const closure = new Set([commit, rootTree, ...trees]);
+    for (const l of leaves) if (l.type === 'blob') closure.add(l.oid);
+    const followed = req.refs.filter((r) => r.name.startsWith('refs/tags/') && closure.has(r.peeled ?? r.oid));
+    followedTags = followed.map((r) => r.name);
+    const tags = await tagChains(repo, followed.filter((r) => r.peeled !== undefined).map((r) => r.oid));
     report('checking attributes');
     const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
 
@@ -107,7 +124,6 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
     const chunkDir = join(req.scratchDir, 'chunks');
     mkdirSync(packDir, { recursive: true });
     mkdirSync(chunkDir, { recursive: true });
-    const tips = req.refs.map((r) => r.oid);
     const [head, history, archive] = await Promise.all([
       buildHeadPacks(repo, { skeleton: [commit, ...tags, rootTree, ...trees], blobs }, packDir, opt.headPackRawBytes, opt.parallel),
       req.reuseHistory ? Promise.resolve([]) : buildHistoryPacks(repo, tips, packDir, opt.historyPackMaxBytes),
@@ -151,6 +167,7 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
     commit,
     defaultBranch: req.defaultBranch,
     refs: req.refs,
+    followedTags,
     headPacks: await Promise.all(headPacks.map(packRef)),
     historyPacks: req.reuseHistory ?? (await Promise.all(historyPacks.map(packRef))),
     table: { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length },

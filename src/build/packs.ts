@@ -90,6 +90,38 @@ export async function buildHeadPacks(
   return { packs: built, spans };
 }
 
+/**
+ * Every tag object on the chains of the given tag objects (a tag of a tag of a
+ * commit: both tags), each once, in order of first appearance. The inner tags of
+ * a chain may have no ref of their own, yet a clone needs them to peel the outer.
+ */
+export async function tagChains(repoDir: string, tagOids: string[]): Promise<string[]> {
+  const out: string[] = [];
+  const seen = new Set<string>(tagOids);
+  let level = [...seen];
+  while (level.length > 0) {
+    out.push(...level);
+    const batch = await runGit(['cat-file', '--batch'], { cwd: repoDir, input: level.join('\n') + '\n' });
+    const next: string[] = [];
+    let at = 0;
+    for (const oid of level) {
+      const nl = batch.indexOf(0x0a, at);
+      const header = /^([0-9a-f]{40}) (\w+) (\d+)$/.exec(batch.subarray(at, nl).toString('latin1'));
+      if (!header || header[1] !== oid || header[2] !== 'tag') throw new Error(`cat-file: ${oid} is not a tag object`);
+      const body = batch.subarray(nl + 1, nl + 1 + Number(header[3])).toString('latin1');
+      at = nl + 1 + Number(header[3]) + 1; // content, then LF
+      const target = /^object ([0-9a-f]{40})\ntype (\w+)\n/.exec(body);
+      if (!target) throw new Error(`tag ${oid} has no object/type header`);
+      if (target[2] === 'tag' && !seen.has(target[1]!)) {
+        seen.add(target[1]!);
+        next.push(target[1]!);
+      }
+    }
+    level = next;
+  }
+  return out;
+}
+
 /** Build the history packs: every object reachable from `tips`. */
 export async function buildHistoryPacks(repoDir: string, tips: string[], outDir: string, maxPackBytes: number): Promise<BuiltPack[]> {
   if (tips.length === 0) return [];

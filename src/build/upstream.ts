@@ -39,6 +39,7 @@ export async function lsRemote(url: string): Promise<RemoteRefs> {
     timeoutMs: 120_000,
   });
   let head: string | null = null;
+  let headAdvertised = false;
   const refs = new Map<string, string>();
   for (const line of out.toString('utf8').split('\n')) {
     if (!line) continue;
@@ -47,21 +48,25 @@ export async function lsRemote(url: string): Promise<RemoteRefs> {
       head = sym[1]!;
       continue;
     }
+    if (/^[0-9a-f]{40}\tHEAD$/.test(line)) headAdvertised = true; // a detached HEAD
     const m = /^([0-9a-f]{40})\t(refs\/(?:heads|tags)\/\S+)$/.exec(line);
     if (m && !m[2]!.endsWith('^{}')) refs.set(m[2]!, m[1]!);
   }
-  if (head === null && refs.size === 0) head = await unbornHead(url);
+  // No HEAD at all: an empty upstream, or a HEAD naming a branch that does not exist.
+  if (head === null && !headAdvertised) head = await unbornHead(url, refs.size > 0);
   return { head, refs };
 }
 
 /**
- * ls-remote does not report the branch an empty upstream's HEAD names; a bare
- * clone of an empty repository is instant and learns it the way git clone does.
+ * ls-remote does not report the branch an unborn HEAD names (an empty upstream,
+ * or a HEAD naming a missing branch). A bare --depth 1 clone learns it the way
+ * git clone does, and is instant: with no remote head it fetches nothing.
  */
-async function unbornHead(url: string): Promise<string | null> {
+async function unbornHead(url: string, hasRefs: boolean): Promise<string | null> {
   const dir = await mkdtemp(join(tmpdir(), 'snapclone-unborn-'));
   try {
-    await runGit(['clone', '--bare', '--quiet', '--', url, join(dir, 'r.git')], { env: 'network', errorCode: 'unreachable', timeoutMs: 120_000 });
+    // --no-local: a plain path would otherwise be copied whole, ignoring --depth.
+    await runGit(['clone', '--bare', '--no-local', ...(hasRefs ? ['--depth', '1'] : []), '--quiet', '--', url, join(dir, 'r.git')], { env: 'network', errorCode: 'unreachable', timeoutMs: 120_000 });
     const ref = (await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: join(dir, 'r.git') })).toString().trim();
     return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : null;
   } catch {

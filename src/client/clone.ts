@@ -39,6 +39,8 @@ export interface CloneOptions {
   mode: CloneMode;
   progress?: Progress;
   waitTimeoutMs?: number;
+  /** Where git's warnings go (an empty upstream, a HEAD naming a missing branch); default: stderr, as git prints them. */
+  warn?: (message: string) => void;
 }
 
 export interface CloneResult {
@@ -119,7 +121,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     // depth-1 clone inflates the HEAD packs it needs for its object store anyway.
     const treeFromArchive = manifest.commit !== null && (opts.mode === 'files' || !shallow);
     const headPacks = opts.mode === 'editable' && shallow && manifest.commit ? manifest.headPacks : [];
-    const historyPacks = opts.mode === 'editable' && !shallow && manifest.commit ? manifest.historyPacks : [];
+    // Without a commit (HEAD names a missing branch) a full clone still gets every branch and tag.
+    const historyPacks = opts.mode === 'editable' && !shallow ? manifest.historyPacks : [];
     progress.bytesTotal = manifest.table.size + sumPacks(headPacks) + sumPacks(historyPacks);
     if (treeFromArchive) progress.bytesTotal += manifest.archive.chunks.reduce((a, c) => a + c.size, 0);
 
@@ -239,6 +242,11 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     renameSync(root, target);
     staging = null;
     mark('rename');
+    const warning = cloneWarning(manifest, opts.mode === 'editable' && shallow);
+    if (warning) {
+      progress.clear();
+      (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
+    }
     progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
     return {
       dir: target,
@@ -289,6 +297,14 @@ function onInterrupt(staging: string): () => void {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
   };
+}
+
+/** The warning git clone prints for a clone with nothing to check out, if any. */
+function cloneWarning(m: Manifest, shallowGitDir: boolean): string | null {
+  if (m.commit !== null) return null;
+  // git clone --depth 1 of a HEAD naming a missing branch fetches nothing, so it looks empty too.
+  if (m.refs.length === 0 || shallowGitDir) return 'You appear to have cloned an empty repository.';
+  return 'remote HEAD refers to nonexistent ref, unable to checkout';
 }
 
 function checkTarget(target: string): void {

@@ -45,16 +45,26 @@ export function writeGitDir(req: GitDirRequest): void {
   const heads = m.refs.filter((r) => r.name.startsWith('refs/heads/'));
   const tags = m.refs.filter((r) => r.name.startsWith('refs/tags/'));
   const remoteHeadTarget = m.defaultBranch && heads.some((h) => h.name === `refs/heads/${m.defaultBranch}`) ? m.defaultBranch : null;
-  const single = req.shallow && commit !== null; // git clone --depth implies --single-branch
+  const single = req.shallow; // git clone --depth implies --single-branch
+  // A single-branch clone fetches only its ref; with no remote branch to follow
+  // (an empty upstream, or a HEAD naming a missing branch) git writes no refspec.
+  const fetch = !single ? '+refs/heads/*:refs/remotes/origin/*' : commit === null ? null : `+${m.ref}:${isTag ? m.ref : `refs/remotes/origin/${branch}`}`;
 
   const config: ConfigSection[] = [
     { name: 'core', entries: [['repositoryformatversion', '0'], ['filemode', 'true'], ['bare', 'false'], ['logallrefupdates', 'true']] },
-    { name: 'remote', subsection: 'origin', entries: [['url', upstreamUrl], ['fetch', single ? `+${m.ref}:${isTag ? m.ref : `refs/remotes/origin/${branch}`}` : '+refs/heads/*:refs/remotes/origin/*']] },
+    { name: 'remote', subsection: 'origin', entries: [['url', upstreamUrl], ...(fetch ? [['fetch', fetch] as [string, string]] : [])] },
   ];
   if (branch) config.push({ name: 'branch', subsection: branch, entries: [['remote', 'origin'], ['merge', m.ref]] });
   put('config', formatGitConfig(config));
   put('HEAD', branch ? `ref: ${m.ref}\n` : `${commit}\n`);
-  if (commit === null) return; // an empty upstream: git leaves an unborn branch and nothing else
+  if (commit === null) {
+    // An unborn branch. An empty upstream leaves nothing else. When the upstream
+    // has refs but its HEAD names a missing branch, git still writes packed-refs:
+    // every branch and tag (a full clone), or none (--depth 1 fetched nothing).
+    // No loose refs, no origin/HEAD, no reflogs: nothing was checked out.
+    if (m.refs.length > 0) put('packed-refs', formatPackedRefs(single ? [] : [...heads.map(remoteBranch), ...tags]));
+    return;
+  }
 
   const ident = reflogIdent();
   const now = Math.floor(Date.now() / 1000);
@@ -67,11 +77,14 @@ export function writeGitDir(req: GitDirRequest): void {
   if (single) {
     const own = m.refs.find((r) => r.name === m.ref)!;
     packed = isTag ? [own] : [{ name: `refs/remotes/origin/${branch}`, oid: commit }];
-    // Tag following: tags on the one commit fetched come along, as loose refs.
-    loose = tags.filter((t) => t.name !== m.ref && (t.peeled ?? t.oid) === commit);
+    // Tag following: every tag whose target was fetched (the commit, its trees or
+    // blobs) comes along, as a loose ref. The builder lists them; manifests of
+    // older builders did not, and their HEAD packs held only the tags on the commit.
+    const followed = new Set(m.followedTags ?? tags.filter((t) => (t.peeled ?? t.oid) === commit).map((t) => t.name));
+    loose = tags.filter((t) => t.name !== m.ref && followed.has(t.name));
     if (isTag || remoteHeadTarget !== branch) remoteHead = null;
   } else {
-    packed = [...heads.map((h) => ({ name: `refs/remotes/origin/${h.name.slice('refs/heads/'.length)}`, oid: h.oid })), ...tags];
+    packed = [...heads.map(remoteBranch), ...tags];
   }
   put('packed-refs', formatPackedRefs(packed));
   for (const t of loose) put(t.name, `${t.oid}\n`);
@@ -81,6 +94,11 @@ export function writeGitDir(req: GitDirRequest): void {
   if (branch) log(m.ref, commit);
   if (remoteHead) log('refs/remotes/origin/HEAD', heads.find((h) => h.name === `refs/heads/${remoteHead}`)!.oid);
   if (req.shallow) put('shallow', `${commit}\n`);
+}
+
+/** refs/heads/<b> as the remote-tracking ref a clone makes of it. */
+function remoteBranch(h: RefEntry): RefEntry {
+  return { name: `refs/remotes/origin/${h.name.slice('refs/heads/'.length)}`, oid: h.oid };
 }
 
 function copyTemplates(gitDir: string): void {

@@ -55,13 +55,25 @@ export interface Manifest {
   version: typeof MANIFEST_VERSION;
   /** The ref this clonepack was built for, e.g. refs/heads/main or refs/tags/v1. */
   ref: string;
-  /** The commit the ref pointed at, or null for an upstream with no commits. */
+  /**
+   * The commit the ref pointed at, or null when the ref does not exist: an
+   * upstream with no commits, or the branch an upstream's HEAD names when nobody
+   * created it (then `refs` and `historyPacks` still hold everything, as git
+   * clone fetches every branch and tag and leaves HEAD unborn).
+   */
   commit: string | null;
   /** The branch the upstream's HEAD names (for origin/HEAD), or null if detached/unknown. */
   defaultBranch: string | null;
   /** Every refs/heads/* and refs/tags/* of the upstream when the build fetched it, sorted by name. */
   refs: RefEntry[];
-  /** Undeltified closure of `commit` (commit, trees, blobs, tags pointing at it). */
+  /**
+   * The tags of `refs` a `--depth 1` clone keeps, as git's tag following does:
+   * every tag whose (fully peeled) target is `commit`, one of its trees or one of
+   * its blobs. Sorted. Absent in manifests of older builders, which meant the tags
+   * peeling to `commit`; absent or empty when `commit` is null.
+   */
+  followedTags?: string[];
+  /** Undeltified closure of `commit` (commit, trees, blobs, and the tag objects of `followedTags`). */
   headPacks: PackRef[];
   /** Deltified packs of everything reachable from `refs`. */
   historyPacks: PackRef[];
@@ -155,7 +167,7 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   if (!isObject(v)) fail('not an object');
   onlyKeys(
     v,
-    ['format', 'version', 'ref', 'commit', 'defaultBranch', 'refs', 'headPacks', 'historyPacks', 'table', 'archive'],
+    ['format', 'version', 'ref', 'commit', 'defaultBranch', 'refs', 'followedTags', 'headPacks', 'historyPacks', 'table', 'archive'],
     'manifest',
   );
   if (v.format !== MANIFEST_FORMAT) fail('format is not snapclone.manifest');
@@ -176,6 +188,7 @@ export function validateManifest(v: unknown): asserts v is Manifest {
     if (!isOid(r.oid)) fail(`${w}.oid is not an object id`);
     if (r.peeled !== undefined && !isOid(r.peeled)) fail(`${w}.peeled is not an object id`);
   });
+  checkFollowedTags(v.followedTags, v.refs as RefEntry[]);
   checkPacks(v.headPacks, 'headPacks');
   checkPacks(v.historyPacks, 'historyPacks');
   checkArtifact(v.table, 'table', ['entries', 'rawSize']);
@@ -197,10 +210,30 @@ export function validateManifest(v: unknown): asserts v is Manifest {
     total += raw;
   });
   if (total !== a.bytes) fail('archive chunk sizes do not add up to archive.bytes');
-  if (v.commit === null && (v.headPacks.length || v.historyPacks.length || v.refs.length || table.entries))
-    fail('a manifest without a commit must be empty');
-  if (v.commit !== null && v.headPacks.length === 0) fail('headPacks is empty');
-  if (v.commit !== null && v.historyPacks.length === 0) fail('historyPacks is empty');
+  if (v.commit === null) {
+    // The ref does not exist upstream: nothing to check out, at most the history of the other refs.
+    if (!v.ref.startsWith('refs/heads/')) fail('a manifest without a commit must be for a branch');
+    if (v.refs.some((r) => (r as RefEntry).name === v.ref)) fail('a manifest without a commit names a ref that exists');
+    if (v.headPacks.length || table.entries || a.chunks.length || (v.followedTags as string[] | undefined)?.length)
+      fail('a manifest without a commit must have no head packs, files or followed tags');
+    if ((v.refs.length === 0) !== (v.historyPacks.length === 0)) fail('a manifest without a commit must have history packs exactly when it has refs');
+  } else {
+    if (v.headPacks.length === 0) fail('headPacks is empty');
+    if (v.historyPacks.length === 0) fail('historyPacks is empty');
+  }
+}
+
+/** followedTags: optional; sorted, unique names of tags listed in refs. */
+function checkFollowedTags(v: unknown, refs: RefEntry[]): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v) || v.length > refs.length) fail('followedTags is not a list of tags from refs');
+  const tags = new Set(refs.filter((r) => r.name.startsWith('refs/tags/')).map((r) => r.name));
+  let prev = '';
+  v.forEach((t, i) => {
+    if (typeof t !== 'string' || !tags.has(t)) fail(`followedTags[${i}] is not a tag listed in refs`);
+    if (t <= prev) fail(`followedTags[${i}] is out of order or repeated`);
+    prev = t;
+  });
 }
 
 /** Largest zstd frame for `raw` input bytes (ZSTD_COMPRESSBOUND plus frame header slack). */

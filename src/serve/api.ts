@@ -165,7 +165,8 @@ async function resolve(ctx: ApiContext, name: string, refParam: string, res: Ser
   if (candidates.some((c) => !isValidRefName(c))) throw new SnapError('invalid', `invalid branch or tag ${JSON.stringify(refParam)}`);
   for (const c of candidates) {
     const rec = ctx.meta.getRef(name, c);
-    if (rec) return sendJson(res, 200, { repo: name, upstream: repo.url, ...refView(rec) });
+    // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
+    if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) return sendJson(res, 200, { repo: name, upstream: repo.url, ...refView(rec) });
   }
   // Not built yet. A build in flight, or one we can start, means "come back later".
   const recent = ctx.meta.listJobs(name, 20);

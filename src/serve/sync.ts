@@ -52,7 +52,9 @@ export class SyncService {
       const entry = refs.find((r) => r.name === ref);
       if (!entry && refs.length > 0) {
         if (job.ref) throw new SnapError('not-found', `${ref} does not exist in ${repo.url}`);
-        continue; // a built ref that the upstream deleted: keep serving its last build
+        // The branch the upstream's HEAD names but nobody created is built without
+        // a commit (git clone leaves HEAD unborn and fetches everything else).
+        if (ref !== defaultRef || remote.head === null) continue; // a built ref that the upstream deleted: keep serving its last build
       }
       const commit = entry ? (entry.peeled ?? entry.oid) : null;
       if (ref === targets[0]) primaryCommit = commit;

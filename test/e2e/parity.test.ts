@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
-import { makeEmptyRepo, makeParityRepo, type ParityRepo } from '../support/fixtures.js';
+import { makeEmptyRepo, makeMissingHeadRepo, makeParityRepo, type ParityRepo } from '../support/fixtures.js';
 import { compareClones } from '../support/compare.js';
-import { git, gitText, tmpDir } from '../support/git.js';
+import { git, gitText, gitTry, tmpDir } from '../support/git.js';
 import { cli, cliOk, startTestServer } from './harness.js';
 
 let work: string;
@@ -30,15 +30,41 @@ after(async () => {
 });
 
 let n = 0;
-/** Clone with git and with snapclone using the same flags; compare. */
-async function parity(gitFlags: string[], snapFlags: string[], mode: 'editable' | 'files' = 'editable'): Promise<{ g: string; s: string }> {
+
+/** git's "warning: ..." lines: snapclone must warn where git does, and only there. */
+function warnings(stderr: string | Buffer): string[] {
+  return String(stderr)
+    .split('\n')
+    .filter((l) => l.startsWith('warning: '));
+}
+
+/** Clone `url` with git and `name` with snapclone using the same flags; compare the clones and the warnings. */
+async function parityOf(
+  url: string,
+  name: string,
+  gitFlags: string[],
+  snapFlags: string[],
+  mode: 'editable' | 'files' = 'editable',
+): Promise<{ g: string; s: string }> {
   const g = join(work, `git-${++n}`);
   const s = join(work, `snap-${n}`);
-  git(['clone', '--quiet', ...gitFlags, up.url, g], { cwd: work });
-  await cliOk(server.url, ['clone', 'fx/parity', s, ...snapFlags, ...(mode === 'files' ? ['--mode', 'files'] : [])]);
+  const gr = gitTry(['clone', '--quiet', ...gitFlags, url, g], { cwd: work });
+  assert.equal(gr.status, 0, `git clone failed: ${gr.stderr.toString()}`);
+  const sr = await cliOk(server.url, ['clone', name, s, ...snapFlags, ...(mode === 'files' ? ['--mode', 'files'] : [])]);
   if (mode === 'files') git(['-C', g, 'status', '--porcelain'], { cwd: work });
   assert.deepEqual(compareClones(g, s, { mode }), []);
+  assert.deepEqual(warnings(sr.stderr), warnings(gr.stderr), 'snapclone warns as git clone does');
   return { g, s };
+}
+
+/** parityOf() for the parity fixture. */
+function parity(gitFlags: string[], snapFlags: string[], mode: 'editable' | 'files' = 'editable'): Promise<{ g: string; s: string }> {
+  return parityOf(up.url, 'fx/parity', gitFlags, snapFlags, mode);
+}
+
+/** The tag refs a clone has. */
+function tagsOf(dir: string): string[] {
+  return gitText(['for-each-ref', '--format=%(refname:short)', 'refs/tags'], { cwd: dir }).split('\n').filter(Boolean);
 }
 
 test('full clone is indistinguishable from git clone, and git works on it afterwards', async () => {
@@ -86,15 +112,46 @@ test('--mode files writes the same work tree as git clone, and no .git', async (
   assert.equal(existsSync(join(s, '.git')), false);
 });
 
-test('an empty upstream clones like git clone of an empty repository', async () => {
+test('an empty upstream clones like git clone of an empty repository (full, --depth 1, files)', async () => {
   const empty = makeEmptyRepo(join(work, 'empty-up'), { headBranch: 'trunk' });
   await cliOk(server.url, ['add', empty.url, '--name', 'fx/empty']);
-  const g = join(work, 'git-empty');
-  const s = join(work, 'snap-empty');
-  git(['clone', '--quiet', empty.url, g], { cwd: work });
-  await cliOk(server.url, ['clone', 'fx/empty', s]);
-  assert.deepEqual(compareClones(g, s, { mode: 'editable' }), []);
+  const { s } = await parityOf(empty.url, 'fx/empty', [], []);
   assert.equal(gitText(['symbolic-ref', 'HEAD'], { cwd: s }).trim(), 'refs/heads/trunk');
+  // --depth implies --single-branch, and with no remote branch git writes no fetch refspec at all.
+  const { s: d } = await parityOf(empty.url, 'fx/empty', ['--depth', '1'], ['--depth', '1']);
+  assert.equal(gitTry(['config', '--get-all', 'remote.origin.fetch'], { cwd: d }).status, 1);
+  await parityOf(empty.url, 'fx/empty', [], [], 'files');
+});
+
+test('--depth 1 keeps every tag whose target it fetched (the commit, its trees, its blobs, tags of tags), as git does', async () => {
+  const { s } = await parity(['--depth', '1'], ['--depth', '1']);
+  const tags = tagsOf(s);
+  for (const t of up.tagNames.onHeadObjects) assert.ok(tags.includes(t), `${t} follows the depth-1 clone`);
+  for (const t of up.tagNames.offHeadObjects) assert.ok(!tags.includes(t), `${t} does not`);
+  // Each kept tag's objects are there: git can show the tag and what it points at.
+  for (const t of up.tagNames.onHeadObjects) git(['cat-file', '-e', `refs/tags/${t}^{}`], { cwd: s });
+  // A tag of a tag as the cloned ref: the whole chain of tag objects comes along.
+  await parity(['--depth', '1', '--branch', 'nested-twice'], ['--depth', '1', '--branch', 'nested-twice']);
+});
+
+test("an upstream whose HEAD names a missing branch clones as git clone does: unborn HEAD, every origin/* branch, a warning", async () => {
+  const missing = makeMissingHeadRepo(join(work, 'missing-head-up'), up.path);
+  await cliOk(server.url, ['add', missing.url, '--name', 'fx/missing-head']);
+  const { s } = await parityOf(missing.url, 'fx/missing-head', [], []);
+  assert.equal(gitText(['symbolic-ref', 'HEAD'], { cwd: s }), `refs/heads/${missing.headBranch}`);
+  assert.equal(gitTry(['rev-parse', '-q', '--verify', 'HEAD'], { cwd: s }).status, 1, 'HEAD is unborn');
+  assert.equal(existsSync(join(s, '.git/index')), false);
+  assert.deepEqual(readdirSync(s), ['.git']);
+  // The history is all there: checking out a branch works.
+  git(['checkout', '--quiet', 'dev'], { cwd: s });
+  assert.equal(gitText(['rev-parse', 'HEAD'], { cwd: s }), up.branches.dev);
+  // --depth 1 fetches nothing (no remote head to follow), as git does.
+  await parityOf(missing.url, 'fx/missing-head', ['--depth', '1'], ['--depth', '1']);
+  // Files mode: an empty directory and the same warning (there is nothing to check out).
+  const { s: f } = await parityOf(missing.url, 'fx/missing-head', [], [], 'files');
+  assert.deepEqual(readdirSync(f), []);
+  // An explicit branch of such an upstream is an ordinary clone.
+  await parityOf(missing.url, 'fx/missing-head', ['--branch', 'dev'], ['--branch', 'dev']);
 });
 
 test('a failed clone leaves nothing behind and says why', async () => {

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { git, gitText, fileUrl, GIT_USER } from './git.js';
+import { git, gitText, gitTry, fileUrl, GIT_USER } from './git.js';
 
 // ---------------------------------------------------------------------------
 // Shared helpers
@@ -78,25 +78,29 @@ export interface TagFact {
   name: string;
   /** refs/tags/<name> */
   ref: string;
-  /** What the ref points at: the tag object for annotated tags, the commit for lightweight ones. */
+  /** What the ref points at: the tag object for annotated tags, the tagged object for lightweight ones. */
   oid: string;
-  /** The commit the tag peels to. */
-  commit: string;
+  /** The object the tag finally peels to (through any chain of tags of tags). */
+  peeled: string;
+  peeledType: 'commit' | 'tree' | 'blob';
+  /** The commit the tag peels to, or null for a tag on a tree or a blob. */
+  commit: string | null;
   annotated: boolean;
 }
 
 function readRefs(cwd: string): { branches: Record<string, string>; tags: Record<string, TagFact> } {
-  const out = gitText(['for-each-ref', '--format=%(refname) %(objectname) %(objecttype) %(*objectname)'], { cwd });
+  const out = gitText(['for-each-ref', '--format=%(refname) %(objectname) %(objecttype)'], { cwd });
   const branches: Record<string, string> = {};
   const tags: Record<string, TagFact> = {};
   for (const line of out.split('\n')) {
     if (!line) continue;
-    const [ref, oid, type, peeled] = line.split(' ') as [string, string, string, string | undefined];
+    const [ref, oid, type] = line.split(' ') as [string, string, string];
     if (ref.startsWith('refs/heads/')) branches[ref.slice('refs/heads/'.length)] = oid;
     else if (ref.startsWith('refs/tags/')) {
       const name = ref.slice('refs/tags/'.length);
-      const annotated = type === 'tag';
-      tags[name] = { name, ref, oid, commit: annotated ? (peeled as string) : oid, annotated };
+      const peeled = revParse(cwd, `${oid}^{}`);
+      const peeledType = gitText(['cat-file', '-t', peeled], { cwd }) as TagFact['peeledType'];
+      tags[name] = { name, ref, oid, peeled, peeledType, commit: peeledType === 'commit' ? peeled : null, annotated: type === 'tag' };
     }
   }
   return { branches, tags };
@@ -178,6 +182,13 @@ export interface ParityRepo {
     annotatedHead: string;
     /** Annotated tag on the tip of dev. */
     dev: string;
+    /**
+     * Tags (annotated, lightweight, and tags of tags) whose target lies in HEAD's
+     * closure but is not the commit: HEAD's root tree, a subtree, blobs.
+     */
+    onHeadObjects: string[];
+    /** Tags on a tree, a blob or (through a tag) a commit that HEAD's closure does not hold. */
+    offHeadObjects: string[];
   };
   /** Commits of main's history, oldest first (the merged topic commit not included). */
   mainline: string[];
@@ -405,6 +416,32 @@ export function makeParityRepo(dir: string, opts: { name?: string } = {}): Parit
   mainline.push(head);
   git(['tag', '-a', 'v1.0', '-m', 'Release 1.0', head], { cwd: repo, date: tick() });
 
+  // Tags on trees and blobs, and tags of tags. git clone --depth 1 keeps every tag
+  // whose (fully peeled) target it fetched: the commit, its trees and its blobs.
+  const tagObject = (name: string, target: string, annotated = true): string => {
+    const args = annotated ? ['-c', 'advice.nestedTag=false', 'tag', '-a', name, '-m', `Tag ${name}`, target] : ['tag', name, target];
+    git(args, { cwd: repo, date: tick() });
+    return name;
+  };
+  const onHeadObjects = [
+    tagObject('tree-tag', `${head}^{tree}`),
+    tagObject('dir-tag', `${head}:docs`),
+    tagObject('blob-tag', `${head}:src/a.txt`),
+    tagObject('light-tree', `${head}:src`, false),
+    tagObject('light-blob', `${head}:README.md`, false),
+    tagObject('nested', 'v1.0'),
+    tagObject('nested-twice', 'nested'),
+    tagObject('nested-blob', 'blob-tag'),
+    // A tag of a tag whose inner tag no ref names any more: only the chain reaches it.
+    tagObject('nested-hidden', tagObject('hidden-inner', `${head}:bin/run.sh`)),
+  ];
+  git(['tag', '-d', 'hidden-inner'], { cwd: repo });
+  const offHeadObjects = [
+    tagObject('old-blob-tag', `${mainline[0]}:src/to-delete.txt`),
+    tagObject('light-old-tree', `${mainline[0]}:src`, false),
+    tagObject('nested-old', 'v0.1'),
+  ];
+
   // The gitlink must really be in the commit.
   const lsTree = gitText(['ls-tree', head, 'vendor/sub'], { cwd: repo });
   if (lsTree !== `160000 commit ${subCommit}\tvendor/sub`) {
@@ -419,7 +456,7 @@ export function makeParityRepo(dir: string, opts: { name?: string } = {}): Parit
     head,
     branches,
     tags,
-    tagNames: { lightweight: 'light', annotatedOld: 'v0.1', annotatedHead: 'v1.0', dev: 'dev-1.0' },
+    tagNames: { lightweight: 'light', annotatedOld: 'v0.1', annotatedHead: 'v1.0', dev: 'dev-1.0', onHeadObjects, offHeadObjects },
     mainline,
     submodule: { path: 'vendor/sub', commit: subCommit, url: '../sub-upstream', upstream: subUpstream },
     paths: {
@@ -806,6 +843,29 @@ export interface EmptyRepo {
   url: string;
   /** The (unborn) branch HEAD names. */
   headBranch: string;
+}
+
+// ---------------------------------------------------------------------------
+// A repository whose HEAD names a branch that does not exist
+
+export interface MissingHeadRepo {
+  /** A bare copy of another repository (every branch and tag), HEAD -> refs/heads/<headBranch>. */
+  path: string;
+  url: string;
+  /** The branch HEAD names, which does not exist. */
+  headBranch: string;
+}
+
+/** Copy `source` as a bare repository `dir/<name>` whose HEAD names a branch nobody made. */
+export function makeMissingHeadRepo(dir: string, source: string, opts: { headBranch?: string; name?: string } = {}): MissingHeadRepo {
+  const headBranch = opts.headBranch ?? 'nosuch';
+  fs.mkdirSync(dir, { recursive: true });
+  const repo = path.join(dir, opts.name ?? 'missing-head.git');
+  git(['clone', '-q', '--bare', source, repo], { cwd: dir });
+  if (gitTry(['rev-parse', '-q', '--verify', `refs/heads/${headBranch}`], { cwd: repo }).status === 0)
+    throw new Error(`missing-head fixture: ${headBranch} exists in ${source}`);
+  git(['symbolic-ref', 'HEAD', `refs/heads/${headBranch}`], { cwd: repo });
+  return { path: repo, url: fileUrl(repo), headBranch };
 }
 
 /** Create a bare repository with no commits, HEAD -> refs/heads/<headBranch>, in `dir/empty.git`. */

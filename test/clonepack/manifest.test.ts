@@ -237,32 +237,89 @@ test('parseManifest rejects an archive whose chunks do not add up', () => {
   rejects('archive missing', (m) => delete m.archive);
 });
 
+const emptyManifest = () => ({
+  format: 'snapclone.manifest',
+  version: 1,
+  ref: 'refs/heads/main',
+  commit: null,
+  defaultBranch: null as string | null,
+  refs: [] as unknown[],
+  headPacks: [] as unknown[],
+  historyPacks: [] as unknown[],
+  table: { digest: D('e'), size: 13, entries: 0, rawSize: 12 },
+  archive: { codec: 'zstd', bytes: 0, chunks: [] as unknown[] },
+});
+
+/** The build of a branch an upstream's HEAD names but nobody created: no commit, every ref, the history. */
+const missingBranchManifest = () => ({
+  ...emptyManifest(),
+  ref: 'refs/heads/nosuch',
+  defaultBranch: 'nosuch',
+  refs: [
+    { name: 'refs/heads/main', oid: A },
+    { name: 'refs/tags/v1', oid: B, peeled: A },
+  ] as unknown[],
+  historyPacks: JSON.parse(GOLDEN).historyPacks as unknown[],
+});
+
 test('parseManifest rejects an empty-commit manifest that has content', () => {
-  const empty = () => ({
-    format: 'snapclone.manifest',
-    version: 1,
-    ref: 'refs/heads/main',
-    commit: null,
-    defaultBranch: null,
-    refs: [] as unknown[],
-    headPacks: [] as unknown[],
-    historyPacks: [] as unknown[],
-    table: { digest: D('e'), size: 13, entries: 0, rawSize: 12 },
-    archive: { codec: 'zstd', bytes: 0, chunks: [] },
-  });
-  assert.doesNotThrow(() => parseManifest(raw(empty())));
-  const withRefs = empty();
+  assert.doesNotThrow(() => parseManifest(raw(emptyManifest())));
+  const withRefs = emptyManifest();
   withRefs.refs = [{ name: 'refs/heads/main', oid: A }];
   assert.throws(() => parseManifest(raw(withRefs)), isInvalid);
-  const withEntries = empty();
+  const withEntries = emptyManifest();
   withEntries.table.entries = 1;
   assert.throws(() => parseManifest(raw(withEntries)), isInvalid);
-  const withHead = empty();
+  const withHead = emptyManifest();
   withHead.headPacks = JSON.parse(GOLDEN).headPacks;
   assert.throws(() => parseManifest(raw(withHead)), isInvalid);
-  const withHistory = empty();
+  const withHistory = emptyManifest();
   withHistory.historyPacks = JSON.parse(GOLDEN).historyPacks;
   assert.throws(() => parseManifest(raw(withHistory)), isInvalid);
+  const withChunks = emptyManifest();
+  withChunks.archive = { codec: 'zstd', bytes: 10, chunks: [{ digest: D('4'), size: 30, rawSize: 10 }] };
+  assert.throws(() => parseManifest(raw(withChunks)), isInvalid);
+});
+
+test('a manifest of a missing default branch (no commit, every ref, the history) round-trips', () => {
+  const m = missingBranchManifest() as Manifest;
+  assert.deepEqual(parseManifest(encodeManifest(m)), m);
+});
+
+test('parseManifest rejects a commit-less manifest that is not a missing branch with its history', () => {
+  const bad = (what: string, change: (m: any) => void) => {
+    const m: any = missingBranchManifest();
+    change(m);
+    assert.throws(() => parseManifest(raw(m)), isInvalid, what);
+  };
+  bad('names a ref that exists', (m) => (m.ref = 'refs/heads/main'));
+  bad('a tag', (m) => (m.ref = 'refs/tags/nosuch'));
+  bad('refs without history packs', (m) => (m.historyPacks = []));
+  bad('head packs', (m) => (m.headPacks = JSON.parse(GOLDEN).headPacks));
+  bad('table entries', (m) => (m.table.entries = 1));
+  bad('followed tags', (m) => (m.followedTags = ['refs/tags/v1']));
+  const m: any = missingBranchManifest();
+  m.followedTags = [];
+  assert.doesNotThrow(() => parseManifest(raw(m)), 'an empty followedTags is fine');
+});
+
+test('followedTags: optional, canonical, and only sorted names of tags the manifest lists', () => {
+  const m = { ...sample(), followedTags: ['refs/tags/v1'] } as Manifest;
+  const bytes = encodeManifest(m);
+  assert.equal(bytes.toString('utf8'), GOLDEN.replace('"format"', '"followedTags":["refs/tags/v1"],"format"'));
+  assert.deepEqual(parseManifest(bytes).followedTags, ['refs/tags/v1']);
+  assert.equal('followedTags' in parseManifest(encodeManifest(sample())), false, 'absent stays absent');
+  const two = (m: any) => m.refs.push({ name: 'refs/tags/v2', oid: C });
+  rejects('not a list', (m) => (m.followedTags = 'refs/tags/v1'));
+  rejects('not a string', (m) => (m.followedTags = [1]));
+  rejects('a tag refs lacks', (m) => (m.followedTags = ['refs/tags/v9']));
+  rejects('a branch', (m) => (m.followedTags = ['refs/heads/main']));
+  rejects('repeated', (m) => (two(m), (m.followedTags = ['refs/tags/v1', 'refs/tags/v1'])));
+  rejects('unsorted', (m) => (two(m), (m.followedTags = ['refs/tags/v2', 'refs/tags/v1'])));
+  const ok: any = JSON.parse(JSON.stringify(sample()));
+  two(ok);
+  ok.followedTags = ['refs/tags/v1', 'refs/tags/v2'];
+  assert.doesNotThrow(() => parseManifest(raw(ok)));
 });
 
 test('parseManifest rejects non-JSON, non-objects and oversize input', () => {

@@ -121,7 +121,21 @@ test('an empty upstream clones like git clone of an empty repository (full, --de
   const { s: d } = await parityOf(empty.url, 'fx/empty', ['--depth', '1'], ['--depth', '1']);
   assert.equal(gitTry(['config', '--get-all', 'remote.origin.fetch'], { cwd: d }).status, 1);
   await parityOf(empty.url, 'fx/empty', [], [], 'files');
+  await refusedLikeGit(empty.url, 'fx/empty', 'trunk');
 });
+
+/** `git clone --branch <b>` fails for a branch that does not exist; so must snapclone, leaving nothing. */
+async function refusedLikeGit(url: string, name: string, branch: string): Promise<void> {
+  const g = join(work, `git-${++n}`);
+  const s = join(work, `snap-${n}`);
+  const gr = gitTry(['clone', '--quiet', '--branch', branch, url, g], { cwd: work });
+  assert.notEqual(gr.status, 0);
+  assert.match(gr.stderr.toString(), new RegExp(`Remote branch ${branch} not found`));
+  const r = await cli(server.url, ['clone', name, s, '--branch', branch]);
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, new RegExp(`no branch or tag "${branch}"`));
+  assert.equal(existsSync(s), false);
+}
 
 test('--depth 1 keeps every tag whose target it fetched (the commit, its trees, its blobs, tags of tags), as git does', async () => {
   const { s } = await parity(['--depth', '1'], ['--depth', '1']);
@@ -152,6 +166,7 @@ test("an upstream whose HEAD names a missing branch clones as git clone does: un
   assert.deepEqual(readdirSync(f), []);
   // An explicit branch of such an upstream is an ordinary clone.
   await parityOf(missing.url, 'fx/missing-head', ['--branch', 'dev'], ['--branch', 'dev']);
+  await refusedLikeGit(missing.url, 'fx/missing-head', missing.headBranch);
 });
 
 test('a failed clone leaves nothing behind and says why', async () => {

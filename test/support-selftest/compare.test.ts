@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { git, gitText, tmpDir } from '../support/git.js';
-import { makeParityRepo, makeMediumRepo, makeEmptyRepo, type ParityRepo } from '../support/fixtures.js';
+import { makeParityRepo, makeMediumRepo, makeEmptyRepo, makeMissingHeadRepo, type ParityRepo } from '../support/fixtures.js';
 import { compareClones, showPath, type CompareOptions } from '../support/compare.js';
 
 const root = tmpDir('selftest');
@@ -135,6 +135,19 @@ test('parity fixture: HEAD tree covers every parity point', (t) => {
   assert.equal(parity.tags[annotatedHead]!.annotated, true);
   assert.equal(parity.tags[annotatedHead]!.commit, parity.head);
   assert.equal(parity.tags[dev]!.commit, parity.branches.dev);
+  // Tags on HEAD's trees and blobs (and tags of tags) versus tags on objects HEAD's closure lacks.
+  const closure = new Set([parity.head, gitText(['rev-parse', `${parity.head}^{tree}`], { cwd: parity.path })]);
+  for (const l of gitText(['ls-tree', '-r', '-t', parity.head], { cwd: parity.path }).split('\n')) closure.add(l.split(/\s/)[2]!);
+  const onHead = parity.tagNames.onHeadObjects.map((n) => parity.tags[n]!);
+  for (const t of onHead) assert.ok(closure.has(t.peeled), `${t.name} peels into HEAD's closure`);
+  for (const n of parity.tagNames.offHeadObjects) assert.ok(!closure.has(parity.tags[n]!.peeled), `${n} peels outside HEAD's closure`);
+  for (const type of ['tree', 'blob'] as const) {
+    assert.ok(onHead.some((t) => t.peeledType === type && t.annotated), `an annotated tag on a ${type}`);
+    assert.ok(onHead.some((t) => t.peeledType === type && !t.annotated), `a lightweight tag on a ${type}`);
+  }
+  const inner = gitText(['cat-file', '-p', parity.tags['nested-hidden']!.oid], { cwd: parity.path }).split('\n')[0]!.slice('object '.length);
+  assert.equal(gitText(['cat-file', '-t', inner], { cwd: parity.path }), 'tag');
+  assert.ok(!Object.values(parity.tags).some((t) => t.oid === inner), 'the inner tag of nested-hidden has no ref');
   t.diagnostic(`parity HEAD ${parity.head}, ${tree.length} entries`);
 });
 
@@ -233,6 +246,42 @@ test('empty upstream: two git clones compare as identical', () => {
   const o = clone(other.url);
   const diffs = compareClones(a, o, { mode: 'editable' });
   assert.ok(diffs.some((m) => m.startsWith('HEAD: symbolic-ref HEAD is refs/heads/main')), diffs.join('\n'));
+});
+
+test('missing-HEAD upstream: clones compare as identical; an index, a born HEAD, origin/HEAD or a reflog is reported', () => {
+  const missing = timed('makeMissingHeadRepo', () => makeMissingHeadRepo(path.join(root, 'missing-head-up'), parity.path));
+  const a = clone(missing.url);
+  assert.equal(gitText(['symbolic-ref', 'HEAD'], { cwd: a }), 'refs/heads/nosuch');
+  assert.equal(fs.existsSync(path.join(a, '.git/index')), false, 'git writes no index');
+  assert.deepEqual(compareClones(a, clone(missing.url), { mode: 'editable' }), []);
+  const s1 = clone(missing.url, ['--depth', '1']);
+  assert.deepEqual(compareClones(s1, clone(missing.url, ['--depth', '1']), { mode: 'editable' }), []);
+  const sd = compareClones(a, s1, { mode: 'editable' });
+  assert.ok(sd.some((m) => m.startsWith('config: missing config entry "remote.origin.fetch=')), sd.join('\n'));
+  assert.ok(sd.some((m) => m.startsWith('packed-refs: missing line')), sd.join('\n'));
+  const cases: Array<{ name: string; apply: (d: string) => void; expect: RegExp }> = [
+    { name: 'an empty index', apply: (d) => g(d, ['read-tree', '--empty']), expect: /^\.git: extra file \.git\/index$/ },
+    { name: 'a born HEAD', apply: (d) => g(d, ['update-ref', 'refs/heads/nosuch', parity.head]), expect: /^HEAD: rev-parse HEAD is [0-9a-f]{40}, expected \(unborn\)$/ },
+    {
+      name: 'origin/HEAD',
+      apply: (d) => g(d, ['symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main']),
+      expect: /^loose refs: extra loose ref refs\/remotes\/origin\/HEAD/,
+    },
+    {
+      name: 'a reflog',
+      apply: (d) => {
+        fs.mkdirSync(path.join(d, '.git/logs'));
+        fs.writeFileSync(path.join(d, '.git/logs/HEAD'), '');
+      },
+      expect: /^\.git: extra file \.git\/logs\/HEAD$/,
+    },
+  ];
+  for (const c of cases) {
+    const d = clone(missing.url);
+    c.apply(d);
+    const diffs = compareClones(a, d, { mode: 'editable' });
+    assert.ok(diffs.some((m) => c.expect.test(m)), `${c.name}: ${diffs.join('\n')}`);
+  }
 });
 
 test('medium fixture: history and identical clones', (t) => {

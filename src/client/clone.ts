@@ -242,7 +242,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     renameSync(root, target);
     staging = null;
     mark('rename');
-    const warning = cloneWarning(manifest, opts.mode === 'editable' && shallow);
+    const warning = cloneWarning(manifest, shallow);
     if (warning) {
       progress.clear();
       (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
@@ -300,10 +300,10 @@ function onInterrupt(staging: string): () => void {
 }
 
 /** The warning git clone prints for a clone with nothing to check out, if any. */
-function cloneWarning(m: Manifest, shallowGitDir: boolean): string | null {
+function cloneWarning(m: Manifest, shallow: boolean): string | null {
   if (m.commit !== null) return null;
   // git clone --depth 1 of a HEAD naming a missing branch fetches nothing, so it looks empty too.
-  if (m.refs.length === 0 || shallowGitDir) return 'You appear to have cloned an empty repository.';
+  if (m.refs.length === 0 || shallow) return 'You appear to have cloned an empty repository.';
   return 'remote HEAD refers to nonexistent ref, unable to checkout';
 }
 

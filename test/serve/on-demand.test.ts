@@ -114,9 +114,17 @@ test('the token bucket refills at its hourly rate and holds at most its capacity
   }
   assert.throws(() => od.start('r', start), /per hour/);
   // A job the queue coalesced into one already counted costs nothing.
-  now += 15 * 60_000;
+  now += 30 * 60_000; // two builds
   const job = od.start('r', start);
   assert.equal(od.start('r', () => job), job);
+  od.start('r', start);
   done();
   assert.throws(() => od.start('r', start), /per hour/);
+  // At most maxActive at once, whatever the bucket holds.
+  const tight = new OnDemandBuilds({ maxActive: 2, perHour: 100 }, (id) => active.has(id), () => now);
+  tight.start('r', start);
+  tight.start('r', start);
+  assert.throws(() => tight.start('r', start), /queued or running/);
+  done();
+  tight.start('r', start);
 });

@@ -41,8 +41,8 @@ interface Api extends ApiContext {
 
 export function apiHandler(context: ApiContext) {
   const isActive = (id: number) => {
-    const state = context.meta.getJob(id)?.state;
-    return state === 'queued' || state === 'running';
+    const job = context.meta.getJob(id);
+    return !!job && isUnfinished(job);
   };
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive) };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -226,8 +226,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
   // default branch, and is the only way to learn anything while there is no mirror yet.
   const about = (j: JobRecord) => (j.ref === null ? !mirrored || defaultRef === null || candidates.includes(defaultRef) : candidates.includes(j.ref));
   const recent = ctx.meta.listJobs(name, 20);
-  const active = () => recent.find((j) => (j.state === 'queued' || j.state === 'running') && about(j));
-  const inFlight = active();
+  const inFlight = recent.find((j) => isUnfinished(j) && about(j));
   if (inFlight) return sendJson(res, 202, { status: 'building', job: jobView(inFlight) });
   // The last finished job about these refs: if it failed, say why (with its code) rather than
   // retrying on every request. A later successful plain sync clears the way for a retry.
@@ -243,7 +242,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
     if (last?.state === 'succeeded') throw new SnapError('not-found', `the upstream of ${name} has no default branch; clone with --branch`);
   }
   // Checked again after the await above, in the same synchronous step as the enqueue.
-  const joined = ctx.meta.listJobs(name, 20).find((j) => (j.state === 'queued' || j.state === 'running') && (j.ref === target || (target === null && j.ref === null)));
+  const joined = ctx.meta.listJobs(name, 20).find((j) => isUnfinished(j) && j.ref === target);
   if (joined) return sendJson(res, 202, { status: 'building', job: jobView(joined) });
   const enqueue = () => ctx.queue.enqueue({ repo: name, ref: target });
   let job: JobRecord;
@@ -254,6 +253,10 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
     throw err;
   }
   sendJson(res, 202, { status: 'building', job: jobView(job) });
+}
+
+function isUnfinished(j: JobRecord): boolean {
+  return j.state === 'queued' || j.state === 'running';
 }
 
 /** A failed job's error as the client should see it: "no such branch" stays not-found. */

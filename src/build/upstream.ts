@@ -28,7 +28,9 @@ export function validateUpstreamUrl(url: string): void {
 const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443', ssh: '22', git: '9418' };
 
 /**
- * The one spelling of an upstream that names and compares it. Only rewrites git reads
+ * The spelling of an upstream that compares it: two URLs with one normal form are the
+ * same upstream. (What is stored and written to a clone's remote.origin.url is the URL as
+ * given, as git clone writes it.) Only rewrites git reads
  * the same way: file:///x is the path /x; "//" and "/./" in a local path; trailing
  * slashes; the scheme's and host's case and a default port. Path case, ".git" and ".."
  * are kept (they can name different repositories).
@@ -60,8 +62,8 @@ function percentDecoded(path: string): string {
   }
 }
 
-/** Validate, then normalize: what the API stores and compares. */
-export function upstreamUrl(url: string): string {
+/** Validate a URL and give its normal form, the key the API compares upstreams by. */
+export function upstreamKey(url: string): string {
   validateUpstreamUrl(url);
   const normal = normalizeUpstreamUrl(url);
   validateUpstreamUrl(normal); // e.g. file:///x%0a decodes to a control character

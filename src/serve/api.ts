@@ -11,7 +11,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import { lsRemote, normalizeUpstreamUrl, upstreamUrl, type RemoteRefs } from '../build/upstream.js';
+import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../build/upstream.js';
 import { snapshotRefs } from '../build/mirror.js';
 import { assertRepoName, nameFromUrl } from '../clonepack/names.js';
 import { isValidRefName } from '../clonepack/refs.js';
@@ -146,13 +146,15 @@ function getRepoOr404(ctx: ApiContext, name: string) {
 
 async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
-  const url = upstreamUrl(body.url);
-  const name = typeof body.name === 'string' && body.name ? body.name : nameFromUrl(url);
+  // Stored as given (a clone's remote.origin.url is what the user typed, as with git clone),
+  // compared by normal form: /x, file:///x and /x/ are one upstream.
+  const url = body.url;
+  const key = upstreamKey(url);
+  const name = typeof body.name === 'string' && body.name ? body.name : nameFromUrl(key);
   assertRepoName(name);
   const existing = ctx.meta.getRepo(name);
   if (existing) {
-    // Rows from before URLs were normalized compare by their normal form too.
-    if (normalizeUpstreamUrl(existing.url) !== url) throw nameTaken(name, existing.url);
+    if (normalizeUpstreamUrl(existing.url) !== key) throw nameTaken(name, existing.url);
     const jobs = ctx.meta.listJobs(name, 1);
     const built = ctx.meta.listRefs(name).length > 0;
     // Idempotent: nothing new unless the first build never succeeded.
@@ -163,9 +165,9 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
   if (!ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() })) {
     // Registered meanwhile by a concurrent add: same URL is the idempotent case.
     const now = ctx.meta.getRepo(name);
-    if (now && normalizeUpstreamUrl(now.url) !== url) throw nameTaken(name, now.url);
+    if (now && normalizeUpstreamUrl(now.url) !== key) throw nameTaken(name, now.url);
     const jobs = ctx.meta.listJobs(name, 1);
-    return sendJson(res, 200, { name, url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
+    return sendJson(res, 200, { name, url: now?.url ?? url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
   }
   const job = ctx.queue.enqueue({ repo: name, ref: null });
   sendJson(res, 201, { name, url, created: true, job: jobView(job) });
@@ -293,14 +295,18 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
 async function setRepoUrl(ctx: ApiContext, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
   getRepoOr404(ctx, name);
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
-  const url = upstreamUrl(body.url);
+  const url = body.url;
+  const key = upstreamKey(url);
   const remote = await lsRemote(url); // like add: an unreachable upstream changes nothing
   const repo = getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {
+    // A build of the old URL still running can no longer publish (publishRef checks the URL).
     ctx.meta.setRepoUrl(name, url);
-    // Refs the new upstream lacks are no longer served; the others are until the sync
-    // below rebuilds those whose commit differs (a moved host usually changes nothing).
-    for (const r of ctx.meta.listRefs(name)) if (!remote.refs.has(r.ref)) ctx.meta.removeRef(name, r.ref);
+    if (normalizeUpstreamUrl(repo.url) !== key) {
+      // Another upstream: refs it lacks are no longer served; the others are until the
+      // sync below rebuilds those whose commit differs (a moved host usually changes nothing).
+      for (const r of ctx.meta.listRefs(name)) if (!remote.refs.has(r.ref)) ctx.meta.removeRef(name, r.ref);
+    }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }
   const job = ctx.queue.enqueue({ repo: name, ref: null });

@@ -180,16 +180,23 @@ test('PATCH url re-points a repository: checked like add, rebuilt from the new u
     const ok = await patch({ url: `file://${neu.dir}/` });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.json.name, 'moving');
-    assert.equal(ok.json.url, neu.dir, 'stored normalized');
+    assert.equal(ok.json.url, `file://${neu.dir}/`, 'stored as given, as git clone writes it');
     const job = await waitJob(s.url, ok.json.job.id);
     assert.equal(job.state, 'succeeded', job.error);
     const r = await call(s.url, 'GET', '/v1/repos/moving/resolve');
-    assert.equal(r.json.upstream, neu.dir);
+    assert.equal(r.json.upstream, `file://${neu.dir}/`);
     assert.equal(r.json.commit, newHead);
     // A ref only the old upstream had is no longer served.
     const gone = await call(s.url, 'GET', '/v1/repos/moving/resolve?ref=old-only');
     assert.equal(gone.status, 404, gone.text);
-    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: neu.dir, defaultBranch: 'main' }]);
+    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: `file://${neu.dir}/`, defaultBranch: 'main' }]);
+    // Another spelling of the same upstream keeps every ref.
+    const respelled = await patch({ url: neu.dir });
+    assert.equal(respelled.status, 200, respelled.text);
+    assert.equal((await waitJob(s.url, respelled.json.job.id)).state, 'succeeded');
+    const same = await call(s.url, 'GET', '/v1/repos/moving/resolve');
+    assert.equal(same.json.manifest.digest, r.json.manifest.digest);
+    assert.equal(same.json.upstream, neu.dir);
   } finally {
     await s.close();
   }
@@ -201,17 +208,19 @@ test('a path, file:// and trailing slashes name the same upstream; a conflict na
   const other = makeUpstream(work, 'other');
   const s = await startTestServer();
   try {
-    await addAndBuild(s.url, `${up.dir}/`, 'same');
-    assert.equal((await call(s.url, 'GET', '/v1/repos/same')).json.url, up.dir);
-    for (const url of [up.dir, `file://${up.dir}`, `file://${up.dir}/`, `${up.dir}//`]) {
+    // Stored as given: a clone's remote.origin.url is what was typed, as git clone writes it.
+    await addAndBuild(s.url, `file://${up.dir}/`, 'same');
+    assert.equal((await call(s.url, 'GET', '/v1/repos/same')).json.url, `file://${up.dir}/`);
+    for (const url of [up.dir, `file://${up.dir}`, `file://${up.dir}/`, `${up.dir}//`, `${up.dir}/`]) {
       const r = await call(s.url, 'POST', '/v1/repos', { url, name: 'same' });
       assert.equal(r.status, 200, `${url}: ${r.text}`);
       assert.equal(r.json.created, false);
+      assert.equal(r.json.url, `file://${up.dir}/`);
     }
     const c = await call(s.url, 'POST', '/v1/repos', { url: other.dir, name: 'same' });
     assert.equal(c.status, 409, c.text);
     assert.equal(c.json.code, 'conflict');
-    assert.equal(c.json.error, `same is already registered for ${up.dir}`);
+    assert.equal(c.json.error, `same is already registered for file://${up.dir}/`);
   } finally {
     await s.close();
   }

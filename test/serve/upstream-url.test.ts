@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeUpstreamUrl, upstreamUrl, lsRemote } from '../../src/build/upstream.js';
+import { normalizeUpstreamUrl, upstreamKey, lsRemote } from '../../src/build/upstream.js';
 import { SnapError } from '../../src/util/errors.js';
 import { makeUpstream, tempDir } from './helpers.js';
 
@@ -46,12 +46,12 @@ test('what can name another repository is kept apart', () => {
 test('bad URLs are usage errors, also when only their normal form is bad', () => {
   for (const bad of ['', 'relative/x', 'ext::sh -c x', '-uevil', 'https://u:pw@h/x', 'https://tok@h/x', 'a\nb', 'file:///srv/x%0a', 'x'.repeat(3000)]) {
     assert.throws(
-      () => upstreamUrl(bad),
+      () => upstreamKey(bad),
       (e: unknown) => e instanceof SnapError && e.code === 'usage',
       JSON.stringify(bad).slice(0, 40),
     );
   }
-  assert.equal(upstreamUrl('file:///srv/x/'), '/srv/x');
+  assert.equal(upstreamKey('file:///srv/x/'), '/srv/x');
 });
 
 test('git reads a file:// URL and its normal form as the same repository', async () => {

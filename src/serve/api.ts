@@ -6,7 +6,7 @@
  * of an unbuilt ref, within the per-repository bound of on-demand.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
@@ -279,14 +279,14 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   ctx.onDemand.forget(name);
   // Queued jobs fail when they start (the repository is gone); a running one can no longer
   // publish (publishRef checks the registration), and keeps its mirror until it stops.
-  const dropMirror = () => {
+  const dropMirror = async () => {
     try {
-      if (!ctx.meta.getRepo(name)) rmSync(ctx.sync.mirrorDir(name), { recursive: true, force: true });
+      if (!ctx.meta.getRepo(name)) await ctx.sync.removeMirror(name); // unless registered again meanwhile
     } catch (err) {
       log.error(`could not remove the mirror of ${name}: ${(err as Error).message}`);
     }
   };
-  if (running.length === 0) dropMirror();
+  if (running.length === 0) await dropMirror();
   else void Promise.allSettled(running.map((j) => ctx.queue.wait(j.id))).then(dropMirror);
   log.info(`removed ${name} (${removed.url})`);
   sendJson(res, 200, { name, url: removed.url, removed: true });

@@ -11,7 +11,8 @@
  * was minutes per sync). So a build's list of the upstream's other refs is the
  * one from when it was built, until its own commit moves.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
@@ -32,6 +33,19 @@ export class SyncService {
 
   mirrorDir(repo: string): string {
     return join(this.dataDir, 'mirrors', `${encodeURIComponent(repo)}.git`);
+  }
+
+  /**
+   * Delete a repository's mirror. It is renamed aside first (one synchronous step), so a
+   * registration of the same name meanwhile starts from an empty mirror, never a half-deleted
+   * one, and the slow recursive delete does not block the server.
+   */
+  async removeMirror(repo: string): Promise<void> {
+    const dir = this.mirrorDir(repo);
+    if (!existsSync(dir)) return;
+    const trash = `${dir}.removed-${process.pid}-${Date.now()}`;
+    renameSync(dir, trash);
+    await rm(trash, { recursive: true, force: true });
   }
 
   async run(job: JobRecord, report: (phase: string) => void): Promise<{ commit: string | null }> {

@@ -13,15 +13,61 @@ import { runGit } from './gitproc.js';
 const SCHEMES = /^(https?|ssh|git|file):\/\//i;
 const SCP_LIKE = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/\\]/; // git@github.com:owner/repo.git
 
+/** Refuse what snapclone will not fetch from; a bad URL is the caller's mistake (usage, exit 2). */
 export function validateUpstreamUrl(url: string): void {
-  if (typeof url !== 'string' || url.length === 0 || url.length > 2048) throw new SnapError('invalid', 'upstream URL is empty or too long');
-  if (/[\x00-\x1f\x7f]/.test(url)) throw new SnapError('invalid', 'upstream URL contains control characters');
-  if (url.startsWith('-')) throw new SnapError('invalid', 'upstream URL may not start with "-"');
+  if (typeof url !== 'string' || url.length === 0 || url.length > 2048) throw new SnapError('usage', 'upstream URL is empty or too long');
+  if (/[\x00-\x1f\x7f]/.test(url)) throw new SnapError('usage', 'upstream URL contains control characters');
+  if (url.startsWith('-')) throw new SnapError('usage', 'upstream URL may not start with "-"');
   // Over http(s) any user info may be a token (https://<token>@host works on common forges), so none is stored.
   if (hasEmbeddedPassword(url) || /^https?:\/\/[^/]*@/i.test(url))
-    throw new SnapError('invalid', 'upstream URL embeds credentials; snapclone does not store secrets. Use a credential helper or SSH key on the server.');
+    throw new SnapError('usage', 'upstream URL embeds credentials; snapclone does not store secrets. Use a credential helper or SSH key on the server.');
   if (SCHEMES.test(url) || SCP_LIKE.test(url) || isAbsolute(url)) return;
-  throw new SnapError('invalid', `unsupported upstream URL ${JSON.stringify(url)} (use https://, ssh://, git://, file://, user@host:path or an absolute path)`);
+  throw new SnapError('usage', `unsupported upstream URL ${JSON.stringify(url)} (use https://, ssh://, git://, file://, user@host:path or an absolute path)`);
+}
+
+const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443', ssh: '22', git: '9418' };
+
+/**
+ * The spelling of an upstream that compares it: two URLs with one normal form are the
+ * same upstream. (What is stored and written to a clone's remote.origin.url is the URL as
+ * given, as git clone writes it.) Only rewrites git reads
+ * the same way: file:///x is the path /x; "//" and "/./" in a local path; trailing
+ * slashes; the scheme's and host's case and a default port. Path case, ".git" and ".."
+ * are kept (they can name different repositories).
+ */
+export function normalizeUpstreamUrl(url: string): string {
+  const file = /^file:\/\/(\/.*)$/i.exec(url); // empty host only: file://host/x is not a local path
+  const u = file ? percentDecoded(file[1]!) : url; // git decodes a file:// URL's %XX
+  if (u.startsWith('/')) return u.replace(/\/{2,}/g, '/').replace(/\/\.(?=\/|$)/g, '').replace(/\/+$/, '') || '/';
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(.*)$/.exec(u);
+  if (m) {
+    const scheme = m[1]!.toLowerCase();
+    const at = m[2]!.lastIndexOf('@');
+    const user = m[2]!.slice(0, at + 1); // user names are case-sensitive
+    let host = m[2]!.slice(at + 1).toLowerCase();
+    const port = /:(\d+)$/.exec(host);
+    if (port && DEFAULT_PORTS[scheme] === port[1]) host = host.slice(0, -port[0].length);
+    return `${scheme}://${user}${host}${m[3]!.replace(/\/+$/, '')}${m[4]!}`;
+  }
+  const scp = /^([^@/]+@)([^:/]+):(.*)$/.exec(u);
+  if (scp) return `${scp[1]}${scp[2]!.toLowerCase()}:${scp[3]!.replace(/\/+$/, '')}`;
+  return u.replace(/\/+$/, '');
+}
+
+function percentDecoded(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path; // not valid %-encoding: git would not decode it either
+  }
+}
+
+/** Validate a URL and give its normal form, the key the API compares upstreams by. */
+export function upstreamKey(url: string): string {
+  validateUpstreamUrl(url);
+  const normal = normalizeUpstreamUrl(url);
+  validateUpstreamUrl(normal); // e.g. file:///x%0a decodes to a control character
+  return normal;
 }
 
 export interface RemoteRefs {

@@ -1,3 +1,5 @@
+import type { ErrorCode } from '../util/errors.js';
+
 /**
  * Durable records: registered repositories, the mutable ref records that map a
  * (repository, ref) to its latest built manifest, and build jobs.
@@ -30,6 +32,9 @@ export interface RefRecord {
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
 
+/** Why a job failed, as an error code (util/errors.ts): not-found, unreachable, build-failed... */
+export type JobErrorCode = ErrorCode;
+
 export interface JobRecord {
   id: number;
   repo: string;
@@ -38,11 +43,16 @@ export interface JobRecord {
   state: JobState;
   phase: string; // human-readable step, e.g. "fetching", "packing history"
   error: string | null;
+  /** The failure's error code, so a client can tell "no such branch" from a broken build; null if unknown. */
+  errorCode: JobErrorCode | null;
   commit: string | null; // what the job built, once known
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
 }
+
+/** A job to record; errorCode defaults to null. */
+export type NewJob = Omit<JobRecord, 'id' | 'errorCode'> & { errorCode?: JobErrorCode | null };
 
 export interface MetadataStore {
   /** Register a repository. Returns false (and changes nothing) if the name exists. */
@@ -50,15 +60,30 @@ export interface MetadataStore {
   getRepo(name: string): RepoRecord | null;
   listRepos(): RepoRecord[];
   setDefaultBranch(name: string, branch: string | null): void;
+  /** Point a repository at another upstream (throws not-found if unknown). */
+  setRepoUrl(name: string, url: string): void;
+  /**
+   * Unregister a repository: its record, its ref records and its finished jobs, in one
+   * transaction. Queued and running jobs stay so their end is still recorded; the seq
+   * counter stays so a later registration's builds still order after everything before.
+   * Returns the removed record, or null if the name was not registered.
+   */
+  removeRepo(name: string): RepoRecord | null;
 
   /** Next ordering stamp for a repository's builds; strictly increasing, durable. */
   nextSeq(repo: string): number;
   getRef(repo: string, ref: string): RefRecord | null;
   listRefs(repo: string): RefRecord[];
-  /** Conditional upsert: applied only if no record exists or rec.seq > existing seq. Returns whether it was applied. */
-  publishRef(rec: RefRecord): boolean;
+  /**
+   * Conditional upsert, applied only if the repository is registered for `upstream` (the URL
+   * the build fetched, so a build of a removed or re-pointed repository never lands) and no
+   * record exists or rec.seq > existing seq. Returns whether it was applied.
+   */
+  publishRef(rec: RefRecord, upstream: string): boolean;
+  /** Stop serving a ref (e.g. one the new upstream of a re-pointed repository lacks). */
+  removeRef(repo: string, ref: string): boolean;
 
-  createJob(job: Omit<JobRecord, 'id'>): JobRecord;
+  createJob(job: NewJob): JobRecord;
   updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): void;
   getJob(id: number): JobRecord | null;
   /** Most recent jobs first. */

@@ -6,13 +6,13 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobRecord, MetadataStore, RefRecord, RepoRecord } from './metadata-store.js';
+import type { JobRecord, MetadataStore, NewJob, RefRecord, RepoRecord } from './metadata-store.js';
 import { SnapError, invalid } from '../util/errors.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 
 /** MIGRATIONS[i] takes the schema from version i to i + 1; append only, never edit a shipped one. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE repos (
     name TEXT PRIMARY KEY,
@@ -57,6 +57,10 @@ const MIGRATIONS: string[] = [
   CREATE INDEX jobs_by_repo ON jobs (repo, id);
   CREATE INDEX jobs_unfinished ON jobs (id) WHERE state IN ('queued', 'running');
   `,
+  // 1 -> 2: a failed job keeps its error code (not-found, unreachable, build-failed...).
+  `
+  ALTER TABLE jobs ADD COLUMN error_code TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -89,6 +93,7 @@ interface JobRow {
   state: string;
   phase: string;
   error: string | null;
+  error_code: string | null;
   commit_oid: string | null;
   created_at: number;
   started_at: number | null;
@@ -96,7 +101,7 @@ interface JobRow {
 }
 
 type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>;
-const PATCHABLE = ['state', 'phase', 'error', 'commit', 'createdAt', 'startedAt', 'finishedAt'] as const;
+const PATCHABLE = ['state', 'phase', 'error', 'errorCode', 'commit', 'createdAt', 'startedAt', 'finishedAt'] as const;
 
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Db;
@@ -137,6 +142,25 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
+  setRepoUrl(name: string, url: string): void {
+    if (this.#stmt.setRepoUrl.run(url, name).changes === 0) {
+      throw new SnapError('not-found', `repository ${name} is not registered`);
+    }
+  }
+
+  removeRepo(name: string): RepoRecord | null {
+    return this.#db
+      .transaction(() => {
+        const row = this.#stmt.getRepo.get(name) as RepoRow | undefined;
+        if (!row) return null;
+        this.#stmt.removeRefs.run(name);
+        this.#stmt.removeFinishedJobs.run(name);
+        this.#stmt.removeRepo.run(name);
+        return repoFromRow(row);
+      })
+      .immediate();
+  }
+
   nextSeq(repo: string): number {
     return (this.#stmt.nextSeq.get(repo) as { seq: number }).seq;
   }
@@ -150,9 +174,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.#stmt.listRefs.all(repo) as RefRow[]).map(refFromRow);
   }
 
-  publishRef(rec: RefRecord): boolean {
+  publishRef(rec: RefRecord, upstream: string): boolean {
     if (!Number.isSafeInteger(rec.seq)) throw invalid(`ref seq must be an integer, got ${rec.seq}`);
     const info = this.#stmt.publishRef.run({
+      upstream,
       repo: rec.repo,
       ref: rec.ref,
       commit: rec.commit,
@@ -167,7 +192,12 @@ export class SqliteMetadataStore implements MetadataStore {
     return info.changes === 1;
   }
 
-  createJob(job: Omit<JobRecord, 'id'>): JobRecord {
+  removeRef(repo: string, ref: string): boolean {
+    return this.#stmt.removeRef.run(repo, ref).changes === 1;
+  }
+
+  createJob(newJob: NewJob): JobRecord {
+    const job: Omit<JobRecord, 'id'> = { ...newJob, errorCode: newJob.errorCode ?? null };
     const info = this.#stmt.createJob.run({
       repo: job.repo,
       kind: job.kind,
@@ -175,6 +205,7 @@ export class SqliteMetadataStore implements MetadataStore {
       state: job.state,
       phase: job.phase,
       error: job.error,
+      errorCode: job.errorCode,
       commit: job.commit,
       createdAt: job.createdAt,
       startedAt: job.startedAt,
@@ -238,17 +269,24 @@ function prepareAll(db: Db) {
     getRepo: s(`SELECT * FROM repos WHERE name = ?`),
     listRepos: s(`SELECT * FROM repos ORDER BY name`),
     setDefaultBranch: s(`UPDATE repos SET default_branch = ? WHERE name = ?`),
+    setRepoUrl: s(`UPDATE repos SET url = ? WHERE name = ?`),
+    removeRepo: s(`DELETE FROM repos WHERE name = ?`),
+    removeRefs: s(`DELETE FROM refs WHERE repo = ?`),
+    removeRef: s(`DELETE FROM refs WHERE repo = ? AND ref = ?`),
+    removeFinishedJobs: s(`DELETE FROM jobs WHERE repo = ? AND state IN ('succeeded', 'failed')`),
     // One statement, so the increment is atomic across connections and processes.
     nextSeq: s(`INSERT INTO repo_seq (repo, seq) VALUES (?, 1)
                 ON CONFLICT (repo) DO UPDATE SET seq = seq + 1
                 RETURNING seq`),
     getRef: s(`SELECT * FROM refs WHERE repo = ? AND ref = ?`),
     listRefs: s(`SELECT * FROM refs WHERE repo = ? ORDER BY ref`),
-    // The seq comparison lives in the statement, so no concurrent writer can slip in between.
+    // The registration check and the seq comparison live in the statement, so no concurrent
+    // writer (a removal, a re-point, a newer build) can slip in between.
     publishRef: s(`INSERT INTO refs (repo, ref, commit_oid, manifest, manifest_size, seq, built_at,
                                      size_editable, size_shallow, size_files)
-                   VALUES (:repo, :ref, :commit, :manifest, :manifestSize, :seq, :builtAt,
-                           :editable, :shallow, :files)
+                   SELECT :repo, :ref, :commit, :manifest, :manifestSize, :seq, :builtAt,
+                          :editable, :shallow, :files
+                   WHERE EXISTS (SELECT 1 FROM repos WHERE name = :repo AND url = :upstream)
                    ON CONFLICT (repo, ref) DO UPDATE SET
                      commit_oid = excluded.commit_oid,
                      manifest = excluded.manifest,
@@ -259,12 +297,13 @@ function prepareAll(db: Db) {
                      size_shallow = excluded.size_shallow,
                      size_files = excluded.size_files
                    WHERE excluded.seq > refs.seq`),
-    createJob: s(`INSERT INTO jobs (repo, kind, ref, state, phase, error, commit_oid, created_at, started_at, finished_at)
-                  VALUES (:repo, :kind, :ref, :state, :phase, :error, :commit, :createdAt, :startedAt, :finishedAt)`),
+    createJob: s(`INSERT INTO jobs (repo, kind, ref, state, phase, error, error_code, commit_oid, created_at, started_at, finished_at)
+                  VALUES (:repo, :kind, :ref, :state, :phase, :error, :errorCode, :commit, :createdAt, :startedAt, :finishedAt)`),
     updateJob: s(`UPDATE jobs SET
                     state = CASE WHEN :has_state THEN :state ELSE state END,
                     phase = CASE WHEN :has_phase THEN :phase ELSE phase END,
                     error = CASE WHEN :has_error THEN :error ELSE error END,
+                    error_code = CASE WHEN :has_errorCode THEN :errorCode ELSE error_code END,
                     commit_oid = CASE WHEN :has_commit THEN :commit ELSE commit_oid END,
                     created_at = CASE WHEN :has_createdAt THEN :createdAt ELSE created_at END,
                     started_at = CASE WHEN :has_startedAt THEN :startedAt ELSE started_at END,
@@ -302,6 +341,7 @@ function jobFromRow(r: JobRow): JobRecord {
     state: r.state as JobRecord['state'],
     phase: r.phase,
     error: r.error,
+    errorCode: r.error_code as JobRecord['errorCode'],
     commit: r.commit_oid,
     createdAt: r.created_at,
     startedAt: r.started_at,

@@ -155,7 +155,7 @@ export class LocalJobQueue implements JobQueue {
       return { state: 'succeeded', phase: 'done', commit: result?.commit ?? null, finishedAt: Date.now() };
     } catch (err) {
       // Keep the last phase: "failed while packing history" says where.
-      return { state: 'failed', phase, error: errorMessage(err), finishedAt: Date.now() };
+      return { state: 'failed', phase, error: errorMessage(err), errorCode: err instanceof SnapError ? err.code : 'build-failed', finishedAt: Date.now() };
     } finally {
       done = true;
     }

@@ -1,7 +1,9 @@
 /**
- * The HTTP API (documented in docs/API.md). Read endpoints are open; endpoints
- * that change state (add, sync) need the admin token when one is configured,
- * and one must be configured when the server listens beyond loopback.
+ * The HTTP API (documented in docs/API.md). Read endpoints are open (digests are
+ * not secrets); endpoints that change state (add, sync, remove, re-point) need
+ * the admin token when one is configured, and one must be configured when the
+ * server listens beyond loopback. A resolve without the token may start a build
+ * of an unbuilt ref, within the per-repository bound of on-demand.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
@@ -9,15 +11,17 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import { lsRemote, validateUpstreamUrl } from '../build/upstream.js';
+import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../build/upstream.js';
 import { snapshotRefs } from '../build/mirror.js';
 import { assertRepoName, nameFromUrl } from '../clonepack/names.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
+import { log } from '../util/log.js';
 import { readJson, sendError, sendJson } from './http-util.js';
 import { serveArtifact } from './artifacts.js';
 import type { HotArtifactCache } from './hot-cache.js';
 import type { SyncService } from './sync.js';
+import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
 
 export interface ApiContext {
   store: ArtifactStore;
@@ -27,9 +31,20 @@ export interface ApiContext {
   /** SHA-256 of the admin token, or null when none is required. */
   adminTokenHash: Buffer | null;
   hot?: HotArtifactCache;
+  /** Bound on builds started by resolves without the admin token (default ON_DEMAND_LIMITS). */
+  onDemandLimits?: OnDemandLimits;
 }
 
-export function apiHandler(ctx: ApiContext) {
+interface Api extends ApiContext {
+  onDemand: OnDemandBuilds;
+}
+
+export function apiHandler(context: ApiContext) {
+  const isActive = (id: number) => {
+    const job = context.meta.getJob(id);
+    return !!job && isUnfinished(job);
+  };
+  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive) };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(ctx, req, res);
@@ -39,7 +54,7 @@ export function apiHandler(ctx: ApiContext) {
   };
 }
 
-async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://x');
   const parts = url.pathname.split('/').slice(1).map(decodeSegment);
   const method = req.method ?? 'GET';
@@ -55,7 +70,7 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse)
     return sendJson(res, 200, jobView(job));
   }
   if (parts[1] === 'repos' && parts.length === 2) {
-    if (method === 'GET') return sendJson(res, 200, { repos: ctx.meta.listRepos().map((r) => ({ name: r.name, url: r.url })) });
+    if (method === 'GET') return sendJson(res, 200, { repos: ctx.meta.listRepos().map((r) => ({ name: r.name, url: r.url, defaultBranch: r.defaultBranch })) });
     if (method === 'POST') {
       requireAdmin(ctx, req);
       return addRepo(ctx, await readJson(req), res);
@@ -65,7 +80,15 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse)
     const name = parts[2]!;
     const action = parts[3];
     if (parts.length === 3 && method === 'GET') return sendJson(res, 200, status(ctx, name));
-    if (action === 'resolve' && parts.length === 4 && method === 'GET') return resolve(ctx, name, url.searchParams.get('ref') ?? '', res);
+    if (parts.length === 3 && method === 'DELETE') {
+      requireAdmin(ctx, req);
+      return removeRepo(ctx, name, res);
+    }
+    if (parts.length === 3 && method === 'PATCH') {
+      requireAdmin(ctx, req);
+      return setRepoUrl(ctx, name, await readJson(req), res);
+    }
+    if (action === 'resolve' && parts.length === 4 && method === 'GET') return resolve(ctx, name, url.searchParams.get('ref') ?? '', isAdmin(ctx, req), res);
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -82,15 +105,32 @@ function decodeSegment(s: string): string {
   }
 }
 
-function requireAdmin(ctx: ApiContext, req: IncomingMessage): void {
-  if (!ctx.adminTokenHash) return;
+/** Whether the request may call admin endpoints: it carries the token, or none is configured. */
+function isAdmin(ctx: ApiContext, req: IncomingMessage): boolean {
+  if (!ctx.adminTokenHash) return true;
   const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   const given = createHash('sha256').update(m?.[1] ?? '').digest();
-  if (!m || !timingSafeEqual(given, ctx.adminTokenHash)) throw new SnapError('unauthorized', 'this endpoint needs the admin token (Authorization: Bearer ...)');
+  return !!m && timingSafeEqual(given, ctx.adminTokenHash);
+}
+
+function requireAdmin(ctx: ApiContext, req: IncomingMessage): void {
+  if (!isAdmin(ctx, req)) throw new SnapError('unauthorized', 'this endpoint needs the admin token (Authorization: Bearer ...)');
 }
 
 function jobView(job: JobRecord) {
-  return { id: job.id, repo: job.repo, ref: job.ref, state: job.state, phase: job.phase, error: job.error, commit: job.commit, createdAt: job.createdAt, startedAt: job.startedAt, finishedAt: job.finishedAt };
+  return {
+    id: job.id,
+    repo: job.repo,
+    ref: job.ref,
+    state: job.state,
+    phase: job.phase,
+    error: job.error,
+    errorCode: job.errorCode,
+    commit: job.commit,
+    createdAt: job.createdAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+  };
 }
 
 function refView(r: RefRecord) {
@@ -105,40 +145,61 @@ function getRepoOr404(ctx: ApiContext, name: string) {
 }
 
 async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
+  // Stored as given (a clone's remote.origin.url is what the user typed, as with git clone),
+  // compared by normal form: /x, file:///x and /x/ are one upstream.
   const url = body.url;
-  if (typeof url !== 'string') throw new SnapError('invalid', 'body needs "url"');
-  validateUpstreamUrl(url);
-  const name = typeof body.name === 'string' && body.name ? body.name : nameFromUrl(url);
+  const key = upstreamKey(url);
+  const name = typeof body.name === 'string' && body.name ? body.name : nameFromUrl(key);
   assertRepoName(name);
   const existing = ctx.meta.getRepo(name);
   if (existing) {
-    if (existing.url !== url) throw new SnapError('conflict', `${name} is already registered for another upstream`);
+    if (normalizeUpstreamUrl(existing.url) !== key) throw nameTaken(name, existing.url);
     const jobs = ctx.meta.listJobs(name, 1);
     const built = ctx.meta.listRefs(name).length > 0;
     // Idempotent: nothing new unless the first build never succeeded.
     const job = !built && (jobs.length === 0 || jobs[0]!.state === 'failed') ? ctx.queue.enqueue({ repo: name, ref: null }) : jobs[0];
-    return sendJson(res, 200, { name, url, created: false, job: job ? jobView(job) : null });
+    return sendJson(res, 200, { name, url: existing.url, created: false, job: job ? jobView(job) : null });
   }
   await lsRemote(url); // unreachable or not a git repository: fail before registering anything
   if (!ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() })) {
     // Registered meanwhile by a concurrent add: same URL is the idempotent case.
-    if (ctx.meta.getRepo(name)?.url !== url) throw new SnapError('conflict', `${name} is already registered for another upstream`);
+    const now = ctx.meta.getRepo(name);
+    if (now && normalizeUpstreamUrl(now.url) !== key) throw nameTaken(name, now.url);
     const jobs = ctx.meta.listJobs(name, 1);
-    return sendJson(res, 200, { name, url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
+    return sendJson(res, 200, { name, url: now?.url ?? url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
   }
   const job = ctx.queue.enqueue({ repo: name, ref: null });
   sendJson(res, 201, { name, url, created: true, job: jobView(job) });
 }
 
+function nameTaken(name: string, url: string): SnapError {
+  return new SnapError('conflict', `${name} is already registered for ${url}`);
+}
+
 async function syncRepo(ctx: ApiContext, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
-  getRepoOr404(ctx, name);
+  const repo = getRepoOr404(ctx, name);
   let ref: string | null = null;
   if (typeof body.branch === 'string' && body.branch) {
-    ref = body.branch.startsWith('refs/') ? body.branch : `refs/heads/${body.branch}`;
-    if (!isValidRefName(ref)) throw new SnapError('invalid', `invalid branch name ${JSON.stringify(body.branch)}`);
+    const candidates = refCandidates(body.branch);
+    // Ask the upstream, not the mirror (a branch pushed since the last sync counts), and
+    // answer before queuing: an unknown ref is a 404, an unreachable upstream a 502.
+    ref = pickRef(candidates, await lsRemote(repo.url));
+    if (!ref) throw new SnapError('not-found', `no branch or tag ${JSON.stringify(body.branch)} in ${repo.url}`);
   }
   const job = ctx.queue.enqueue({ repo: name, ref });
   sendJson(res, 202, { job: jobView(job) });
+}
+
+/** Full ref names a user's branch or tag may mean, in git clone --branch order: branch first, then tag. */
+function refCandidates(name: string): string[] {
+  const candidates = name.startsWith('refs/') ? [name] : [`refs/heads/${name}`, `refs/tags/${name}`];
+  if (candidates.some((c) => !isValidRefName(c))) throw new SnapError('usage', `invalid branch or tag ${JSON.stringify(name)}`);
+  return candidates;
+}
+
+function pickRef(candidates: string[], remote: RemoteRefs): string | null {
+  return candidates.find((c) => remote.refs.has(c)) ?? null;
 }
 
 function status(ctx: ApiContext, name: string) {
@@ -152,38 +213,103 @@ function status(ctx: ApiContext, name: string) {
   };
 }
 
-async function resolve(ctx: ApiContext, name: string, refParam: string, res: ServerResponse): Promise<void> {
+async function resolve(ctx: Api, name: string, refParam: string, admin: boolean, res: ServerResponse): Promise<void> {
   const repo = getRepoOr404(ctx, name);
-  let candidates: string[];
-  if (refParam === '' || refParam === 'HEAD') {
-    candidates = repo.defaultBranch ? [`refs/heads/${repo.defaultBranch}`] : [];
-  } else if (refParam.startsWith('refs/')) {
-    candidates = [refParam];
-  } else {
-    candidates = [`refs/heads/${refParam}`, `refs/tags/${refParam}`]; // git clone --branch: branches first, then tags
-  }
-  if (candidates.some((c) => !isValidRefName(c))) throw new SnapError('invalid', `invalid branch or tag ${JSON.stringify(refParam)}`);
+  const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
+  const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
   for (const c of candidates) {
     const rec = ctx.meta.getRef(name, c);
     // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
     if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) return sendJson(res, 200, { repo: name, upstream: repo.url, ...refView(rec) });
   }
   // Not built yet. A build in flight, or one we can start, means "come back later".
-  const recent = ctx.meta.listJobs(name, 20);
-  const active = recent.find((j) => (j.state === 'queued' || j.state === 'running') && (j.ref === null || candidates.includes(j.ref)));
-  if (active) return sendJson(res, 202, { status: 'building', job: jobView(active) });
-  const last = recent.find((j) => j.ref === null || candidates.includes(j.ref));
-  if (last?.state === 'failed')
-    throw new SnapError('build-failed', `the last build of ${name} failed: ${last.error ?? 'unknown error'} (run snapclone sync ${name} to retry)`);
   const mirror = ctx.sync.mirrorDir(name);
-  if (existsSync(`${mirror}/HEAD`)) {
+  const mirrored = existsSync(`${mirror}/HEAD`);
+  // A job is about this request if it builds one of the candidates; a plain sync builds the
+  // default branch, and is the only way to learn anything while there is no mirror yet.
+  const about = (j: JobRecord) => (j.ref === null ? !mirrored || defaultRef === null || candidates.includes(defaultRef) : candidates.includes(j.ref));
+  const recent = ctx.meta.listJobs(name, 20);
+  const inFlight = recent.find((j) => isUnfinished(j) && about(j));
+  if (inFlight) return sendJson(res, 202, { status: 'building', job: jobView(inFlight) });
+  // The last finished job about these refs: if it failed, say why (with its code) rather than
+  // retrying on every request. A later successful plain sync clears the way for a retry.
+  const last = recent.find((j) => (j.state === 'failed' && about(j)) || (j.state === 'succeeded' && (about(j) || j.ref === null)));
+  if (last?.state === 'failed') throw failedBuild(name, refParam, last);
+  let target: string | null = null;
+  if (mirrored) {
     const refs = await snapshotRefs(mirror);
-    const found = candidates.find((c) => refs.some((r) => r.name === c));
-    if (found) return sendJson(res, 202, { status: 'building', job: jobView(ctx.queue.enqueue({ repo: name, ref: found })) });
+    target = candidates.find((c) => refs.some((r) => r.name === c)) ?? null;
   }
-  if (candidates.length === 0) {
+  if (!target) {
+    if (candidates.length > 0) throw new SnapError('not-found', `no branch or tag ${JSON.stringify(refParam)} in ${name} (if it is new upstream, run snapclone sync ${name})`);
     if (last?.state === 'succeeded') throw new SnapError('not-found', `the upstream of ${name} has no default branch; clone with --branch`);
-    return sendJson(res, 202, { status: 'building', job: jobView(ctx.queue.enqueue({ repo: name, ref: null })) });
   }
-  throw new SnapError('not-found', `no branch or tag ${JSON.stringify(refParam)} in ${name} (if it is new upstream, run snapclone sync ${name})`);
+  // Checked again after the await above, in the same synchronous step as the enqueue.
+  const joined = ctx.meta.listJobs(name, 20).find((j) => isUnfinished(j) && j.ref === target);
+  if (joined) return sendJson(res, 202, { status: 'building', job: jobView(joined) });
+  const enqueue = () => ctx.queue.enqueue({ repo: name, ref: target });
+  let job: JobRecord;
+  try {
+    job = admin ? enqueue() : ctx.onDemand.start(name, enqueue);
+  } catch (err) {
+    if (err instanceof RateLimited) res.setHeader('retry-after', String(err.retryAfterSeconds));
+    throw err;
+  }
+  sendJson(res, 202, { status: 'building', job: jobView(job) });
+}
+
+function isUnfinished(j: JobRecord): boolean {
+  return j.state === 'queued' || j.state === 'running';
+}
+
+/** A failed job's error as the client should see it: "no such branch" stays not-found. */
+function failedBuild(name: string, refParam: string, job: JobRecord): SnapError {
+  const what = refParam ? `${name} ${refParam}` : name;
+  if (job.errorCode === 'not-found')
+    return new SnapError('not-found', `${job.error ?? 'not found'} (the last build of ${what}; if it is new upstream, run snapclone sync ${name})`);
+  const code = job.errorCode === 'unreachable' ? 'unreachable' : 'build-failed';
+  return new SnapError(code, `the last build of ${what} failed: ${job.error ?? 'unknown error'} (run snapclone sync ${name} to retry)`);
+}
+
+async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<void> {
+  getRepoOr404(ctx, name);
+  // One synchronous step: no job can start or publish between the check and the removal.
+  const running = ctx.meta.unfinishedJobs().filter((j) => j.repo === name && j.state === 'running');
+  const removed = ctx.meta.removeRepo(name);
+  if (!removed) throw new SnapError('not-found', `unknown repository ${name}`);
+  ctx.onDemand.forget(name);
+  // Queued jobs fail when they start (the repository is gone); a running one can no longer
+  // publish (publishRef checks the registration), and keeps its mirror until it stops.
+  const dropMirror = async () => {
+    try {
+      if (!ctx.meta.getRepo(name)) await ctx.sync.removeMirror(name); // unless registered again meanwhile
+    } catch (err) {
+      log.error(`could not remove the mirror of ${name}: ${(err as Error).message}`);
+    }
+  };
+  if (running.length === 0) await dropMirror();
+  else void Promise.allSettled(running.map((j) => ctx.queue.wait(j.id))).then(dropMirror);
+  log.info(`removed ${name} (${removed.url})`);
+  sendJson(res, 200, { name, url: removed.url, removed: true });
+}
+
+async function setRepoUrl(ctx: ApiContext, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  getRepoOr404(ctx, name);
+  if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
+  const url = body.url;
+  const key = upstreamKey(url);
+  const remote = await lsRemote(url); // like add: an unreachable upstream changes nothing
+  const repo = getRepoOr404(ctx, name); // still there after the round trip?
+  if (repo.url !== url) {
+    // A build of the old URL still running can no longer publish (publishRef checks the URL).
+    ctx.meta.setRepoUrl(name, url);
+    if (normalizeUpstreamUrl(repo.url) !== key) {
+      // Another upstream: refs it lacks are no longer served; the others are until the
+      // sync below rebuilds those whose commit differs (a moved host usually changes nothing).
+      for (const r of ctx.meta.listRefs(name)) if (!remote.refs.has(r.ref)) ctx.meta.removeRef(name, r.ref);
+    }
+    log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
+  }
+  const job = ctx.queue.enqueue({ repo: name, ref: null });
+  sendJson(res, 200, { name, url, job: jobView(job) });
 }

@@ -3,15 +3,23 @@
  * ordering seq, then build and publish every ref that needs it. The seq is
  * taken after the fetch, so a build started later always carries a newer
  * upstream state, and publishRef keeps the newest.
+ *
+ * What a sync builds: the job's ref, or (a plain sync) the default branch and
+ * every ref built before, whether by add, sync --branch or on demand. Each is
+ * rebuilt only when its own commit moved: a push to one branch or a new tag
+ * never rebuilds the others (on a repository with hundreds of built tags that
+ * was minutes per sync). So a build's list of the upstream's other refs is the
+ * one from when it was built, until its own commit moves.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
 import { buildClonepack, type BuildOptions } from '../build/builder.js';
-import { parseManifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
+import type { PackRef, RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
+import type { JobRecord, MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
@@ -27,9 +35,22 @@ export class SyncService {
     return join(this.dataDir, 'mirrors', `${encodeURIComponent(repo)}.git`);
   }
 
+  /**
+   * Delete a repository's mirror. It is renamed aside first (one synchronous step), so a
+   * registration of the same name meanwhile starts from an empty mirror, never a half-deleted
+   * one, and the slow recursive delete does not block the server.
+   */
+  async removeMirror(repo: string): Promise<void> {
+    const dir = this.mirrorDir(repo);
+    if (!existsSync(dir)) return;
+    const trash = `${dir}.removed-${process.pid}-${Date.now()}`;
+    renameSync(dir, trash);
+    await rm(trash, { recursive: true, force: true });
+  }
+
   async run(job: JobRecord, report: (phase: string) => void): Promise<{ commit: string | null }> {
     const repo = this.meta.getRepo(job.repo);
-    if (!repo) throw new SnapError('not-found', `unknown repository ${job.repo}`);
+    if (!repo) throw new SnapError('not-found', `repository ${job.repo} is not registered (removed?)`);
     const dir = this.mirrorDir(repo.name);
     report('asking upstream');
     const remote = await lsRemote(repo.url);
@@ -41,6 +62,7 @@ export class SyncService {
     }
     const seq = this.meta.nextSeq(repo.name);
     await setMirrorHead(dir, remote.head);
+    this.assertStillRegistered(repo);
     this.meta.setDefaultBranch(repo.name, remote.head);
     const refs = await snapshotRefs(dir);
 
@@ -59,7 +81,7 @@ export class SyncService {
       const commit = entry ? (entry.peeled ?? entry.oid) : null;
       if (ref === targets[0]) primaryCommit = commit;
       const existing = this.meta.getRef(repo.name, ref);
-      if (existing && existing.commit === commit && (await this.sameRefsAsBuilt(existing.manifest, refs))) continue;
+      if (existing && existing.commit === commit) continue;
       report(`building ${ref}`);
       const scratch = join(this.dataDir, 'tmp', `build-${job.id}-${process.pid}-${Date.now()}`);
       mkdirSync(scratch, { recursive: true });
@@ -77,16 +99,11 @@ export class SyncService {
           report: (p) => report(`${p} (${ref})`),
         });
         history = result.manifest.historyPacks;
-        const applied = this.meta.publishRef({
-          repo: repo.name,
-          ref,
-          commit,
-          manifest: result.digest,
-          manifestSize: result.size,
-          seq,
-          builtAt: Date.now(),
-          sizes: result.sizes,
-        });
+        const applied = this.meta.publishRef(
+          { repo: repo.name, ref, commit, manifest: result.digest, manifestSize: result.size, seq, builtAt: Date.now(), sizes: result.sizes },
+          repo.url,
+        );
+        if (!applied) this.assertStillRegistered(repo);
         log.info(`built ${repo.name} ${ref} at ${commit ?? '(empty)'} in ${Date.now() - t0} ms${applied ? '' : ' (a newer build was already published)'}`);
       } finally {
         rmSync(scratch, { recursive: true, force: true });
@@ -95,13 +112,11 @@ export class SyncService {
     return { commit: primaryCommit };
   }
 
-  private async sameRefsAsBuilt(manifestDigest: string, refs: RefEntry[]): Promise<boolean> {
-    try {
-      const m = parseManifest(await this.store.read(manifestDigest));
-      return JSON.stringify(m.refs) === JSON.stringify(refs);
-    } catch {
-      return false;
-    }
+  /** A repository removed or re-pointed while this job ran gets nothing from it. */
+  private assertStillRegistered(repo: RepoRecord): void {
+    const now = this.meta.getRepo(repo.name);
+    if (!now) throw new SnapError('not-found', `${repo.name} was removed during the build; nothing was published`);
+    if (now.url !== repo.url) throw new SnapError('conflict', `${repo.name} was re-pointed to ${now.url} during the build; nothing was published`);
   }
 }
 

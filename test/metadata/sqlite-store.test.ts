@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { SqliteMetadataStore, SCHEMA_VERSION } from '../../src/metadata/sqlite-store.js';
+import { MIGRATIONS, SqliteMetadataStore, SCHEMA_VERSION } from '../../src/metadata/sqlite-store.js';
 import type { JobRecord, RefRecord } from '../../src/metadata/metadata-store.js';
 import { SnapError } from '../../src/util/errors.js';
 import { sha256Hex } from '../../src/util/hash.js';
@@ -17,6 +17,9 @@ import { sha256Hex } from '../../src/util/hash.js';
 type Task =
   | { kind: 'publish'; dbPath: string; repo: string; refs: string[]; seqs: number[]; gate: SharedArrayBuffer }
   | { kind: 'seq'; dbPath: string; repo: string; count: number; gate: SharedArrayBuffer };
+
+/** The upstream every test repository is registered for. */
+const UPSTREAM = 'https://example.com/up.git';
 
 function refRecord(repo: string, ref: string, seq: number): RefRecord {
   // Every field derives from seq, so the winner can be checked field by field.
@@ -48,7 +51,7 @@ function workerMain(task: Task): unknown {
     const applied: Array<[string, number]> = [];
     for (const seq of task.seqs) {
       for (const ref of task.refs) {
-        if (store.publishRef(refRecord(task.repo, ref, seq))) applied.push([ref, seq]);
+        if (store.publishRef(refRecord(task.repo, ref, seq), UPSTREAM)) applied.push([ref, seq]);
       }
       // Step aside now and then, or the busy handler's backoff lets one writer hog the lock.
       Atomics.wait(gate, 2, 0, Math.random() < 0.5 ? 1 : 0);
@@ -103,6 +106,11 @@ function isCode(code: string) {
   return (err: unknown) => err instanceof SnapError && err.code === code;
 }
 
+/** Register repositories (publishRef only lands for a registered one) under UPSTREAM. */
+function register(store: SqliteMetadataStore, ...names: string[]): void {
+  for (const name of names) store.addRepo({ name, url: UPSTREAM, defaultBranch: null, createdAt: 1 });
+}
+
 function newJob(repo: string, over: Partial<JobRecord> = {}): Omit<JobRecord, 'id'> {
   return {
     repo,
@@ -111,6 +119,7 @@ function newJob(repo: string, over: Partial<JobRecord> = {}): Omit<JobRecord, 'i
     state: 'queued',
     phase: 'queued',
     error: null,
+    errorCode: null,
     commit: null,
     createdAt: 1_700_000_000_000,
     startedAt: null,
@@ -143,31 +152,34 @@ function defineTests(): void {
   test('publishRef: insert, newer replaces, older and equal never do', (t) => {
     const store = new SqliteMetadataStore(tempDb(t));
     t.after(() => store.close());
+    register(store, 'r', 'other');
     const main = 'refs/heads/main';
     assert.equal(store.getRef('r', main), null);
-    assert.equal(store.publishRef(refRecord('r', main, 5)), true);
+    assert.equal(store.publishRef(refRecord('r', main, 5), UPSTREAM), true);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
-    assert.equal(store.publishRef(refRecord('r', main, 3)), false);
-    assert.equal(store.publishRef({ ...refRecord('r', main, 5), manifest: sha256Hex('other') }), false);
+    assert.equal(store.publishRef(refRecord('r', main, 3), UPSTREAM), false);
+    assert.equal(store.publishRef({ ...refRecord('r', main, 5), manifest: sha256Hex('other') }, UPSTREAM), false);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
-    assert.equal(store.publishRef(refRecord('r', main, 9)), true);
+    assert.equal(store.publishRef(refRecord('r', main, 9), UPSTREAM), true);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 9));
 
     // A repo with no commits yet is a record with a null commit.
     const empty = { ...refRecord('r', 'refs/heads/empty', 1), commit: null };
-    assert.equal(store.publishRef(empty), true);
+    assert.equal(store.publishRef(empty, UPSTREAM), true);
     assert.deepEqual(store.getRef('r', 'refs/heads/empty'), empty);
     // Refs are per repository.
-    assert.equal(store.publishRef(refRecord('other', main, 1)), true);
+    assert.equal(store.publishRef(refRecord('other', main, 1), UPSTREAM), true);
     assert.deepEqual(store.listRefs('r'), [empty, refRecord('r', main, 9)]);
     assert.deepEqual(store.listRefs('other'), [refRecord('other', main, 1)]);
     assert.deepEqual(store.listRefs('none'), []);
-    assert.throws(() => store.publishRef(refRecord('r', main, 10.5)), isCode('invalid'));
+    assert.throws(() => store.publishRef(refRecord('r', main, 10.5), UPSTREAM), isCode('invalid'));
   });
 
   test('publishRef race: concurrent writers with shuffled seqs leave the max seq', async (t) => {
     const dbPath = tempDb(t);
-    new SqliteMetadataStore(dbPath).close(); // create the schema once up front
+    const setup = new SqliteMetadataStore(dbPath); // create the schema once up front
+    register(setup, 'race/repo');
+    setup.close();
     const refs = ['refs/heads/main', 'refs/tags/v1'];
     const seqs = Array.from({ length: 40 }, (_, i) => i + 1);
     const workers = 6;
@@ -254,7 +266,7 @@ function defineTests(): void {
     store.addRepo(repo);
     store.nextSeq('a/a');
     store.nextSeq('a/a');
-    store.publishRef(refRecord('a/a', 'refs/heads/main', 2));
+    store.publishRef(refRecord('a/a', 'refs/heads/main', 2), repo.url);
     const job = store.createJob(newJob('a/a', { state: 'running' }));
     store.close();
     store.close(); // idempotent
@@ -273,5 +285,92 @@ function defineTests(): void {
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
     assert.throws(() => new SqliteMetadataStore(dbPath), isCode('invalid'));
+  });
+
+  test('publishRef lands only for a repository registered for the build\'s upstream', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    const main = 'refs/heads/main';
+    assert.equal(store.publishRef(refRecord('ghost', main, 1), UPSTREAM), false, 'never registered');
+    assert.equal(store.getRef('ghost', main), null);
+    register(store, 'r');
+    assert.equal(store.publishRef(refRecord('r', main, 1), 'https://example.com/elsewhere.git'), false, 'another upstream');
+    assert.equal(store.getRef('r', main), null);
+    assert.equal(store.publishRef(refRecord('r', main, 1), UPSTREAM), true);
+    store.setRepoUrl('r', 'https://example.com/moved.git');
+    assert.equal(store.publishRef(refRecord('r', main, 2), UPSTREAM), false, 'a build of the old upstream after a re-point');
+    assert.deepEqual(store.getRef('r', main), refRecord('r', main, 1));
+    assert.equal(store.publishRef(refRecord('r', main, 3), 'https://example.com/moved.git'), true);
+    assert.equal(store.getRepo('r')!.url, 'https://example.com/moved.git');
+    assert.throws(() => store.setRepoUrl('no/such', UPSTREAM), isCode('not-found'));
+    assert.equal(store.removeRef('r', main), true);
+    assert.equal(store.removeRef('r', main), false);
+    assert.deepEqual(store.listRefs('r'), []);
+  });
+
+  test('removeRepo: record, refs and finished jobs go in one step; unfinished jobs and the seq stay', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    register(store, 'a/a', 'b/b');
+    store.nextSeq('a/a');
+    store.publishRef(refRecord('a/a', 'refs/heads/main', 1), UPSTREAM);
+    store.publishRef(refRecord('a/a', 'refs/tags/v1', 1), UPSTREAM);
+    store.publishRef(refRecord('b/b', 'refs/heads/main', 1), UPSTREAM);
+    const done = store.createJob(newJob('a/a', { state: 'succeeded' }));
+    const failed = store.createJob(newJob('a/a', { state: 'failed', error: 'x', errorCode: 'unreachable' }));
+    const running = store.createJob(newJob('a/a', { state: 'running' }));
+    const queued = store.createJob(newJob('a/a'));
+    const other = store.createJob(newJob('b/b', { state: 'succeeded' }));
+
+    const removed = store.removeRepo('a/a');
+    assert.deepEqual(removed, { name: 'a/a', url: UPSTREAM, defaultBranch: null, createdAt: 1 });
+    assert.equal(store.removeRepo('a/a'), null);
+    assert.equal(store.getRepo('a/a'), null);
+    assert.deepEqual(store.listRefs('a/a'), []);
+    assert.equal(store.getJob(done.id), null);
+    assert.equal(store.getJob(failed.id), null);
+    assert.deepEqual(store.listJobs('a/a', 10).map((j) => j.id), [queued.id, running.id]);
+    // Nothing of another repository is touched.
+    assert.equal(store.listRefs('b/b').length, 1);
+    assert.deepEqual(store.getJob(other.id), other);
+    // A running build of the removed registration can no longer publish.
+    assert.equal(store.publishRef(refRecord('a/a', 'refs/heads/main', 5), UPSTREAM), false);
+    // Registered again: seqs keep increasing, so old builds order before new ones.
+    register(store, 'a/a');
+    assert.equal(store.nextSeq('a/a'), 2);
+  });
+
+  test('a job keeps its error code', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    const j = store.createJob(newJob('a/a'));
+    assert.equal(store.getJob(j.id)!.errorCode, null);
+    store.updateJob(j.id, { state: 'failed', error: 'no such ref', errorCode: 'not-found' });
+    assert.equal(store.getJob(j.id)!.errorCode, 'not-found');
+    store.updateJob(j.id, { phase: 'x' });
+    assert.equal(store.getJob(j.id)!.errorCode, 'not-found', 'absent fields are left alone');
+  });
+
+  test('a version 1 database is migrated in place and keeps its data', (t) => {
+    const dbPath = tempDb(t);
+    const raw = new Database(dbPath);
+    raw.exec(MIGRATIONS[0]!);
+    raw.pragma('user_version = 1');
+    raw.prepare(`INSERT INTO repos VALUES ('old/one', '/srv/one/', 'main', 7)`).run();
+    raw
+      .prepare(`INSERT INTO jobs (repo, kind, ref, state, phase, error, commit_oid, created_at, started_at, finished_at)
+                VALUES ('old/one', 'sync', NULL, 'failed', 'fetching', 'boom', NULL, 1, 2, 3)`)
+      .run();
+    raw.close();
+    const store = new SqliteMetadataStore(dbPath);
+    t.after(() => store.close());
+    assert.deepEqual(store.listRepos(), [{ name: 'old/one', url: '/srv/one/', defaultBranch: 'main', createdAt: 7 }]);
+    const [job] = store.listJobs('old/one', 10);
+    assert.equal(job!.error, 'boom');
+    assert.equal(job!.errorCode, null);
+    const check = new Database(dbPath);
+    t.after(() => check.close());
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.equal(SCHEMA_VERSION, 2);
   });
 }

@@ -100,7 +100,7 @@ test('a tag that was not built yet answers 202 with a job, then resolves', async
   assert.equal(missing.json.code, 'not-found');
   const bad = await call(server.url, 'GET', '/v1/repos/demo/resolve?ref=a..b');
   assert.equal(bad.status, 400);
-  assert.equal(bad.json.code, 'invalid');
+  assert.equal(bad.json.code, 'usage');
 });
 
 test('GET an artifact: bytes hash to the digest, immutable caching headers', async () => {
@@ -229,7 +229,7 @@ test('a malformed digest is a 400, an unknown one a 404', async () => {
 test('read endpoints: repos list, status, jobs, healthz, unknown routes', async () => {
   const list = await call(server.url, 'GET', '/v1/repos');
   assert.equal(list.status, 200);
-  assert.deepEqual(list.json, { repos: [{ name: 'demo', url: upstream.dir }] });
+  assert.deepEqual(list.json, { repos: [{ name: 'demo', url: upstream.dir, defaultBranch: 'main' }] });
   const st = await call(server.url, 'GET', '/v1/repos/demo');
   assert.equal(st.status, 200);
   assert.equal(st.json.defaultBranch, 'main');

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { addAndBuild, call, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
 import { parseManifest } from '../../src/clonepack/manifest.js';
 
 test('a restarted server on the same data dir serves what it built', async () => {
@@ -26,7 +26,7 @@ test('a restarted server on the same data dir serves what it built', async () =>
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.manifest.digest, digest);
     assert.equal((await fetch(`${s2.url}/v1/artifacts/${digest}`)).status, 200);
-    assert.deepEqual((await call(s2.url, 'GET', '/v1/repos')).json.repos, [{ name: 'keep', url: up.dir }]);
+    assert.deepEqual((await call(s2.url, 'GET', '/v1/repos')).json.repos, [{ name: 'keep', url: up.dir, defaultBranch: 'main' }]);
     // Registering again is idempotent across restarts.
     const again = await call(s2.url, 'POST', '/v1/repos', { url: up.dir, name: 'keep' });
     assert.equal(again.status, 200, again.text);
@@ -83,6 +83,7 @@ test('a ref deleted upstream keeps its last build', async () => {
     const sync = await call(s.url, 'POST', '/v1/repos/prune/sync', { branch: 'dev' });
     assert.equal((await waitJob(s.url, sync.json.job.id)).state, 'succeeded');
     const dev = (await call(s.url, 'GET', '/v1/repos/prune/resolve?ref=dev')).json;
+    const mainBefore = (await call(s.url, 'GET', '/v1/repos/prune/resolve')).json;
     git(up.dir, ['branch', '-D', 'dev']);
     const all = await call(s.url, 'POST', '/v1/repos/prune/sync', {});
     const job = await waitJob(s.url, all.json.job.id);
@@ -90,9 +91,16 @@ test('a ref deleted upstream keeps its last build', async () => {
     const after = await call(s.url, 'GET', '/v1/repos/prune/resolve?ref=dev');
     assert.equal(after.status, 200, after.text);
     assert.equal(after.json.manifest.digest, dev.manifest.digest);
-    // main was rebuilt (its refs list changed: dev is gone).
+    // main is not rebuilt: its commit did not move (a sync rebuilds a ref only when its own commit
+    // moved, so its list of other refs is the one from its last build; see docs/API.md).
     const main = await call(s.url, 'GET', '/v1/repos/prune/resolve');
-    const m = parseManifest(Buffer.from(await (await fetch(`${s.url}/v1/artifacts/${main.json.manifest.digest}`)).arrayBuffer()));
+    assert.equal(main.json.manifest.digest, mainBefore.manifest.digest);
+    // Once main moves, its new build lists what the upstream has now.
+    commit(up.dir, { 'later.txt': 'later\n' }, 'later');
+    const moved = await call(s.url, 'POST', '/v1/repos/prune/sync', {});
+    assert.equal((await waitJob(s.url, moved.json.job.id)).state, 'succeeded');
+    const rebuilt = await call(s.url, 'GET', '/v1/repos/prune/resolve');
+    const m = parseManifest(Buffer.from(await (await fetch(`${s.url}/v1/artifacts/${rebuilt.json.manifest.digest}`)).arrayBuffer()));
     assert.deepEqual(
       m.refs.map((r) => r.name),
       ['refs/heads/main', 'refs/tags/v1'],

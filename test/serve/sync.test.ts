@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { addAndBuild, call, commit, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
 import { manifestArtifacts, parseManifest } from '../../src/clonepack/manifest.js';
 
 async function resolveDigest(base: string, name: string, ref = ''): Promise<{ digest: string; commit: string }> {
@@ -85,12 +85,162 @@ test('syncing a named branch builds it; a branch that does not exist fails the j
     assert.equal(m.commit, dev.commit);
     const bad = await call(s.url, 'POST', '/v1/repos/branches/sync', { branch: 'a..b' });
     assert.equal(bad.status, 400);
-    const gone = await sync(s.url, 'branches', { branch: 'no-such-branch' });
-    assert.equal(gone.state, 'failed');
-    assert.match(gone.error, /no-such-branch/);
+    assert.equal(bad.json.code, 'usage');
     // main and dev are still served.
     await resolveDigest(s.url, 'branches');
     assert.deepEqual(await resolveDigest(s.url, 'branches', 'dev'), dev);
+  } finally {
+    await s.close();
+  }
+});
+
+test('sync --branch takes a tag name like clone --branch does: a branch first, then a tag', async () => {
+  const up = makeUpstream(tempDir());
+  git(up.dir, ['tag', '4.0.0', 'HEAD~1']);
+  git(up.dir, ['branch', 'both', 'HEAD']);
+  git(up.dir, ['tag', 'both', 'HEAD~1']);
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'tagged');
+    const job = await sync(s.url, 'tagged', { branch: '4.0.0' });
+    assert.equal(job.state, 'succeeded', job.error);
+    assert.equal(job.ref, 'refs/tags/4.0.0');
+    const tag = await resolveDigest(s.url, 'tagged', '4.0.0');
+    assert.equal(tag.commit, git(up.dir, ['rev-parse', 'HEAD~1']));
+    const both = await sync(s.url, 'tagged', { branch: 'both' });
+    assert.equal(both.ref, 'refs/heads/both', 'a branch wins over a tag of the same name');
+    const full = await sync(s.url, 'tagged', { branch: 'refs/tags/both' });
+    assert.equal(full.state, 'succeeded', full.error);
+    assert.equal(full.ref, 'refs/tags/both');
+  } finally {
+    await s.close();
+  }
+});
+
+test('sync --branch of a ref the upstream lacks is a 404 before anything is queued; a clone of it then says not found', async () => {
+  const up = makeUpstream(tempDir());
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'strict');
+    const jobsBefore = (await call(s.url, 'GET', '/v1/repos/strict')).json.jobs.length;
+    for (const branch of ['nosuch', 'refs/heads/nosuch', 'refs/tags/dev']) {
+      const r = await call(s.url, 'POST', '/v1/repos/strict/sync', { branch });
+      assert.equal(r.status, 404, `${branch}: ${r.text}`);
+      assert.equal(r.json.code, 'not-found');
+      assert.match(r.json.error, /nosuch|dev/);
+    }
+    assert.equal((await call(s.url, 'GET', '/v1/repos/strict')).json.jobs.length, jobsBefore, 'nothing was queued');
+    const clone = await call(s.url, 'GET', '/v1/repos/strict/resolve?ref=nosuch');
+    assert.equal(clone.status, 404, clone.text);
+    assert.equal(clone.json.code, 'not-found');
+    // The check asks the upstream, not the mirror: a branch pushed since the last sync is found.
+    git(up.dir, ['branch', 'fresh']);
+    const fresh = await sync(s.url, 'strict', { branch: 'fresh' });
+    assert.equal(fresh.state, 'succeeded', fresh.error);
+    assert.equal(fresh.ref, 'refs/heads/fresh');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a failed job carries its error code: an unreachable upstream is unreachable, not a build failure', async () => {
+  const up = makeUpstream(tempDir());
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'flaky');
+    renameSync(up.dir, `${up.dir}.away`);
+    const job = await sync(s.url, 'flaky');
+    assert.equal(job.state, 'failed');
+    assert.equal(job.errorCode, 'unreachable');
+    const st = await call(s.url, 'GET', '/v1/repos/flaky');
+    assert.equal(st.json.jobs[0].errorCode, 'unreachable');
+    assert.equal(st.json.jobs[1].errorCode, null);
+    // With --branch the upstream is asked before queuing: the answer itself is the 502.
+    const direct = await call(s.url, 'POST', '/v1/repos/flaky/sync', { branch: 'dev' });
+    assert.equal(direct.status, 502, direct.text);
+    assert.equal(direct.json.code, 'unreachable');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a failed sync blocks only the refs it was about: an unbuilt tag the mirror has still builds', async () => {
+  const up = makeUpstream(tempDir());
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'blocked');
+    renameSync(up.dir, `${up.dir}.away`);
+    assert.equal((await sync(s.url, 'blocked')).state, 'failed');
+    renameSync(`${up.dir}.away`, up.dir);
+    const r = await call(s.url, 'GET', '/v1/repos/blocked/resolve?ref=v1');
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.job.ref, 'refs/tags/v1');
+    assert.equal((await waitJob(s.url, r.json.job.id)).state, 'succeeded');
+    assert.equal((await resolveDigest(s.url, 'blocked', 'v1')).commit, git(up.dir, ['rev-parse', 'v1^{commit}']));
+  } finally {
+    await s.close();
+  }
+});
+
+test('an on-demand build that fails because the ref is gone answers not-found, and blocks only that ref', async () => {
+  const up = makeUpstream(tempDir());
+  git(up.dir, ['tag', 'doomed', 'HEAD~1']);
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'vanish');
+    git(up.dir, ['tag', '-d', 'doomed']); // the mirror still has it until the next fetch
+    const r = await call(s.url, 'GET', '/v1/repos/vanish/resolve?ref=doomed');
+    assert.equal(r.status, 202, r.text);
+    const job = await waitJob(s.url, r.json.job.id);
+    assert.equal(job.state, 'failed');
+    assert.equal(job.errorCode, 'not-found');
+    const again = await call(s.url, 'GET', '/v1/repos/vanish/resolve?ref=doomed');
+    assert.equal(again.status, 404, again.text);
+    assert.equal(again.json.code, 'not-found');
+    // Other refs are not blocked by it.
+    const dev = await call(s.url, 'GET', '/v1/repos/vanish/resolve?ref=dev');
+    assert.equal(dev.status, 202, dev.text);
+    assert.equal((await waitJob(s.url, dev.json.job.id)).state, 'succeeded');
+    await resolveDigest(s.url, 'vanish');
+  } finally {
+    await s.close();
+  }
+});
+
+test('a sync rebuilds a ref only when its own commit moved, whatever else changed', async () => {
+  const up = makeUpstream(tempDir());
+  const s = await startTestServer();
+  try {
+    await addAndBuild(s.url, up.dir, 'storm');
+    // v1 built on demand, dev built by sync --branch.
+    const onDemand = await call(s.url, 'GET', '/v1/repos/storm/resolve?ref=v1');
+    assert.equal(onDemand.status, 202, onDemand.text);
+    assert.equal((await waitJob(s.url, onDemand.json.job.id)).state, 'succeeded');
+    assert.equal((await sync(s.url, 'storm', { branch: 'dev' })).state, 'succeeded');
+    const refsNow = async () =>
+      Object.fromEntries((await call(s.url, 'GET', '/v1/repos/storm')).json.refs.map((r: any) => [r.ref, { commit: r.commit, digest: r.manifest.digest, builtAt: r.builtAt }]));
+    const before = await refsNow();
+    assert.deepEqual(Object.keys(before), ['refs/heads/dev', 'refs/heads/main', 'refs/tags/v1']);
+
+    // Another ref changes (a new tag, a push to dev): main and v1 are not rebuilt.
+    git(up.dir, ['tag', 'v2']);
+    git(up.dir, ['checkout', '-q', 'dev']);
+    const devMoved = commit(up.dir, { 'dev.txt': 'dev\n' }, 'on dev');
+    git(up.dir, ['checkout', '-q', 'main']);
+    assert.equal((await sync(s.url, 'storm')).state, 'succeeded');
+    const afterDev = await refsNow();
+    assert.deepEqual(afterDev['refs/heads/main'], before['refs/heads/main'], 'main was rebuilt though its commit did not move');
+    assert.deepEqual(afterDev['refs/tags/v1'], before['refs/tags/v1'], 'v1 was rebuilt though its commit did not move');
+    assert.equal(afterDev['refs/heads/dev'].commit, devMoved);
+    assert.equal(afterDev['refs/tags/v2'], undefined, 'a plain sync builds no ref nobody asked for');
+
+    // The default branch moves: it is rebuilt, the tag still is not.
+    const mainMoved = commit(up.dir, { 'main.txt': 'main\n' }, 'on main');
+    assert.equal((await sync(s.url, 'storm')).state, 'succeeded');
+    const afterMain = await refsNow();
+    assert.equal(afterMain['refs/heads/main'].commit, mainMoved);
+    assert.deepEqual(afterMain['refs/tags/v1'], before['refs/tags/v1']);
+    assert.deepEqual(afterMain['refs/heads/dev'], afterDev['refs/heads/dev']);
   } finally {
     await s.close();
   }

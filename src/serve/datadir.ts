@@ -17,11 +17,12 @@
  * a file drops the process's fcntl locks on it (SQLite works around that for
  * its own connections only).
  */
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
 import { SnapError } from '../util/errors.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export const LOCK_FILE = 'server.lock';
 export const PID_FILE = 'server.pid';
@@ -46,26 +47,6 @@ export function prepareDataDir(dir: string): void {
   } catch {
     throw unusable('not writable by this user');
   }
-}
-
-/**
- * mkdir -p without Node's recursive mkdir, which loops forever (100% CPU) when
- * mkdir(child) fails with ENOENT while the parent exists, as under /proc or
- * /sys. Here a second ENOENT after creating the parents is an error.
- */
-export function makeDirs(dir: string): void {
-  try {
-    mkdirSync(dir);
-    return;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return; // a file there is caught by the caller's stat
-    if (code !== 'ENOENT') throw err;
-  }
-  const parent = dirname(dir);
-  if (parent === dir) throw new Error(`cannot create ${dir}`);
-  makeDirs(parent);
-  mkdirSync(dir);
 }
 
 export interface DataDirLock {

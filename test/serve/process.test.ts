@@ -138,6 +138,10 @@ test('two servers in one process on one data dir: the second is refused until th
   }
   const second = await startServer({ host: '127.0.0.1', port: 0, dataDir });
   await second.close();
+  // Brackets do not make a wildcard address loopback.
+  for (const host of ['[::]', '[::ffff:0.0.0.0]']) {
+    await assert.rejects(startServer({ host, port: 0, dataDir }), (e: unknown) => e instanceof SnapError && e.code === 'usage', host);
+  }
 });
 
 test('a data dir that is not a usable directory is one line and exit 2, promptly', { timeout: 180_000 }, async () => {

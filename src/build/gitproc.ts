@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { SnapError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
+import { log } from '../util/log.js';
 
 export type GitEnv = 'hermetic' | 'network';
 
@@ -33,9 +34,10 @@ export interface GitRunOptions {
   timeoutMs?: number;
 }
 
-/** Run git to completion and return stdout. Fails with git's stderr (credentials redacted). */
+/** Run git to completion and return stdout. Fails with git's reason (credentials redacted). */
 export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
+  const t0 = Date.now();
+  return new Promise<Buffer>((resolve, reject) => {
     const child = spawn('git', args, {
       cwd: opts.cwd,
       env: gitEnv(opts.env ?? 'hermetic', opts.extraEnv),
@@ -48,14 +50,51 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => reject(new SnapError('internal', `cannot run git: ${e.message}`)));
     child.on('close', (code, signal) => {
-      if (code === 0) return resolve(Buffer.concat(out));
-      const stderr = redactUrl(Buffer.concat(err).toString('utf8').trim()).split('\n').slice(-3).join(' / ');
       const why = signal ? `killed by ${signal}` : `exit ${code}`;
-      reject(new SnapError(opts.errorCode ?? 'build-failed', `git ${args[0]} failed (${why})${stderr ? `: ${stderr}` : ''}`));
+      log.debug(`git ${describeArgs(args)}${opts.cwd ? ` (in ${opts.cwd})` : ''}: ${why}, ${Date.now() - t0} ms`);
+      if (code === 0) return resolve(Buffer.concat(out));
+      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
+      reject(new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${why})${reason ? `: ${reason}` : ''}`));
     });
     child.stdin.on('error', () => {}); // git may exit before reading all input; the exit code tells
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** Options git takes before its subcommand with the value as the next argument. */
+const GLOBAL_WITH_VALUE = new Set(['-c', '-C', '--git-dir', '--work-tree', '--namespace', '--exec-path', '--config-env']);
+
+/** The git subcommand of an argument list: `fetch` for `-c pack.threads=1 fetch ...`. */
+export function gitSubcommand(args: string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return args[0] ?? '';
+}
+
+/**
+ * What to keep of a failed git's stderr: its `fatal:` and `error:` lines, which
+ * say why ("'/x' does not appear to be a git repository"), without the advice
+ * git prints after them ("Please make sure you have the correct access
+ * rights..."); failing those, its last lines. One line, credentials redacted,
+ * no control characters (git's stderr can carry NULs and progress escapes).
+ */
+export function gitFailureReason(stderr: string): string {
+  const lines = stderr
+    .split(/\r?\n|\r/)
+    .map((l) => l.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim())
+    .filter((l) => l !== '');
+  const fatal = lines.filter((l) => /^(fatal|error):/i.test(l));
+  const kept = fatal.length > 0 ? fatal.slice(0, 4) : lines.slice(-3);
+  const text = redactUrl(kept.join(' / '));
+  return text.length > 1000 ? `${text.slice(0, 1000)}...` : text;
+}
+
+function describeArgs(args: string[]): string {
+  const text = args.map((a) => (/^[\w./:=@+,-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+  return text.length > 300 ? `${text.slice(0, 300)}...` : text;
 }
 
 /** Split NUL-terminated records (git -z output). */

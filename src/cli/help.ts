@@ -20,7 +20,8 @@ export const COMMAND_HELP: Record<string, string> = {
 Run the server in the foreground, logging to stderr. GET /healthz answers 200 once it is ready.
 Data (bare mirrors, artifacts, SQLite metadata) lives in --data-dir, else $SNAPCLONE_DATA_DIR,
 else ~/.local/share/snapclone. Listening beyond loopback needs $SNAPCLONE_ADMIN_TOKEN, which
-add and sync must then present.
+add and sync must then present. One server per data dir (another exits 14). SIGINT, SIGTERM or
+SIGHUP stop it once running builds end.
 `,
   add: `Usage: snapclone add <upstream-url> [--name NAME] [--no-wait] [--server URL] [--json]
 

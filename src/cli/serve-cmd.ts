@@ -27,8 +27,8 @@ export async function serve(v: Values, args: string[]): Promise<number> {
       process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
       server.close().then(done, done);
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    // SIGHUP too: a closed terminal or dropped ssh session must shut down cleanly (releasing the data dir's lock).
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop);
   });
   return 0;
 }

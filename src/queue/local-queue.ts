@@ -7,6 +7,8 @@
 import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
 import type { EnqueueRequest, JobQueue, JobRunner } from './job-queue.js';
 import { SnapError, invalid } from '../util/errors.js';
+import { oneLine } from '../util/log.js';
+import { redactUrl } from '../util/redact.js';
 
 export interface LocalJobQueueOptions {
   /** Jobs run at once, across repositories (default 1). */
@@ -43,12 +45,22 @@ export class LocalJobQueue implements JobQueue {
     this.#store = store;
     this.#runner = runner;
     this.#concurrency = concurrency;
-    // Jobs a crashed process left behind are reported, not rerun: the next push or
-    // sync request will queue a fresh one, and a silent rerun could repeat whatever crashed us.
+  }
+
+  /**
+   * Mark failed the jobs a dead server left queued or running, and return them.
+   * Construction changes nothing: the owner calls this only once it is sure it is
+   * the data dir's one server (lock held, port bound), since those same records
+   * are live jobs of a running server to anyone else. Jobs are reported, not
+   * rerun: the next push or sync queues a fresh one, and a silent rerun could
+   * repeat whatever crashed us. Jobs this queue itself runs are left alone.
+   */
+  recover(): JobRecord[] {
     const now = Date.now();
-    for (const job of store.unfinishedJobs()) {
-      store.updateJob(job.id, { state: 'failed', error: INTERRUPTED, finishedAt: now });
-    }
+    const mine = (id: number) => this.#running.has(id) || this.#pending.some((j) => j.id === id);
+    const dead = this.#store.unfinishedJobs().filter((j) => !mine(j.id));
+    for (const job of dead) this.#store.updateJob(job.id, { state: 'failed', error: INTERRUPTED, finishedAt: now });
+    return dead;
   }
 
   enqueue(req: EnqueueRequest): JobRecord {
@@ -176,7 +188,8 @@ export class LocalJobQueue implements JobQueue {
   }
 }
 
+/** The error to store: one line, no control characters (a NUL from git's stderr once ended up in the database). */
 function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
+  const text = err instanceof Error ? err.message || err.name : String(err);
+  return oneLine(redactUrl(text)) || 'unknown error';
 }

@@ -1,6 +1,7 @@
 /** Small HTTP helpers for the API: JSON bodies, errors as JSON, status mapping. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SnapError, type ErrorCode } from '../util/errors.js';
+import { log } from '../util/log.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   usage: 400,
@@ -23,16 +24,58 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/**
+ * Answer a failed request. Before the headers are out: a JSON error, and a 5xx
+ * is logged with its cause (stack at debug), since only the log can tell the
+ * operator what broke. After them (a stream failed mid-body) nothing valid can
+ * be said, so the connection is cut, and that is logged too: the client sees
+ * only a short body or an empty reply.
+ */
 export function sendError(res: ServerResponse, err: unknown): void {
+  const what = requestLabel(res);
   if (res.headersSent) {
+    if (clientWentAway(res, err)) {
+      // Not our failure: a client that cancels (Ctrl-C, a timeout) closes its socket mid-body.
+      log.debug(`${what}: client closed the connection: ${causeText(err)}`);
+      res.destroy();
+      return;
+    }
+    log.error(`${what}: response aborted after its headers were sent: ${causeText(err)}`);
+    log.stack(err);
     res.destroy();
     return;
   }
+  const status = err instanceof SnapError ? (STATUS[err.code] ?? 500) : 500;
+  if (status >= 500) {
+    log.error(`${what}: ${status}: ${causeText(err)}`);
+    log.stack(err);
+  }
   if (err instanceof SnapError) {
-    sendJson(res, STATUS[err.code] ?? 500, { error: err.message, code: err.code });
+    sendJson(res, status, { error: err.message, code: err.code });
   } else {
     sendJson(res, 500, { error: 'internal server error', code: 'internal' });
   }
+}
+
+/** "GET /v1/artifacts/ab..." for log lines (query string secrets are redacted by the logger). */
+export function requestLabel(res: ServerResponse): string {
+  const req = res.req as IncomingMessage | undefined;
+  return `${req?.method ?? '?'} ${req?.url ?? '?'}`;
+}
+
+const CLIENT_GONE = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE', 'ERR_STREAM_DESTROYED']);
+
+function clientWentAway(res: ServerResponse, err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return (res.destroyed || res.socket?.destroyed === true) && code !== undefined && CLIENT_GONE.has(code);
+}
+
+function causeText(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return `${err.name === 'Error' || err.name === 'SnapError' ? '' : `${err.name}: `}${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}`;
+  }
+  return String(err);
 }
 
 export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise<Record<string, unknown>> {

@@ -2,14 +2,17 @@
  * `snapclone serve`: one process with the HTTP API, the artifact store, the
  * metadata database and an in-process build queue, all under one data dir.
  */
-import { createServer, type Server } from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { LocalArtifactStore } from '../storage/local-store.js';
 import { SqliteMetadataStore } from '../metadata/sqlite-store.js';
-import { LocalJobQueue } from '../queue/local-queue.js';
+import { INTERRUPTED, LocalJobQueue } from '../queue/local-queue.js';
+import type { JobRunner } from '../queue/job-queue.js';
+import type { ArtifactInfo } from '../storage/artifact-store.js';
+import { prepareDataDir, lockDataDir } from './datadir.js';
+import { sendJson } from './http-util.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { HotArtifactCache } from './hot-cache.js';
@@ -34,44 +37,61 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+/** `[::1]` (as in URLs) -> `::1` (what listen() takes). */
+export function normalizeHost(host: string): string {
+  const m = /^\[(.+)\]$/.exec(host.trim());
+  return m ? m[1]! : host.trim();
 }
 
+export function isLoopback(host: string): boolean {
+  const h = normalizeHost(host).toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Start-up order matters, because a server that fails to start must change
+ * nothing: the data dir must be a directory, then this process must hold its
+ * lock (another server on it, on any port, is refused with code `locked`), then
+ * the port must be bound; only then are the store and database opened and the
+ * jobs a dead server left unfinished marked failed.
+ */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  if (!isLoopback(opts.host) && !opts.adminToken)
+  const host = normalizeHost(opts.host);
+  if (!isLoopback(host) && !opts.adminToken)
     throw new SnapError('usage', `refusing to listen on ${opts.host} without an admin token: set SNAPCLONE_ADMIN_TOKEN (or listen on 127.0.0.1)`);
-  mkdirSync(opts.dataDir, { recursive: true });
-  const store = new LocalArtifactStore(join(opts.dataDir, 'artifacts'));
-  const meta = new SqliteMetadataStore(join(opts.dataDir, 'snapclone.db'));
-  const sync = new SyncService(opts.dataDir, store, meta, opts.buildOptions);
-  const queue = new LocalJobQueue(
-    meta,
-    async (job, report) => {
-      log.info(`job ${job.id}: sync ${job.repo}${job.ref ? ` ${job.ref}` : ''}`);
-      try {
-        return await sync.run(job, report);
-      } catch (err) {
-        log.error(`job ${job.id} failed: ${(err as Error).message}`);
-        throw err;
-      }
-    },
-    { concurrency: opts.buildConcurrency ?? 1 },
-  );
-  const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
-  const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
-  const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20);
-  const server = createServer({ keepAliveTimeout: 30_000 }, apiHandler({ store, meta, queue, sync, adminTokenHash, hot }));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new SnapError('usage', e.code === 'EADDRINUSE' ? `port ${opts.port} on ${opts.host} is already in use` : `cannot listen: ${e.message}`)),
-    );
-    server.listen(opts.port, opts.host, () => resolve());
+  prepareDataDir(opts.dataDir);
+  const lock = lockDataDir(opts.dataDir);
+  let handler: RequestListener | null = null;
+  const server = createServer({ keepAliveTimeout: 30_000 }, (req, res) => {
+    if (handler) return handler(req, res);
+    sendJson(res, 503, { error: 'the server is starting', code: 'internal' }); // cannot happen: set before any request is read
   });
+  let meta: SqliteMetadataStore | undefined;
+  let queue: LocalJobQueue | undefined;
+  try {
+    await listen(server, opts.port, host);
+    meta = openMetadata(join(opts.dataDir, 'snapclone.db'));
+    const store = new LoggedArtifactStore(join(opts.dataDir, 'artifacts'));
+    const sync = new SyncService(opts.dataDir, store, meta, opts.buildOptions);
+    queue = new LocalJobQueue(meta, jobRunner(sync), { concurrency: opts.buildConcurrency ?? 1 });
+    const dead = queue.recover();
+    if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
+    const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
+    const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
+    const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20);
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot }));
+  } catch (err) {
+    server.closeAllConnections();
+    server.close();
+    await queue?.close();
+    meta?.close();
+    lock.release();
+    throw err;
+  }
   const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `http://${host}:${addr.port}`;
-  log.info(`snapclone serving on ${url} (data in ${opts.dataDir})`);
+  const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${shown}:${addr.port}`;
+  log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid})`);
   let closed = false;
   return {
     url,
@@ -83,8 +103,107 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await queue.close();
-      meta.close();
+      await queue!.close();
+      meta!.close();
+      lock.release();
     },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new SnapError('usage', e.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use` : `cannot listen on ${host} port ${port}: ${e.message}`)),
+    );
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/** Open the database; a damaged file is one clear line (exit 7) saying what to do, not a stack trace. */
+function openMetadata(path: string): SqliteMetadataStore {
+  try {
+    return new SqliteMetadataStore(path);
+  } catch (err) {
+    if (err instanceof SnapError) throw err;
+    const code = (err as { code?: string }).code ?? '';
+    const why = (err as Error).message;
+    if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
+      throw new SnapError(
+        'invalid',
+        `database ${path} is damaged (${why}): restore it from a backup, or move it aside to start with an empty one (repositories must then be added again)`,
+        { cause: err },
+      );
+    }
+    throw new SnapError('io', `cannot open database ${path}: ${why}`, { cause: err });
+  }
+}
+
+function jobRunner(sync: SyncService): JobRunner {
+  return async (job, report) => {
+    const t0 = Date.now();
+    log.info(`job ${job.id}: sync ${job.repo}${job.ref ? ` ${job.ref}` : ''}`);
+    try {
+      const result = await sync.run(job, (phase) => {
+        log.debug(`job ${job.id}: ${phase}`);
+        report(phase);
+      });
+      log.debug(`job ${job.id}: succeeded in ${Date.now() - t0} ms`);
+      return result;
+    } catch (err) {
+      log.error(`job ${job.id} failed after ${Date.now() - t0} ms: ${(err as Error).message}`);
+      log.stack(err);
+      throw err;
+    }
+  };
+}
+
+/** The artifact store, with a debug line per write. */
+class LoggedArtifactStore extends LocalArtifactStore {
+  override async putFile(path: string, claimed?: string): Promise<ArtifactInfo> {
+    const t0 = Date.now();
+    const info = await super.putFile(path, claimed);
+    log.debug(`store: put ${info.digest} (${info.size} bytes, from ${path}) in ${Date.now() - t0} ms`);
+    return info;
+  }
+
+  override async putBytes(bytes: Uint8Array): Promise<ArtifactInfo> {
+    const t0 = Date.now();
+    const info = await super.putBytes(bytes);
+    log.debug(`store: put ${info.digest} (${info.size} bytes) in ${Date.now() - t0} ms`);
+    return info;
+  }
+}
+
+/**
+ * One info line per request once its response is done: method, path (secrets
+ * in the query redacted by the logger), status, body bytes, milliseconds, and
+ * "aborted" when the connection closed before the response was complete.
+ * Headers are never logged (they carry the admin token).
+ */
+export function withRequestLog(handler: RequestListener): RequestListener {
+  return (req, res) => {
+    const t0 = performance.now();
+    let bytes = 0;
+    const count = (chunk: unknown, encoding?: unknown) => {
+      if (typeof chunk === 'string') bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+      else if (chunk instanceof Uint8Array) bytes += chunk.length;
+    };
+    const write = res.write;
+    const end = res.end;
+    res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      count(chunk, rest[0]);
+      return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof res.write;
+    res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (typeof chunk !== 'function') count(chunk, rest[0]);
+      return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as typeof res.end;
+    res.once('close', () => {
+      const status = res.headersSent ? String(res.statusCode) : '-';
+      const body = req.method === 'HEAD' ? 0 : bytes;
+      const ms = Math.round(performance.now() - t0);
+      log.info(`${req.method ?? '?'} ${req.url ?? '?'} ${status} ${body} B ${ms} ms${res.writableFinished ? '' : ' aborted'}`);
+    });
+    return handler(req, res);
   };
 }

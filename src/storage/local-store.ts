@@ -85,6 +85,8 @@ export class LocalArtifactStore implements ArtifactStore {
     checkDigest(digest);
     try {
       const st = await stat(this.localPath(digest));
+      // A directory there (damage, or a hand-made mess) is not an artifact; say so before anyone sends headers.
+      if (!st.isFile()) throw new SnapError('internal', `stored artifact ${digest} is not a regular file: the store is damaged`);
       return { digest, size: st.size };
     } catch (err) {
       if (errno(err) === 'ENOENT') return null;

@@ -222,7 +222,7 @@ test('wait on a finished job reads it from the store, also from a new queue', as
   await q2.close();
 });
 
-test('on construction, jobs left unfinished by a crash are marked failed, not rerun', async (t) => {
+test('construction changes nothing; recover() marks jobs left unfinished by a crash failed, not rerun', async (t) => {
   const store = tempStore(t);
   const base = { kind: 'sync' as const, ref: 'refs/heads/main', error: null, commit: null, createdAt: 1, finishedAt: null };
   const queued = store.createJob({ ...base, repo: 'a/a', state: 'queued', phase: 'queued', startedAt: null });
@@ -231,6 +231,10 @@ test('on construction, jobs left unfinished by a crash are marked failed, not re
 
   const r = gatedRunner();
   const q = new LocalJobQueue(store, r.runner, { concurrency: 2 });
+  // Until its owner knows it is the data dir's one server, these may be another server's live jobs.
+  assert.deepEqual(store.getJob(queued.id), queued);
+  assert.deepEqual(store.getJob(running.id), running);
+  assert.deepEqual(q.recover().map((j) => j.id), [queued.id, running.id]);
   for (const id of [queued.id, running.id]) {
     const j = store.getJob(id)!;
     assert.equal(j.state, 'failed');
@@ -247,8 +251,27 @@ test('on construction, jobs left unfinished by a crash are marked failed, not re
   // The same request is queued afresh, not joined to the dead job.
   const again = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
   assert.notEqual(again.id, queued.id);
+  const other = q.enqueue({ repo: 'd/d', ref: 'refs/heads/main' });
+  await r.started(again.id);
+  // A second recover() leaves this queue's own running and queued jobs alone.
+  assert.deepEqual(q.recover(), []);
+  assert.equal(store.getJob(again.id)!.state, 'running');
   r.release(again.id);
+  r.release(other.id);
   assert.equal((await q.wait(again.id)).state, 'succeeded');
+  assert.equal((await q.wait(other.id)).state, 'succeeded');
+  await q.close();
+});
+
+test('a stored error is one line without control characters or credentials', async (t) => {
+  const store = tempStore(t);
+  const q = new LocalJobQueue(store, async () => {
+    throw new Error('git fetch failed: fatal: bad line\u0000\u001b[0m from https://u:pw123@host/x\nsecond line\r\n');
+  });
+  const job = q.enqueue({ repo: 'a/a', ref: null });
+  const final = await q.wait(job.id);
+  assert.equal(final.error, 'git fetch failed: fatal: bad line[0m from https://u:***@host/x / second line');
+  assert.deepEqual(store.getJob(job.id), final);
   await q.close();
 });
 

@@ -77,7 +77,11 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   if (opts.depth !== undefined && opts.depth !== 1) throw new SnapError('usage', '--depth supports only 1');
   const shallow = opts.depth === 1;
   const target = resolvePath(opts.dir);
-  inspectTarget(target); // fail before asking the server; checked again when staging starts
+  try {
+    inspectTarget(target); // fail before asking the server; checked again when staging starts
+  } catch (err) {
+    throw fsErrorToSnap(err) ?? err;
+  }
 
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
   let staging: Staging | null = null;

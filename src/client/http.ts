@@ -164,7 +164,7 @@ export class ServerClient {
             hash.update(chunk);
             stats.verifyMs += performance.now() - t;
             if (buf) chunk.copy(buf, got);
-            else for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+            else writeChunk(fd, chunk, opts.toFile!);
             got += chunk.length;
             opts.onBytes?.(chunk.length);
           } catch (err) {
@@ -242,4 +242,15 @@ export function failedJobError(job: { error?: unknown; errorCode?: unknown }, wh
   const why = typeof job.error === 'string' && job.error ? job.error : 'unknown error';
   const code = typeof job.errorCode === 'string' ? mapCode(job.errorCode) : 'internal';
   return new SnapError(code === 'internal' ? 'build-failed' : code, `${what} failed: ${why}`);
+}
+
+/** Write all of `chunk`; a failure (ENOSPC...) names the file, which writeSync's error does not. */
+function writeChunk(fd: number, chunk: Buffer, path: string): void {
+  try {
+    for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.path === undefined) e.path = path;
+    throw err;
+  }
 }

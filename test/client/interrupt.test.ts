@@ -20,6 +20,11 @@ function stagingIn(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('.snapclone-staging-')) : [];
 }
 
+/** Staging directories of a clone into dirs.target, wherever a client put them (inside the target, or beside it). */
+function staging(dirs: { parent: string; target: string }): string[] {
+  return [...stagingIn(dirs.target), ...leftovers(dirs.parent)];
+}
+
 async function interrupted(signal: NodeJS.Signals, opts: { existing?: boolean } = {}) {
   const server = await FakeServer.start();
   const dirs = cloneDirs();
@@ -41,7 +46,14 @@ async function interrupted(signal: NodeJS.Signals, opts: { existing?: boolean } 
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, sig) => r({ code, signal: sig })));
   await requested;
-  assert.equal(stagingIn(dirs.target).length, 1, 'the clone is under way in a staging directory inside the target');
+  try {
+    assert.equal(staging(dirs).length, 1, 'the clone is under way in a staging directory');
+  } catch (err) {
+    child.kill('SIGKILL'); // else the stalled clone and this server keep the test alive
+    await server.close();
+    dirs.cleanup();
+    throw err;
+  }
   child.kill(signal);
   const exit = await exited;
   return {
@@ -89,7 +101,7 @@ for (const existing of [false, true]) {
     const t = await interrupted('SIGKILL', { existing });
     try {
       assert.equal(t.exit.signal, 'SIGKILL');
-      assert.equal(stagingIn(t.dirs.target).length, 1, 'SIGKILL cannot be caught: the staging directory is left');
+      assert.equal(staging(t.dirs).length, 1, 'SIGKILL cannot be caught: the staging directory is left');
       // The server now answers the chunk in full.
       t.server.artifacts.set(t.pack.chunkDigests[0]!, t.chunk);
       const again = spawn(process.execPath, [BIN, 'clone', 'demo', t.dirs.target, '--mode', 'files', '--server', t.server.url], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -115,7 +115,8 @@ test('cloning into an existing empty directory fills it in place: same inode, mo
   publish(server, makeClonepack(FILES));
   mkdirSync(dirs.target, { mode: 0o750 });
   chmodSync(dirs.target, 0o750);
-  chownSync(dirs.target, 4242, 4343);
+  const root = process.getuid?.() === 0; // only root can give the directory another owner
+  if (root) chownSync(dirs.target, 4242, 4343);
   const before = statSync(dirs.target);
   try {
     await clone(cloneOpts());
@@ -125,7 +126,7 @@ test('cloning into an existing empty directory fills it in place: same inode, mo
   const after = statSync(dirs.target);
   assert.equal(after.ino, before.ino, 'the directory was replaced');
   assert.equal(after.mode & 0o7777, 0o750);
-  assert.deepEqual([after.uid, after.gid], [4242, 4343]);
+  if (root) assert.deepEqual([after.uid, after.gid], [4242, 4343]);
   assert.equal(readFileSync(join(dirs.target, 'README.md'), 'utf8'), '# demo\n');
   assert.deepEqual(stagingDirs(dirs.target), []);
   assert.deepEqual(readdirSync(dirs.parent), ['target']);

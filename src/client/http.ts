@@ -91,7 +91,8 @@ export class ServerClient {
     try {
       json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     } catch {
-      throw new SnapError('internal', `server answered ${res.statusCode} with a body that is not JSON`);
+      // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
+      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not JSON`);
     }
     const status = res.statusCode ?? 0;
     if (status >= 400) {

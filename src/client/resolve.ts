@@ -27,7 +27,7 @@ export async function resolveRef(
     const { status, json } = await client.json('GET', path);
     if (status === 200) return checkResolved(json);
     const job = json.job as { id?: number; state?: string; phase?: string } | undefined;
-    if (status !== 202 || !job || typeof job.id !== 'number') throw new SnapError('internal', `unexpected answer ${status} from resolve`);
+    if (status !== 202 || !job || typeof job.id !== 'number') throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
     // Follow the job until it ends, then resolve again.
     for (;;) {
       if (Date.now() > deadline) throw new SnapError('timeout', `the server is still building ${name}; try again later`);

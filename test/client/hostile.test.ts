@@ -658,3 +658,13 @@ test('editable full clone: the work tree comes from the archive, and each file m
     await expectFailure('integrity', { mode: 'editable' });
   }
 });
+
+test('an answer that is not JSON: a proxy failing (502) is unreachable, anything else invalid data; nothing left', async () => {
+  for (const [status, code] of [[502, 'unreachable'], [200, 'invalid'], [404, 'invalid']] as const) {
+    server.resolveHandler = (_req, res) => {
+      res.writeHead(status, { 'content-type': 'text/html' });
+      res.end('<html><body>Bad Gateway</body></html>');
+    };
+    await expectFailure(code);
+  }
+});

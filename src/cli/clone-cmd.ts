@@ -1,6 +1,6 @@
 /** `snapclone clone`, and its --bench report. */
 import { SnapError } from '../util/errors.js';
-import { defaultCloneDir } from '../clonepack/names.js';
+import { defaultCloneDir } from '../client/names.js';
 import { out, repoName, serverUrl, type Values } from './common.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {

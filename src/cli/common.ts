@@ -1,6 +1,6 @@
 /** What every client command shares: flag values, the server URL, output, a client, job waiting. */
 import { SnapError } from '../util/errors.js';
-import { assertRepoName } from '../clonepack/names.js';
+import { assertRepoName } from '../client/names.js';
 
 export type Values = Record<string, string | boolean | undefined>;
 

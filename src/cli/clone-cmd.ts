@@ -1,11 +1,13 @@
 /** `snapclone clone`, and its --bench report. */
 import { SnapError } from '../util/errors.js';
-import { out, serverUrl, type Values } from './common.js';
+import { defaultCloneDir } from '../client/names.js';
+import { out, repoName, serverUrl, type Values } from './common.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2) throw new SnapError('usage', 'clone takes NAME and an optional DIR (see snapclone help clone)');
-  const name = args[0]!;
-  const dir = args[1] ?? name.split('/').pop()!;
+  const name = repoName(args[0]!);
+  const dir = args[1] ?? defaultCloneDir(name);
+  if (dir === '') throw new SnapError('usage', 'DIR must not be empty');
   const mode = (v.mode as string | undefined) ?? 'editable';
   if (mode !== 'editable' && mode !== 'files') throw new SnapError('usage', `--mode must be editable or files, not ${mode}`);
   let depth: number | undefined;
@@ -23,7 +25,8 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
     branch: v.branch as string | undefined,
     depth,
     mode,
-    progress: new Progress(process.stderr.isTTY === true && !v.json),
+    // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
+    progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
   });
   if (v.bench) process.stderr.write(benchReport(result));
   if (v.json) out(v, result, '');

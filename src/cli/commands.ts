@@ -12,6 +12,12 @@ export async function run(cmd: string, v: Values, args: string[]): Promise<numbe
       return (await import('./admin-cmd.js')).sync(v, args);
     case 'status':
       return (await import('./admin-cmd.js')).status(v, args);
+    case 'list':
+      return (await import('./admin-cmd.js')).list(v, args);
+    case 'remove':
+      return (await import('./admin-cmd.js')).remove(v, args);
+    case 'set-url':
+      return (await import('./admin-cmd.js')).setUrl(v, args);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCmd(v, args);
   }

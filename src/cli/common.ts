@@ -1,5 +1,6 @@
 /** What every client command shares: flag values, the server URL, output, a client, job waiting. */
 import { SnapError } from '../util/errors.js';
+import { assertRepoName } from '../client/names.js';
 
 export type Values = Record<string, string | boolean | undefined>;
 
@@ -16,6 +17,12 @@ export function out(v: Values, json: unknown, human: string): void {
 export function oneArg(args: string[], what: string, cmd: string): string {
   if (args.length !== 1) throw new SnapError('usage', `${cmd} takes exactly one ${what} (see snapclone help ${cmd})`);
   return args[0]!;
+}
+
+/** A repository name argument, checked here (usage, exit 2) before any request. */
+export function repoName(name: string): string {
+  assertRepoName(name);
+  return name;
 }
 
 export type Client = InstanceType<typeof import('../client/http.js').ServerClient>;
@@ -36,11 +43,17 @@ export interface JobView {
   state: string;
   phase: string;
   error: string | null;
+  /** Why a failed job failed, as an error code (servers that send it). */
+  errorCode?: string | null;
   commit: string | null;
 }
 
-export async function waitJob(c: Client, job: JobView, label: string): Promise<JobView> {
-  const tty = process.stderr.isTTY === true;
+/**
+ * Follow a server job until it ends, showing its phase on a terminal (not with
+ * --quiet). A failed job fails with the code it carries (failedJobError).
+ */
+export async function waitJob(c: Client, job: JobView, label: string, quiet = false): Promise<JobView> {
+  const tty = process.stderr.isTTY === true && !quiet;
   let last = '';
   while (job.state === 'queued' || job.state === 'running') {
     const line = `${label}: ${job.phase || job.state}`;
@@ -50,6 +63,6 @@ export async function waitJob(c: Client, job: JobView, label: string): Promise<J
     job = (await c.json('GET', `/v1/jobs/${job.id}`)).json as unknown as JobView;
   }
   if (tty) process.stderr.write('\r\x1b[K');
-  if (job.state === 'failed') throw new SnapError('build-failed', `build failed: ${job.error ?? 'unknown error'}`);
+  if (job.state === 'failed') throw (await import('../client/http.js')).failedJobError(job, 'build');
   return job;
 }

@@ -5,17 +5,22 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
+import { fsErrorToSnap } from '../client/fs-errors.js';
 import { HELP, COMMAND_HELP } from './help.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
 const COMMON = { server: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+const QUIET = { quiet: { type: 'boolean', short: 'q' } } as const;
 const SPECS: Record<string, ParseArgsConfig['options']> = {
   serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, help: COMMON.help },
-  add: { ...COMMON, name: { type: 'string' }, 'no-wait': { type: 'boolean' } },
-  sync: { ...COMMON, branch: { type: 'string', short: 'b' }, 'no-wait': { type: 'boolean' } },
+  add: { ...COMMON, ...QUIET, name: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  sync: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, 'no-wait': { type: 'boolean' } },
   status: { ...COMMON },
-  clone: { ...COMMON, branch: { type: 'string', short: 'b' }, depth: { type: 'string' }, mode: { type: 'string' }, bench: { type: 'boolean' } },
+  list: { ...COMMON },
+  remove: { ...COMMON },
+  'set-url': { ...COMMON, ...QUIET, 'no-wait': { type: 'boolean' } },
+  clone: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, depth: { type: 'string' }, mode: { type: 'string' }, bench: { type: 'boolean' } },
 };
 
 function version(): string {
@@ -27,14 +32,16 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     const topic = cmd === 'help' ? rest[0] : undefined;
-    process.stdout.write(topic && COMMAND_HELP[topic] ? COMMAND_HELP[topic] : HELP);
+    if (topic !== undefined && !Object.hasOwn(COMMAND_HELP, topic))
+      throw new SnapError('usage', `no help for '${topic}': not a command (see snapclone --help)`);
+    process.stdout.write(topic ? COMMAND_HELP[topic]! : HELP);
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
     process.stdout.write(`snapclone ${version()}\n`);
     return 0;
   }
-  const spec = SPECS[cmd];
+  const spec = Object.hasOwn(SPECS, cmd) ? SPECS[cmd] : undefined;
   if (!spec) throw new SnapError('usage', `unknown command '${cmd}' (see snapclone --help)`);
   let parsed: { values: Values; positionals: string[] };
   try {
@@ -55,12 +62,17 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof SnapError) {
-      process.stderr.write(`snapclone: ${err.message}\n`);
-      process.exitCode = err.exitCode;
+    // One line on stderr, never a stack trace, unless SNAPCLONE_LOG=debug asks for it.
+    const known = err instanceof SnapError ? err : fsErrorToSnap(err);
+    if (known) {
+      process.stderr.write(`snapclone: ${known.message}\n`);
+      process.exitCode = known.exitCode;
     } else {
-      process.stderr.write(`snapclone: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+      const debug = process.env.SNAPCLONE_LOG === 'debug';
+      const what = debug ? ((err as Error)?.stack ?? String(err)) : `${String((err as Error)?.message ?? err).split('\n')[0]} (SNAPCLONE_LOG=debug shows where)`;
+      process.stderr.write(`snapclone: unexpected error: ${what}\n`);
       process.exitCode = 1;
     }
+    if (known && process.env.SNAPCLONE_LOG === 'debug' && known.cause) process.stderr.write(`${(known.cause as Error).stack ?? String(known.cause)}\n`);
   },
 );

@@ -1,15 +1,16 @@
 /**
  * `snapclone clone`: resolve, download every artifact in parallel (verified),
  * and materialize a work tree (plus .git in editable mode) into a staging
- * directory beside the target, renamed into place only when complete. Any
- * failure removes the staging directory: nothing is left behind.
+ * directory inside the target (staging.ts), whose entries move up only when
+ * complete. Any failure removes what the clone wrote: nothing is left behind,
+ * and an existing empty target is left empty.
  *
  * The pipeline overlaps: HEAD packs and archive chunks are handed to the
  * writer threads as each one arrives, while later artifacts still download.
  */
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { closeSync, lstatSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
 import { resolveRef, type Resolved } from './resolve.js';
@@ -18,6 +19,8 @@ import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-
 import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
+import { inspectTarget, Staging } from './staging.js';
+import { fsErrorToSnap } from './fs-errors.js';
 import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor } from './plan.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
@@ -76,10 +79,14 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   if (opts.depth !== undefined && opts.depth !== 1) throw new SnapError('usage', '--depth supports only 1');
   const shallow = opts.depth === 1;
   const target = resolvePath(opts.dir);
-  checkTarget(target);
+  try {
+    inspectTarget(target); // fail before asking the server; checked again when staging starts
+  } catch (err) {
+    throw fsErrorToSnap(err) ?? err;
+  }
 
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
-  let staging: string | null = null;
+  let staging: Staging | null = null;
   let removeOnSignal: (() => void) | null = null;
   // Writer threads start once the manifest shows there is enough work for them.
   let pool: WriterPool | null = new WriterPool();
@@ -97,12 +104,10 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     // A big table means writer threads: boot one now, overlapping the table download.
     if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
 
-    mkdirSync(dirname(target), { recursive: true });
-    // Like git, the new directory gets 0777 minus the umask (mkdtemp would make it 0700).
-    staging = join(dirname(target), `.${basename(target)}.snapclone-${randomBytes(6).toString('hex')}`);
-    mkdirSync(staging, { mode: 0o777 });
+    staging = Staging.create(target);
     removeOnSignal = onInterrupt(staging);
-    const root = staging;
+    progress.note(`Cloning into '${opts.dir}'...`);
+    const root = staging.root;
     const gitDir = join(root, '.git');
     const packDir = join(gitDir, 'objects', 'pack');
     if (opts.mode === 'editable') mkdirSync(packDir, { recursive: true });
@@ -228,18 +233,23 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 
     finishSpanningEntries(root, opts.mode === 'editable', shared, partial, symlinkParts, table);
     progress.addFiles(partial.size + symlinkParts.size); // entries that spanned chunks are complete only now
-    if (opts.mode === 'editable') {
-      progress.phase('Writing index');
-      for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
-      if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
-      writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow });
-      mark('index');
-    }
     const writerThreads = pool.size;
     await pool.close();
     pool = null;
-    if (existsSync(target)) rmdirSync(target); // an empty directory (checked above); rename needs it gone
-    renameSync(root, target);
+    if (opts.mode === 'editable') {
+      progress.phase('Writing index');
+      for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
+      writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow });
+      // The work tree moves up first: a rename changes the ctime of what it moves,
+      // so top-level entries are stat'ed again where they end up, for the index.
+      staging.moveUp((name) => name !== '.git');
+      for (let i = 0; i < table.length; i++)
+        if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
+      if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
+      mark('index');
+    }
+    staging.moveUp();
+    staging.finish();
     staging = null;
     mark('rename');
     const warning = cloneWarning(manifest, shallow);
@@ -272,30 +282,32 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     };
   } catch (err) {
     progress.clear();
-    throw err;
+    const where = staging;
+    throw fsErrorToSnap(err, (p) => where?.shown(p) ?? p) ?? err;
   } finally {
     removeOnSignal?.();
     if (pool) await pool.close();
     await client.close();
-    if (staging) rmSync(staging, { recursive: true, force: true, maxRetries: 3 });
+    staging?.rollback();
   }
 }
 
+/** Signals that end a clone; SIGHUP is a closed terminal or a dropped ssh session. */
+const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+
 /**
- * Ctrl-C or a kill must not leave a half-written staging directory: remove it
- * and exit as a signalled process would. Returns the function that unhooks this.
+ * Ctrl-C, a kill or a hang-up must not leave a half-written clone: undo it and
+ * exit as a signalled process would. Returns the function that unhooks this.
  */
-function onInterrupt(staging: string): () => void {
+function onInterrupt(staging: Staging): () => void {
   const handler = (signal: NodeJS.Signals) => {
-    rmSync(staging, { recursive: true, force: true, maxRetries: 3 });
+    staging.rollback();
     process.stderr.write(`\nsnapclone: interrupted; removed the partial clone\n`);
-    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    process.exit(128 + SIGNALS[signal as keyof typeof SIGNALS]);
   };
-  process.once('SIGINT', handler);
-  process.once('SIGTERM', handler);
+  for (const s of Object.keys(SIGNALS)) process.once(s, handler);
   return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    for (const s of Object.keys(SIGNALS)) process.off(s, handler);
   };
 }
 
@@ -305,17 +317,6 @@ function cloneWarning(m: Manifest, shallow: boolean): string | null {
   // git clone --depth 1 of a HEAD naming a missing branch fetches nothing, so it looks empty too.
   if (m.refs.length === 0 || shallow) return 'You appear to have cloned an empty repository.';
   return 'remote HEAD refers to nonexistent ref, unable to checkout';
-}
-
-function checkTarget(target: string): void {
-  let st;
-  try {
-    st = lstatSync(target);
-  } catch {
-    return;
-  }
-  if (!st.isDirectory() || readdirSync(target).length > 0)
-    throw new SnapError('target-exists', `destination path '${target}' already exists and is not an empty directory`);
 }
 
 function checkManifestMatches(m: Manifest, r: Resolved): void {

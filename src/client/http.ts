@@ -6,7 +6,8 @@
  * lowest CPU per GiB of the clients we tried (docs/BENCHMARKS.md).
  * Every artifact is hashed as it streams in and refused if its SHA-256 or size
  * differs from what the manifest promised; transport failures are retried,
- * integrity failures are not.
+ * integrity failures and missing artifacts are not: the server is told (best
+ * effort) so it re-verifies its copy, and the clone fails.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -20,6 +21,11 @@ export interface Artifact {
 }
 
 const TIMEOUT_MS = 120_000;
+/** A report of a bad artifact must not hold up the error the user is waiting for. */
+const REPORT_TIMEOUT_MS = 2_000;
+
+/** What a client tells the server about its copy of an artifact (POST /v1/artifacts/<sha256>/report). */
+export type ArtifactProblem = 'digest-mismatch' | 'truncated' | 'missing';
 /** Artifacts held in memory (manifest, table, archive chunks) are small by construction; refuse absurd claims. */
 const MAX_IN_MEMORY = 1 << 30;
 
@@ -30,6 +36,8 @@ export class ServerClient {
   private readonly token: string | undefined;
   /** Main-thread time spent hashing downloads (ms), and when the first and last artifact bytes arrived. */
   readonly stats = { verifyMs: 0, firstByteAt: 0, lastByteAt: 0 };
+  /** Reports sent, by artifact, so each is reported once (and every failing download waits for it). */
+  private readonly reports = new Map<string, Promise<void>>();
 
   constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined } = {}) {
     let u: URL;
@@ -50,15 +58,16 @@ export class ServerClient {
     this.agent.destroy();
   }
 
-  private send(method: string, path: string, headers: Record<string, string>, body?: string): Promise<http.IncomingMessage> {
+  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean } = {}): Promise<http.IncomingMessage> {
     const mod = this.url.protocol === 'https:' ? https : http;
     const prefix = this.url.pathname.replace(/\/+$/, '');
+    const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
     return new Promise((resolve, reject) => {
       const req = mod.request(
-        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers, agent: this.agent },
+        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers, agent: opts.ownConnection ? false : this.agent },
         resolve,
       );
-      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
       req.on('error', reject);
       req.end(body);
     });
@@ -82,7 +91,8 @@ export class ServerClient {
     try {
       json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     } catch {
-      throw new SnapError('internal', `server answered ${res.statusCode} with a body that is not JSON`);
+      // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
+      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not JSON`);
     }
     const status = res.statusCode ?? 0;
     if (status >= 400) {
@@ -101,7 +111,9 @@ export class ServerClient {
       try {
         return await this.downloadOnce(a, opts);
       } catch (err) {
-        const retryable = !(err instanceof SnapError && (err.code === 'integrity' || err.code === 'not-found'));
+        // Only transport failures are worth another try; wrong bytes, a missing
+        // artifact or a local file system error would fail the same way again.
+        const retryable = err instanceof SnapError && err.code === 'unreachable';
         if (!retryable || attempt >= 3) throw err;
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
@@ -119,8 +131,18 @@ export class ServerClient {
     }
     if (res.statusCode !== 200) {
       res.resume();
-      if (res.statusCode === 404) throw new SnapError('not-found', `artifact ${a.digest} is missing on the server`);
+      if (res.statusCode === 404) {
+        await this.report(a.digest, 'missing');
+        throw new SnapError('artifact-missing', `the server is missing artifact ${short} (it has been told; it rebuilds it on the next sync)`);
+      }
       throw new SnapError('unreachable', `artifact ${short}: server answered ${res.statusCode}`);
+    }
+    // The server's copy has the wrong size: say so before reading a byte of it.
+    const announced = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length']);
+    if (announced !== null && announced !== a.size) {
+      res.destroy();
+      await this.report(a.digest, announced < a.size ? 'truncated' : 'digest-mismatch');
+      throw integrityError(`the server's copy of artifact ${short} is ${announced < a.size ? 'truncated' : 'larger than the manifest says'}: ${announced} of ${a.size} bytes`);
     }
     const hash = createHash('sha256');
     let got = 0;
@@ -137,13 +159,13 @@ export class ServerClient {
       await new Promise<void>((resolve, reject) => {
         res.on('data', (chunk: Buffer) => {
           try {
-            if (got + chunk.length > a.size) throw integrityError(`artifact ${short} is larger than the ${a.size} bytes the manifest names`);
+            if (got + chunk.length > a.size) throw new BadCopy('digest-mismatch', `the server's copy of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
             const t = performance.now();
             if (!stats.firstByteAt) stats.firstByteAt = t;
             hash.update(chunk);
             stats.verifyMs += performance.now() - t;
             if (buf) chunk.copy(buf, got);
-            else for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+            else writeChunk(fd, chunk, opts.toFile!);
             got += chunk.length;
             opts.onBytes?.(chunk.length);
           } catch (err) {
@@ -155,17 +177,81 @@ export class ServerClient {
         res.on('error', (err) => reject(new SnapError('unreachable', `download of ${short} broke off: ${err.message}`)));
         res.on('close', () => reject(new SnapError('unreachable', `download of ${short} broke off after ${got} of ${a.size} bytes`)));
       });
+    } catch (err) {
+      if (!(err instanceof BadCopy)) throw err;
+      await this.report(a.digest, err.problem);
+      throw integrityError(err.message);
     } finally {
       if (fd >= 0) closeSync(fd);
     }
     this.stats.lastByteAt = performance.now();
-    if (got !== a.size) throw new SnapError('unreachable', `artifact ${short} ended after ${got} of ${a.size} bytes`);
-    if (hash.digest('hex') !== a.digest) throw integrityError(`artifact ${short} does not match its SHA-256 digest`);
+    // A response that ended cleanly but short is the server's whole copy: truncated.
+    if (got !== a.size) {
+      await this.report(a.digest, 'truncated');
+      throw integrityError(`the server's copy of artifact ${short} is truncated: ${got} of ${a.size} bytes`);
+    }
+    if (hash.digest('hex') !== a.digest) {
+      await this.report(a.digest, 'digest-mismatch');
+      throw integrityError(`artifact ${short} does not match its SHA-256 digest`);
+    }
     return buf;
+  }
+
+  /**
+   * Tell the server its copy of an artifact looks bad, so it re-verifies and
+   * quarantines it. Best effort: own connection, short timeout, errors ignored.
+   */
+  report(digest: string, problem: ArtifactProblem): Promise<void> {
+    let sent = this.reports.get(digest);
+    if (!sent) {
+      sent = this.send('POST', `/v1/artifacts/${digest}/report`, { 'content-type': 'application/json' }, JSON.stringify({ problem }), {
+        timeoutMs: REPORT_TIMEOUT_MS,
+        ownConnection: true,
+      }).then(
+        (res) => void res.resume(),
+        () => {}, // the clone's own error is what matters
+      );
+      this.reports.set(digest, sent);
+    }
+    return sent;
   }
 }
 
-function mapCode(code: string): SnapError['code'] {
-  const known = ['usage', 'not-found', 'unreachable', 'build-failed', 'integrity', 'invalid', 'target-exists', 'conflict', 'unauthorized', 'timeout', 'artifact-missing', 'rate-limited', 'locked'];
-  return (known.includes(code) ? code : 'internal') as SnapError['code'];
+/** The bytes a server sent are not the artifact (found mid-body); reported once the body is abandoned. */
+class BadCopy extends Error {
+  constructor(
+    readonly problem: ArtifactProblem,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const KNOWN_CODES: readonly string[] = ['usage', 'not-found', 'unreachable', 'build-failed', 'integrity', 'invalid', 'target-exists', 'conflict', 'unauthorized', 'timeout', 'artifact-missing', 'io', 'rate-limited', 'locked'];
+
+/** A code the server sent, if this client knows it (else 'internal'). */
+export function mapCode(code: string): SnapError['code'] {
+  return (KNOWN_CODES.includes(code) ? code : 'internal') as SnapError['code'];
+}
+
+/**
+ * The error for a failed server job. A job that carries the code of why it
+ * failed (an unreachable upstream, a missing branch) fails with that code;
+ * any other failure is build-failed.
+ */
+export function failedJobError(job: { error?: unknown; errorCode?: unknown }, what: string): SnapError {
+  const why = typeof job.error === 'string' && job.error ? job.error : 'unknown error';
+  const code = typeof job.errorCode === 'string' ? mapCode(job.errorCode) : 'internal';
+  return new SnapError(code === 'internal' ? 'build-failed' : code, `${what} failed: ${why}`);
+}
+
+/** Write all of `chunk`; a failure (ENOSPC...) names the file, which writeSync's error does not. */
+function writeChunk(fd: number, chunk: Buffer, path: string): void {
+  try {
+    for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.path === undefined) e.path = path;
+    throw err;
+  }
 }

@@ -58,4 +58,6 @@ export interface WorkerFailure {
   id: number;
   error: string;
   code: 'integrity' | 'invalid' | 'internal';
+  /** A file system error's errno code, call and path, so the main thread can report it as `io` (fs-errors.ts). */
+  fs?: { errno: string; syscall: string; path?: string };
 }

@@ -104,7 +104,7 @@ export class WriterPool {
     this.running.delete(w);
     this.idle.push(w);
     if (p) {
-      if ('error' in msg) p.reject(new SnapError(msg.code, msg.error));
+      if ('error' in msg) p.reject(msg.fs ? Object.assign(new Error(msg.error), { code: msg.fs.errno, syscall: msg.fs.syscall, path: msg.fs.path }) : new SnapError(msg.code, msg.error));
       else p.resolve(msg);
     }
     this.pump();

@@ -1,9 +1,12 @@
 /**
  * Progress on a terminal, like git's: one self-overwriting line on stderr,
- * redrawn at most ten times a second; silent when stderr is not a TTY.
+ * redrawn at most ten times a second; silent when stderr is not a TTY. Notes
+ * ("Cloning into 'dir'...") are printed whenever they are enabled, like git's,
+ * which prints them to a pipe too unless --quiet.
  */
 export class Progress {
   private readonly enabled: boolean;
+  private readonly notes: boolean;
   private last = 0;
   private label = '';
   bytesTotal = 0;
@@ -11,8 +14,16 @@ export class Progress {
   filesTotal = 0;
   filesDone = 0;
 
-  constructor(enabled = process.stderr.isTTY === true) {
+  constructor(enabled = process.stderr.isTTY === true, notes = enabled) {
     this.enabled = enabled;
+    this.notes = notes;
+  }
+
+  /** One line for the record, above the progress line. */
+  note(line: string): void {
+    if (!this.notes) return;
+    process.stderr.write(this.enabled ? `\r\x1b[K${line}\n` : `${line}\n`);
+    this.render(true);
   }
 
   phase(label: string): void {

@@ -2,7 +2,7 @@
  * Resolve NAME + ref to a manifest. While the server is still building it
  * answers 202 with the job; we follow the job and ask again.
  */
-import type { ServerClient } from './http.js';
+import { failedJobError, type ServerClient } from './http.js';
 import { SnapError } from '../util/errors.js';
 import { isDigest, isOid } from '../util/hash.js';
 import { LIMITS } from '../clonepack/manifest.js';
@@ -27,13 +27,13 @@ export async function resolveRef(
     const { status, json } = await client.json('GET', path);
     if (status === 200) return checkResolved(json);
     const job = json.job as { id?: number; state?: string; phase?: string } | undefined;
-    if (status !== 202 || !job || typeof job.id !== 'number') throw new SnapError('internal', `unexpected answer ${status} from resolve`);
+    if (status !== 202 || !job || typeof job.id !== 'number') throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
     // Follow the job until it ends, then resolve again.
     for (;;) {
       if (Date.now() > deadline) throw new SnapError('timeout', `the server is still building ${name}; try again later`);
       const { json: j } = await client.json('GET', `/v1/jobs/${job.id}`);
       opts.onWait?.(`waiting for the server to build ${name}: ${String(j.phase || j.state)}`);
-      if (j.state === 'failed') throw new SnapError('build-failed', `server build failed: ${String(j.error)}`);
+      if (j.state === 'failed') throw failedJobError(j, `the server's build of ${name}`);
       if (j.state === 'succeeded') break;
       await new Promise((r) => setTimeout(r, 300));
     }

@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { createTreeWriter, TaskError, type TreeWriter } from './writer.js';
-import type { WorkerInit, WorkerTask } from './pool-types.js';
+import type { WorkerFailure, WorkerInit, WorkerTask } from './pool-types.js';
 
 let writer: TreeWriter | null = null;
 
@@ -18,6 +18,8 @@ parentPort!.on('message', async (msg: WorkerTask | WorkerInit) => {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const code = err instanceof TaskError ? err.code : 'internal';
-    parentPort!.postMessage({ id: msg.id, error: e.code ? `${e.code}: ${e.message}` : e.message, code });
+    const fs = !(err instanceof TaskError) && e.code && e.syscall ? { errno: e.code, syscall: e.syscall, ...(e.path !== undefined ? { path: String(e.path) } : {}) } : undefined;
+    const failure: WorkerFailure = { id: msg.id, error: e.message, code, ...(fs ? { fs } : {}) };
+    parentPort!.postMessage(failure);
   }
 });

@@ -54,9 +54,16 @@ export function createTreeWriter(init: WorkerInit): TreeWriter {
     return table.modes[i] === MODE_EXEC ? 0o777 : 0o666; // as git does; the umask applies
   }
 
-  function writeAll(fd: number, data: Uint8Array, position: number | null): void {
-    for (let off = 0; off < data.length; ) {
-      off += writeSync(fd, data, off, data.length - off, position === null ? null : position + off);
+  /** Write all of `data`; a failure (ENOSPC...) names the file, which writeSync's error does not. */
+  function writeAll(fd: number, data: Uint8Array, position: number | null, path: Buffer): void {
+    try {
+      for (let off = 0; off < data.length; ) {
+        off += writeSync(fd, data, off, data.length - off, position === null ? null : position + off);
+      }
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.path === undefined) e.path = path.toString();
+      throw err;
     }
   }
 
@@ -80,7 +87,7 @@ export function createTreeWriter(init: WorkerInit): TreeWriter {
     }
     const fd = openSync(path, CREATE, fileMode(i));
     try {
-      if (data.length) writeAll(fd, data, null);
+      if (data.length) writeAll(fd, data, null, path);
       if (wantStats) recordStat(table, i, fstatSync(fd, { bigint: true }));
     } finally {
       closeSync(fd);
@@ -166,7 +173,7 @@ export function createTreeWriter(init: WorkerInit): TreeWriter {
           written += piece.length;
           if (written > size) return reject(new TaskError(`large blob at ${offset} inflates past ${size} bytes`, 'integrity'));
           sha.update(piece);
-          for (const fd of outs) writeAll(fd, piece, null);
+          outs.forEach((fd, k) => writeAll(fd, piece, null, fullPath(entries[k]!)));
         });
         inflate.on('end', resolve);
         inflate.on('error', (e) => reject(new TaskError(`large blob at ${offset}: ${e.message}`, 'integrity')));
@@ -228,9 +235,10 @@ export function createTreeWriter(init: WorkerInit): TreeWriter {
         // A file spanning chunks: each chunk writes its part at its position; the
         // main thread stats it once every part is in.
         const t = now();
-        const fd = openSync(fullPath(i), OPEN_PART, fileMode(i));
+        const path = fullPath(i);
+        const fd = openSync(path, OPEN_PART, fileMode(i));
         try {
-          writeAll(fd, piece, from - start);
+          writeAll(fd, piece, from - start, path);
         } finally {
           closeSync(fd);
         }

@@ -1,21 +1,57 @@
-/** Repository names: one or more segments of [A-Za-z0-9._-] joined by "/", e.g. "expressjs/express". */
+/**
+ * Repository names: one or more segments of [A-Za-z0-9._-] joined by "/", e.g.
+ * "expressjs/express". A name becomes a path (the server's mirror, the default
+ * clone directory), so no segment may be a dot-name ("." "..", "..."), or
+ * ".git" in any case: `clone foo/.git` must never write into ./.git.
+ * Server and client share these rules; a bad name is a usage error (exit 2).
+ */
 import { SnapError } from '../util/errors.js';
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;
+const MAX_LENGTH = 200;
+
+/** Why `name` is not a valid repository name, or null when it is. */
+export function repoNameProblem(name: unknown): string | null {
+  if (typeof name !== 'string' || name.length === 0) return 'it is empty';
+  if (name.length > MAX_LENGTH) return `it is longer than ${MAX_LENGTH} characters`;
+  for (const s of name.split('/')) {
+    if (s === '') return "it has an empty segment (a leading, trailing or doubled '/')";
+    if (!SEGMENT.test(s)) return "use segments of letters, digits, '.', '_', '-' separated by '/'";
+    if (/^\.+$/.test(s)) return `segment ${JSON.stringify(s)} is all dots`;
+    if (s.toLowerCase() === '.git') return `segment ${JSON.stringify(s)} would name a .git directory`;
+  }
+  return null;
+}
 
 export function isValidRepoName(name: string): boolean {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 200) return false;
-  return name.split('/').every((s) => SEGMENT.test(s) && s !== '.' && s !== '..');
+  return repoNameProblem(name) === null;
 }
 
 export function assertRepoName(name: string): void {
-  if (!isValidRepoName(name))
-    throw new SnapError('invalid', `invalid repository name ${JSON.stringify(name)}: use segments of letters, digits, '.', '_', '-' separated by '/'`);
+  const problem = repoNameProblem(name);
+  if (problem) throw new SnapError('usage', `invalid repository name ${JSON.stringify(name)}: ${problem}`);
 }
 
-/** Default name for an upstream URL: its last path segment without ".git" (what git clone names the directory). */
+/**
+ * Default name for an upstream URL, the way git names the clone directory:
+ * trailing "/" and "/.git" dropped, the last path segment, without ".git".
+ * Characters a name cannot hold become "-"; "repo" when nothing valid is left.
+ */
 export function nameFromUrl(url: string): string {
-  const trimmed = url.replace(/[/\\]+$/, '').replace(/\.git$/, '');
-  const last = trimmed.split(/[/:\\]/).pop() ?? '';
-  return last.replace(/[^A-Za-z0-9._-]/g, '-') || 'repo';
+  const trimmed = url.trim().replace(/[/\\]+$/, '').replace(/[/\\]\.git$/, '').replace(/[/\\]+$/, '');
+  const last = (trimmed.split(/[/:\\]/).pop() ?? '').replace(/\.git$/, '');
+  const name = last.replace(/[^A-Za-z0-9._-]/g, '-');
+  return isValidRepoName(name) ? name : 'repo';
+}
+
+/**
+ * The directory `snapclone clone NAME` writes when no DIR is given, as git
+ * derives it: the last segment without ".git" ("tools/foo.git" -> "foo"). A
+ * valid name's last segment is never a dot-name; one that would become one
+ * without ".git" ("..git") keeps it.
+ */
+export function defaultCloneDir(name: string): string {
+  const last = name.split('/').pop() ?? '';
+  const stripped = last.replace(/\.git$/, '');
+  return stripped === '' || /^\.+$/.test(stripped) ? last : stripped;
 }

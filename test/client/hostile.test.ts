@@ -5,7 +5,7 @@
  */
 import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -16,12 +16,15 @@ import { MODE_EXEC, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../../sr
 import { LIMITS, type Manifest } from '../../src/clonepack/manifest.js';
 import { SnapError, type ErrorCode } from '../../src/util/errors.js';
 import { cloneDirs, COMMIT, FakeServer, leftovers, makeClonepack, publish, sha256, type FileSpec } from './fake-server.js';
+import { captureReports, type Report } from './reports.js';
 
 let server: FakeServer;
 let dirs: ReturnType<typeof cloneDirs>;
+let reports: Report[];
 
 before(async () => {
   server = await FakeServer.start();
+  reports = captureReports(server);
 });
 after(async () => {
   await server.close();
@@ -31,6 +34,7 @@ beforeEach(() => {
   server.jobs.clear();
   server.resolveHandler = null;
   server.requests.length = 0;
+  reports.length = 0;
   dirs = cloneDirs();
   mkdirSync(dirs.parent, { recursive: true });
   mkdirSync(dirs.outside, { recursive: true });
@@ -107,15 +111,106 @@ test('baseline: a well-formed clonepack clones (so the failures below fail for t
   assert.deepEqual(readdirSync(dirs.outside), []);
 });
 
-test('cloning into an existing empty directory works (as git clone allows)', async () => {
+test('cloning into an existing empty directory fills it in place: same inode, mode and owner (as git clone does)', async () => {
   publish(server, makeClonepack(FILES));
-  mkdirSync(dirs.target);
+  mkdirSync(dirs.target, { mode: 0o750 });
+  chmodSync(dirs.target, 0o750);
+  const root = process.getuid?.() === 0; // only root can give the directory another owner
+  if (root) chownSync(dirs.target, 4242, 4343);
+  const before = statSync(dirs.target);
   try {
     await clone(cloneOpts());
   } finally {
     assert.deepEqual(leftovers(dirs.parent), [], 'staging dir left behind');
   }
+  const after = statSync(dirs.target);
+  assert.equal(after.ino, before.ino, 'the directory was replaced');
+  assert.equal(after.mode & 0o7777, 0o750);
+  if (root) assert.deepEqual([after.uid, after.gid], [4242, 4343]);
   assert.equal(readFileSync(join(dirs.target, 'README.md'), 'utf8'), '# demo\n');
+  assert.deepEqual(stagingDirs(dirs.target), []);
+  assert.deepEqual(readdirSync(dirs.parent), ['target']);
+});
+
+test('a failed clone into an existing empty directory leaves it empty and in place', async () => {
+  const pack = makeClonepack(FILES, { chunkRawBytes: 1000 });
+  publish(server, pack);
+  const d = pack.chunkDigests[3]!;
+  server.artifacts.set(d, Buffer.alloc(pack.artifacts.get(d)!.length, 7));
+  mkdirSync(dirs.target);
+  const ino = statSync(dirs.target).ino;
+  await assert.rejects(clone(cloneOpts()), isSnap('integrity'));
+  assert.equal(statSync(dirs.target).ino, ino);
+  assert.deepEqual(readdirSync(dirs.target), []);
+  assert.deepEqual(readdirSync(dirs.parent), ['target']);
+});
+
+test('a symlink to an empty directory is filled through the symlink, as git does; the symlink stays', async () => {
+  publish(server, makeClonepack(FILES));
+  const link = join(dirs.parent, 'alink');
+  symlinkSync(dirs.outside, link);
+  const result = await clone(cloneOpts({ dir: link }));
+  assert.equal(lstatSync(link).isSymbolicLink(), true);
+  assert.equal(readFileSync(join(dirs.outside, 'README.md'), 'utf8'), '# demo\n');
+  assert.equal(readlinkSync(join(dirs.outside, 'src/link')), 'big.txt');
+  assert.deepEqual(stagingDirs(dirs.outside), []);
+  assert.deepEqual(readdirSync(dirs.parent), ['alink']);
+  assert.ok(result.files > 0);
+});
+
+test('a failed clone through a symlinked target leaves the directory it points to empty', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  server.artifacts.delete(pack.tableDigest);
+  const link = join(dirs.parent, 'alink');
+  symlinkSync(dirs.outside, link);
+  await assert.rejects(clone(cloneOpts({ dir: link })), isSnap('artifact-missing'));
+  assert.deepEqual(readdirSync(dirs.outside), []);
+  assert.equal(lstatSync(link).isSymbolicLink(), true);
+});
+
+test('a failed clone removes the parent directories it created', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const d = pack.chunkDigests[0]!;
+  server.artifacts.set(d, Buffer.alloc(pack.artifacts.get(d)!.length, 7));
+  await assert.rejects(clone(cloneOpts({ dir: join(dirs.parent, 'a', 'b', 'target') })), isSnap('integrity'));
+  assert.deepEqual(readdirSync(dirs.parent), []);
+});
+
+/** Staging directories (finished or not) inside a target. */
+function stagingDirs(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.startsWith('.snapclone-staging-'));
+}
+
+/** The pid of a process that has exited (and, this soon after, not been reused). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(r.stdout.toString());
+}
+
+test("staging directories of clones that died (SIGKILL) are removed by the next clone; a running clone's are respected", async () => {
+  publish(server, makeClonepack(FILES));
+  const myStart = readFileSync('/proc/self/stat', 'latin1').split(') ')[1]!.split(' ')[19]!;
+  // A dead pid, and a live pid whose start time shows it is another process (a recycled pid).
+  for (const name of [`.snapclone-staging-${deadPid()}-123-0123456789ab`, `.snapclone-staging-${process.pid}-${Number(myStart) + 1}-0123456789ab`, `.snapclone-staging-${deadPid()}-x-0123456789ab`]) {
+    mkdirSync(join(dirs.target, name, 'src'), { recursive: true });
+    writeFileSync(join(dirs.target, name, 'src', 'half-written'), 'x'.repeat(1000));
+    await clone(cloneOpts());
+    assert.deepEqual(stagingDirs(dirs.target), [], name);
+    assert.equal(readFileSync(join(dirs.target, 'README.md'), 'utf8'), '# demo\n');
+    rmSync(dirs.target, { recursive: true });
+  }
+  // A live clone (this very process, same start time) is writing there: refuse, touch nothing.
+  const live = `.snapclone-staging-${process.pid}-${myStart}-0123456789ab`;
+  mkdirSync(join(dirs.target, live), { recursive: true });
+  await assert.rejects(clone(cloneOpts()), (e: unknown) => isSnap('target-exists')(e) && /another snapclone \(pid \d+\) is cloning into/.test((e as Error).message));
+  assert.deepEqual(readdirSync(dirs.target), [live]);
+  // Something merely named like a staging dir is the user's: the target is not empty.
+  rmSync(join(dirs.target, live), { recursive: true });
+  mkdirSync(join(dirs.target, '.snapclone-staging-mine'));
+  await assert.rejects(clone(cloneOpts()), isSnap('target-exists'));
+  assert.deepEqual(readdirSync(dirs.target), ['.snapclone-staging-mine']);
 });
 
 test('manifest bytes that do not match the digest: integrity, not retried', async () => {
@@ -145,12 +240,55 @@ test('archive chunk bytes that do not match the digest: integrity', async () => 
   await expectFailure('integrity');
 });
 
-test('an artifact shorter than announced fails', async () => {
+test("an artifact shorter than announced: integrity, the server's copy is truncated, reported", async () => {
   const pack = makeClonepack(FILES);
   publish(server, pack);
   const z = pack.artifacts.get(pack.tableDigest)!;
   server.artifacts.set(pack.tableDigest, z.subarray(0, z.length - 3)); // complete response, Content-Length of the short body
-  await expectFailure(['integrity', 'unreachable']);
+  await expectFailure('integrity', {}, () => assert.equal(server.hits(pack.tableDigest), 1, 'not retried'));
+  assert.deepEqual(reports, [{ digest: pack.tableDigest, body: { problem: 'truncated' } }]);
+});
+
+test('a Content-Length that differs from the manifest fails before the body is read', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  for (const [length, what] of [[z.length - 3, 'truncated'], [z.length + 5, 'larger than the manifest says']] as const) {
+    reports.length = 0;
+    // Headers only: a client that waited for the body would wait forever.
+    server.artifacts.set(pack.tableDigest, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': length });
+      res.flushHeaders();
+    });
+    let error: unknown;
+    await clone(cloneOpts()).catch((e: unknown) => (error = e));
+    isSnap('integrity')(error);
+    assert.equal((error as Error).message, `the server's copy of artifact ${pack.tableDigest.slice(0, 12)} is ${what}: ${length} of ${z.length} bytes`);
+    assertNothingLeft();
+    assert.equal(reports.length, 1);
+    assert.equal(reports[0]!.digest, pack.tableDigest);
+  }
+});
+
+test('a chunked response that ends short: integrity (truncated), reported', async () => {
+  const pack = makeClonepack(FILES);
+  publish(server, pack);
+  const z = pack.artifacts.get(pack.tableDigest)!;
+  server.artifacts.set(pack.tableDigest, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }); // no Content-Length: chunked
+    res.end(z.subarray(0, z.length - 1));
+  });
+  await expectFailure('integrity');
+  assert.deepEqual(reports, [{ digest: pack.tableDigest, body: { problem: 'truncated' } }]);
+});
+
+test('a digest mismatch is reported to the server once, even when several downloads of it fail', async () => {
+  const pack = makeClonepack(FILES, { chunkRawBytes: 1000 });
+  publish(server, pack);
+  const d = pack.chunkDigests[1]!;
+  server.artifacts.set(d, Buffer.alloc(pack.artifacts.get(d)!.length, 7));
+  await expectFailure('integrity');
+  assert.deepEqual(reports, [{ digest: d, body: { problem: 'digest-mismatch' } }]);
 });
 
 test('a manifest shorter than resolve announced fails', async () => {
@@ -358,12 +496,21 @@ test('a server answering 500 for an artifact: retried, then unreachable', async 
   assert.ok(server.hits(pack.tableDigest) >= 2);
 });
 
-test('a missing artifact: not-found, not retried', async () => {
+test('a missing artifact: artifact-missing (exit 12), not retried, reported', async () => {
   const pack = makeClonepack(FILES);
   publish(server, pack);
   server.artifacts.delete(pack.tableDigest);
-  await expectFailure('not-found');
-  assert.equal(server.requests.filter((r) => r.endsWith(pack.tableDigest)).length, 1);
+  await expectFailure('artifact-missing', {}, () => assert.equal(server.hits(pack.tableDigest), 1, 'not retried'));
+  let error: unknown;
+  try {
+    await clone(cloneOpts());
+  } catch (e) {
+    error = e;
+  }
+  assert.ok(error instanceof SnapError);
+  assert.equal(error.exitCode, 12);
+  assert.match(error.message, new RegExp(`the server is missing artifact ${pack.tableDigest.slice(0, 12)} `));
+  assert.deepEqual(reports.map((r) => r.body), [{ problem: 'missing' }, { problem: 'missing' }]);
 });
 
 test('a server that is down entirely: unreachable', async () => {
@@ -419,6 +566,14 @@ test('resolve while building, then the build fails: build-failed', async () => {
   await expectFailure('build-failed');
 });
 
+test("a failed build that carries an errorCode fails with that code (an unreachable upstream: 4, a missing branch: 3)", async () => {
+  server.resolveAnswer = { status: 202, body: { status: 'building', job: { id: 8, state: 'running', phase: 'fetching' } } };
+  for (const [errorCode, expected] of [['unreachable', 'unreachable'], ['not-found', 'not-found'], ['no-such-code', 'build-failed'], [null, 'build-failed']] as const) {
+    server.jobs.set(8, { id: 8, state: 'failed', phase: 'fetching', error: 'git fetch failed: could not read from remote', errorCode });
+    await expectFailure(expected);
+  }
+});
+
 test('an unknown repository: not-found', async () => {
   await expectFailure('not-found');
 });
@@ -437,12 +592,17 @@ test('a non-empty target: target-exists, existing files untouched, server never 
   writeFileSync(file, 'data');
   await assert.rejects(clone(cloneOpts({ dir: file })), isSnap('target-exists'));
   assert.equal(readFileSync(file, 'utf8'), 'data');
-  // A symlink to an empty directory outside.
-  const link = join(dirs.parent, 'alink');
-  spawnSync('ln', ['-s', dirs.outside, link]);
-  await assert.rejects(clone(cloneOpts({ dir: link })), isSnap('target-exists'));
-  assert.deepEqual(readdirSync(dirs.outside), []);
-  assert.deepEqual(leftovers(dirs.parent, 'alink'), []);
+  // A symlink to a non-empty directory, to a file, and a dangling one.
+  writeFileSync(join(dirs.outside, 'theirs'), 'keep\n');
+  for (const [name, to] of [['alink', dirs.outside], ['flink', file], ['dangling', join(dirs.root, 'nowhere')]]) {
+    const link = join(dirs.parent, name!);
+    symlinkSync(to!, link);
+    await assert.rejects(clone(cloneOpts({ dir: link })), isSnap('target-exists'));
+    assert.equal(lstatSync(link).isSymbolicLink(), true);
+  }
+  assert.deepEqual(readdirSync(dirs.outside), ['theirs']);
+  assert.equal(existsSync(join(dirs.root, 'nowhere')), false);
+  assert.deepEqual(server.requests, []);
 });
 
 test('editable mode: a HEAD pack that does not end with its own checksum: integrity, .git staging removed', async () => {
@@ -496,5 +656,15 @@ test('editable full clone: the work tree comes from the archive, and each file m
     for (const [d, b] of hist.files) bad.artifacts.set(d, b);
     publish(server, bad);
     await expectFailure('integrity', { mode: 'editable' });
+  }
+});
+
+test('an answer that is not JSON: a proxy failing (502) is unreachable, anything else invalid data; nothing left', async () => {
+  for (const [status, code] of [[502, 'unreachable'], [200, 'invalid'], [404, 'invalid']] as const) {
+    server.resolveHandler = (_req, res) => {
+      res.writeHead(status, { 'content-type': 'text/html' });
+      res.end('<html><body>Bad Gateway</body></html>');
+    };
+    await expectFailure(code);
   }
 });

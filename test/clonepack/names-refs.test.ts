@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { assertRepoName, isValidRepoName, nameFromUrl } from '../../src/clonepack/names.js';
+import { assertRepoName, defaultCloneDir, isValidRepoName, nameFromUrl } from '../../src/clonepack/names.js';
 import { isValidRefName, isValidShortRef } from '../../src/clonepack/refs.js';
 import { assertSafePath, parentDirs, pathProblem } from '../../src/clonepack/paths.js';
 import { SnapError } from '../../src/util/errors.js';
 
 test('valid repository names', () => {
-  for (const n of ['a', 'repo', 'expressjs/express', 'a.b_c-D9', 'x/y/z', '...', 'a.git', '_', 'x'.repeat(200), 'a/b.c/d-e']) {
+  for (const n of ['a', 'repo', 'expressjs/express', 'a.b_c-D9', 'x/y/z', 'a.git', '_', 'x'.repeat(200), 'a/b.c/d-e', '.hidden', 'a/..git', 'a/.gitx', 'x/.git.d', '-']) {
     assert.equal(isValidRepoName(n), true, n);
     assert.doesNotThrow(() => assertRepoName(n));
   }
@@ -15,9 +15,12 @@ test('valid repository names', () => {
 
 test('invalid repository names', () => {
   const bad = ['', '.', '..', '../x', 'a/..', 'a/./b', 'a//b', '/a', 'a/', '/', 'a b', 'a\\b', 'a:b', 'é', 'a\0', 'a\nb', 'a%2fb', 'x'.repeat(201), 'a?b', 'a#b', '~x'];
+  // Names become paths: no dot-names and no .git directory, in any segment and any case.
+  bad.push('...', '....', 'a/...', '.git', 'foo/.git', 'foo/.GIT', '.Git/x', 'a/.git/b');
   for (const n of bad) {
     assert.equal(isValidRepoName(n), false, JSON.stringify(n));
-    assert.throws(() => assertRepoName(n), (e: unknown) => e instanceof SnapError && e.code === 'invalid', JSON.stringify(n));
+    // A bad name is a usage error (exit 2), on the server as in the CLI.
+    assert.throws(() => assertRepoName(n), (e: unknown) => e instanceof SnapError && e.code === 'usage' && e.exitCode === 2, JSON.stringify(n));
   }
   assert.equal(isValidRepoName(undefined as unknown as string), false);
   assert.equal(isValidRepoName(5 as unknown as string), false);
@@ -35,9 +38,35 @@ test('nameFromUrl gives the directory name git clone would use', () => {
     ['file:///srv/git/proj.git', 'proj'],
     ['https://host/weird name!.git', 'weird-name-'],
     ['', 'repo'],
+    // git drops a trailing /.git: the repository is the directory that holds it.
+    ['/srv/git/proj/.git', 'proj'],
+    ['/srv/git/proj/.git/', 'proj'],
+    ['file:///srv/proj/.git', 'proj'],
+    // Never a dot-name or .git.
+    ['https://host/...', 'repo'],
+    ['https://host/a/..git', 'repo'],
+    ['https://host/.git', 'host'],
   ];
   for (const [url, name] of cases) {
     assert.equal(nameFromUrl(url), name, url);
+    assert.equal(isValidRepoName(nameFromUrl(url)), true, url);
+  }
+});
+
+test('the default clone directory is derived from the name as git derives it', () => {
+  const cases: [string, string][] = [
+    ['express', 'express'],
+    ['expressjs/express', 'express'],
+    ['tools/foo.git', 'foo'],
+    ['foo.git', 'foo'],
+    ['a/..git', '..git'], // stripping .git would leave a dot-name: keep the segment
+    ['a/.hidden', '.hidden'],
+    ['x/y.git.git', 'y.git'],
+  ];
+  for (const [name, dir] of cases) {
+    assert.equal(isValidRepoName(name), true, name);
+    assert.equal(defaultCloneDir(name), dir, name);
+    assert.doesNotMatch(defaultCloneDir(name), /^\.+$/);
   }
 });
 

@@ -5,8 +5,9 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RunningServer } from '../../src/serve/server.js';
 import { makeMediumRepo, type MediumRepo } from '../support/fixtures.js';
 import { compareClones } from '../support/compare.js';
@@ -151,7 +152,6 @@ test('a corrupted artifact fails the clone with an integrity error and leaves no
 test('a build failure keeps the previous build serving and shows in status', async () => {
   const moved = `${medium.path}.away`;
   rmSync(moved, { recursive: true, force: true });
-  const { renameSync } = await import('node:fs');
   renameSync(medium.path, moved);
   try {
     const r = await cli(server.url, ['sync', 'acme/medium']);
@@ -162,4 +162,97 @@ test('a build failure keeps the previous build serving and shows in status', asy
   } finally {
     renameSync(moved, medium.path);
   }
+});
+
+test('names that would become dot-paths or .git are usage errors (exit 2), in the CLI and on the server', async () => {
+  const cwd = join(work, 'names-cwd');
+  mkdirSync(cwd);
+  for (const args of [
+    ['add', medium.url, '--name', 'foo/.git'],
+    ['add', medium.url, '--name', '...'],
+    ['add', medium.url, '--name', 'acme/.GIT'],
+    ['add', medium.url, '--name', ''],
+    ['clone', 'foo/.git'],
+    ['clone', 'acme/..'],
+    ['clone', '...'],
+    ['sync', 'a//b'],
+  ]) {
+    const r = await cli(server.url, args, { cwd });
+    assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+    assert.match(r.stderr, /^snapclone: invalid repository name .*\n$/);
+  }
+  assert.deepEqual(readdirSync(cwd), [], 'nothing written, no ./.git');
+  // The server applies the same rules (another client could send anything).
+  for (const name of ['foo/.git', '...', 'a/./b']) {
+    const res = await fetch(`${server.url}/v1/repos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: medium.url, name }) });
+    assert.equal(res.status, 400, name);
+    assert.equal(((await res.json()) as { code: string }).code, 'usage', name);
+  }
+  const repos = (await (await fetch(`${server.url}/v1/repos`)).json()) as { repos: { name: string }[] };
+  assert.ok(!repos.repos.some((r) => r.name.includes('.git') || r.name.includes('...')));
+});
+
+test('the default clone directory is derived as git derives it: tools/widget.git clones into ./widget', async () => {
+  await cliOk(server.url, ['add', medium.url, '--name', 'tools/widget.git']);
+  const cwd = join(work, 'default-dir-cwd');
+  mkdirSync(cwd);
+  const r = await cliOk(server.url, ['clone', 'tools/widget.git'], { cwd });
+  assert.equal(r.stderr, "Cloning into 'widget'...\n");
+  assert.deepEqual(readdirSync(cwd), ['widget']);
+  assert.ok(existsSync(join(cwd, 'widget', '.git', 'HEAD')));
+});
+
+test('help: an unknown topic is a usage error; --help lists every command and serve flag', async () => {
+  const r = await cli(server.url, ['help', 'nosuch']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^snapclone: no help for 'nosuch'.*\n$/);
+  const help = await cliOk(server.url, ['--help']);
+  for (const word of ['--build-concurrency', 'snapclone list', 'snapclone remove', 'snapclone set-url', '--quiet']) assert.ok(help.stdout.includes(word), word);
+  for (const cmd of ['serve', 'add', 'sync', 'status', 'list', 'remove', 'set-url', 'clone']) {
+    const h = await cliOk(server.url, ['help', cmd]);
+    assert.match(h.stdout, new RegExp(`^Usage: snapclone ${cmd}\\b`));
+    assert.equal((await cliOk(server.url, [cmd, '--help'])).stdout, h.stdout);
+  }
+  const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
+  for (const cmd of ['list', 'remove NAME', 'set-url NAME URL', '--quiet', '--build-concurrency']) assert.ok(readme.includes(cmd), `README mentions ${cmd}`);
+});
+
+test('list shows the registered repositories', async () => {
+  const json = JSON.parse((await cliOk(server.url, ['list', '--json'])).stdout) as { repos: { name: string; url: string }[] };
+  const mine = json.repos.find((r) => r.name === 'acme/medium');
+  assert.equal(mine?.url, medium.url);
+  const human = await cliOk(server.url, ['list']);
+  assert.match(human.stdout, /^acme\/medium +\S+/m);
+  assert.equal((await cli(server.url, ['list', 'extra'])).code, 2);
+});
+
+test('an artifact missing on the server: exit 12 naming it; a truncated one: exit 6, before the body is read', async () => {
+  const status = JSON.parse((await cliOk(server.url, ['status', 'acme/medium', '--json'])).stdout);
+  const digest: string = status.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main').manifest.digest;
+  const manifest = JSON.parse(readFileSync(join(work, 'data/artifacts', digest.slice(0, 2), digest), 'utf8'));
+  const victim: string = manifest.archive.chunks[0].digest;
+  const file = join(work, 'data/artifacts', victim.slice(0, 2), victim);
+  const good = readFileSync(file);
+  const target = join(work, 'damaged');
+  try {
+    renameSync(file, `${file}.away`);
+    const missing = await cli(server.url, ['clone', 'acme/medium', target, '--mode', 'files']);
+    assert.equal(missing.code, 12, missing.stderr);
+    assert.match(missing.stderr, new RegExp(`snapclone: the server is missing artifact ${victim.slice(0, 12)} `));
+    assert.equal(existsSync(target), false);
+    renameSync(`${file}.away`, file);
+
+    chmodSync(file, 0o644);
+    writeFileSync(file, good.subarray(0, good.length - 100));
+    const truncated = await cli(server.url, ['clone', 'acme/medium', target, '--mode', 'files']);
+    assert.equal(truncated.code, 6, truncated.stderr);
+    assert.match(truncated.stderr, new RegExp(`the server's copy of artifact ${victim.slice(0, 12)} is truncated: ${good.length - 100} of ${good.length} bytes`));
+    assert.equal(existsSync(target), false);
+  } finally {
+    if (existsSync(`${file}.away`)) renameSync(`${file}.away`, file);
+    writeFileSync(file, good);
+    chmodSync(file, 0o444);
+  }
+  await cliOk(server.url, ['clone', 'acme/medium', target, '--mode', 'files']);
 });

@@ -94,6 +94,7 @@ test('invalid repository names are a 400', async () => {
   for (const name of ['../x', 'a//b', '/abs', 'a b', 'a/', '..', 'x/../y', 'é']) {
     const r = await call(server.url, 'POST', '/v1/repos', { url: upstream.dir, name });
     assert.equal(r.status, 400, `${name}: ${r.text}`);
+    assert.equal(r.json.code, 'usage'); // a bad name is a usage error (CONTRACTS.md), so the CLI exits 2
   }
   const list = await call(server.url, 'GET', '/v1/repos');
   assert.deepEqual(list.json.repos.filter((x: any) => x.url === upstream.dir), []);

@@ -1,0 +1,233 @@
+/**
+ * Where a clone is written before it appears, and how it appears. Like git,
+ * the target directory is created when missing and filled in place when it is
+ * an existing empty directory (a mount point, the current directory, a symlink
+ * to an empty directory), so it keeps its identity: inode, owner, mode, ACLs.
+ *
+ * The tree is written into a hidden staging directory inside the target: the
+ * same file system, so each top-level entry then moves up with one atomic
+ * rename. A failed or interrupted clone removes what it moved, the staging
+ * directory, and the target and parent directories if it made them.
+ *
+ * The staging directory's name records its owner (pid and process start time),
+ * so a later clone into the same target tells the leftovers of a dead clone
+ * (SIGKILL, power loss) from a clone still running, and removes them; a target
+ * holding only such leftovers counts as empty.
+ */
+import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { SnapError } from '../util/errors.js';
+
+const PREFIX = '.snapclone-staging-';
+const STAGING_NAME = /^\.snapclone-staging-(\d+)-(\d+|x)-[0-9a-f]{12}$/;
+
+/** What is at the target path before a clone, found without writing anything. */
+export interface TargetState {
+  /** The directory to fill: the target, or the real directory a target symlink points to. */
+  dir: string;
+  /** The directory exists already (it is then empty but for `stale`). */
+  exists: boolean;
+  /** Staging directories of clones that are no longer running. */
+  stale: string[];
+}
+
+/**
+ * Check that `target` does not exist or is an empty directory (a symlink to
+ * one counts, as for git). Throws target-exists otherwise, also when another
+ * clone is writing there now.
+ */
+export function inspectTarget(target: string): TargetState {
+  const notEmpty = () => new SnapError('target-exists', `destination path '${target}' already exists and is not an empty directory`);
+  let st;
+  try {
+    st = lstatSync(target);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { dir: target, exists: false, stale: [] };
+    throw err;
+  }
+  let dir = target;
+  if (st.isSymbolicLink()) {
+    // The one symlink we follow is the one the user named as the target.
+    let real;
+    try {
+      real = statSync(target);
+    } catch {
+      throw notEmpty(); // a dangling symlink
+    }
+    if (!real.isDirectory()) throw notEmpty();
+    dir = realpathSync(target);
+  } else if (!st.isDirectory()) throw notEmpty();
+  const stale: string[] = [];
+  for (const name of readdirSync(dir, { encoding: 'buffer' })) {
+    const owner = stagingOwner(name.toString('latin1'));
+    if (!owner) throw notEmpty();
+    if (ownerAlive(owner)) throw new SnapError('target-exists', `another snapclone (pid ${owner.pid}) is cloning into '${target}'`);
+    stale.push(join(dir, name.toString('latin1')));
+  }
+  return { dir, exists: true, stale };
+}
+
+export class Staging {
+  /** Where the clone's tree is written. */
+  readonly root: string;
+  private readonly moved: Buffer[] = [];
+  private finished = false;
+
+  private constructor(
+    /** The directory being filled. */
+    readonly dir: string,
+    root: string,
+    /** Directories this clone created (the target, missing parents), deepest first: removed on failure. */
+    private readonly created: string[],
+  ) {
+    this.root = root;
+  }
+
+  /**
+   * Make the staging directory inside the target (creating the target and its
+   * parents when missing) and claim the target: if another clone raced us into
+   * the same directory, one of us gives up before writing anything.
+   */
+  static create(target: string, state: TargetState = inspectTarget(target)): Staging {
+    const created: string[] = [];
+    if (!state.exists) {
+      const parent = dirname(state.dir);
+      const first = mkdirSync(parent, { recursive: true });
+      if (first) for (let d = parent; ; d = dirname(d)) {
+        created.push(d);
+        if (d === first || dirname(d) === d) break;
+      }
+      try {
+        mkdirSync(state.dir, { mode: 0o777 }); // like git: 0777 minus the umask
+        created.unshift(state.dir);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          removeDirs(created);
+          throw err;
+        }
+        state = inspectTarget(target); // made by someone else meanwhile: fill it if it is empty
+      }
+    }
+    for (const s of state.stale) rmSync(s, { recursive: true, force: true, maxRetries: 3 });
+    const root = join(state.dir, `${PREFIX}${process.pid}-${startTime(process.pid) ?? 'x'}-${randomBytes(6).toString('hex')}`);
+    try {
+      mkdirSync(root, { mode: 0o700 });
+    } catch (err) {
+      removeDirs(created);
+      throw err;
+    }
+    const staging = new Staging(state.dir, root, created);
+    const others = readdirSync(state.dir).filter((n) => join(state.dir, n) !== root);
+    if (others.length) {
+      staging.rollback();
+      throw new SnapError('target-exists', `destination path '${target}' changed while the clone started (another clone into it?)`);
+    }
+    return staging;
+  }
+
+  /**
+   * Move top-level entries of the staging directory up into the target, each
+   * with one rename (never over something that exists). `only` picks entries
+   * by name; by default, all that are left.
+   */
+  moveUp(only?: (name: string) => boolean): void {
+    const dirBuf = Buffer.from(this.dir + sep);
+    const rootBuf = Buffer.from(this.root + sep);
+    for (const name of readdirSync(this.root, { encoding: 'buffer' })) {
+      if (only && !only(name.toString('latin1'))) continue;
+      const dest = Buffer.concat([dirBuf, name]);
+      if (exists(dest)) throw new SnapError('target-exists', `'${dest.toString()}' appeared in the target during the clone`);
+      renameSync(Buffer.concat([rootBuf, name]), dest);
+      this.moved.push(name);
+    }
+  }
+
+  /** Everything has moved up: remove the (now empty) staging directory. */
+  finish(): void {
+    rmdirSync(this.root);
+    this.finished = true;
+  }
+
+  /**
+   * Undo the clone, synchronously (it also runs from signal handlers): remove
+   * what was moved up, the staging directory, and directories this clone made.
+   * Best effort and idempotent; a pre-existing target is left empty.
+   */
+  rollback(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const dirBuf = Buffer.from(this.dir + sep);
+    for (const name of this.moved.splice(0).reverse()) rmQuietly(Buffer.concat([dirBuf, name]));
+    rmQuietly(this.root);
+    removeDirs(this.created);
+  }
+
+  /** A path inside the staging directory as the user will know it (inside the target). */
+  shown(path: string): string {
+    const rel = relative(this.root, path);
+    return rel.startsWith('..') ? path : join(this.dir, rel);
+  }
+}
+
+/** The owner a staging directory's name records, or null if it is not one of ours. */
+export function stagingOwner(name: string): { pid: number; start: string | null } | null {
+  const m = STAGING_NAME.exec(name);
+  return m ? { pid: Number(m[1]), start: m[2] === 'x' ? null : m[2]! } : null;
+}
+
+/**
+ * Is the clone that made a staging directory still running? Its pid must be
+ * alive and, where the start time is known (Linux), the process must be the
+ * same one: a recycled pid with another start time is a different process.
+ */
+export function ownerAlive(owner: { pid: number; start: string | null }): boolean {
+  try {
+    process.kill(owner.pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // ESRCH: no such process
+  }
+  if (owner.start === null) return true;
+  const now = startTime(owner.pid);
+  return now === null || now === owner.start;
+}
+
+/** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null where /proc has none. */
+export function startTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Field 2 (the command) is in parentheses and may hold spaces: count from the last ')'.
+    const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return field && /^\d+$/.test(field) ? field : null;
+  } catch {
+    return null;
+  }
+}
+
+function exists(path: Buffer): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rmQuietly(path: string | Buffer): void {
+  try {
+    rmSync(path, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    // best effort: the original failure is what the user needs to see
+  }
+}
+
+/** rmdir each directory in order (deepest first), stopping at the first that is not empty or not ours. */
+function removeDirs(dirs: string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+  }
+}

@@ -15,8 +15,10 @@ import { assertRepoName, nameFromUrl } from '../clonepack/names.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
 import { readJson, sendError, sendJson } from './http-util.js';
-import { serveArtifact } from './artifacts.js';
+import { reportArtifact, serveArtifact } from './artifacts.js';
 import type { HotArtifactCache } from './hot-cache.js';
+import type { ArtifactIntegrity } from './integrity.js';
+import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
 
 export interface ApiContext {
@@ -27,6 +29,7 @@ export interface ApiContext {
   /** SHA-256 of the admin token, or null when none is required. */
   adminTokenHash: Buffer | null;
   hot?: HotArtifactCache;
+  integrity: ArtifactIntegrity;
 }
 
 export function apiHandler(ctx: ApiContext) {
@@ -43,12 +46,16 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse)
   const url = new URL(req.url ?? '/', 'http://x');
   const parts = url.pathname.split('/').slice(1).map(decodeSegment);
   const method = req.method ?? 'GET';
-  if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  if (url.pathname === '/healthz') {
+    const quarantined = (await ctx.store.listQuarantined()).length; // damaged artifacts degrade, not fail: the rest still serves
+    return sendJson(res, 200, { status: quarantined ? 'degraded' : 'ok', quarantined });
+  }
   if (parts[0] !== 'v1') return sendJson(res, 404, { error: 'not found', code: 'not-found' });
 
   if (parts[1] === 'artifacts' && parts.length === 3 && (method === 'GET' || method === 'HEAD')) {
-    return serveArtifact(ctx.store, parts[2]!, req, res, ctx.hot);
+    return serveArtifact(ctx, parts[2]!, req, res);
   }
+  if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });
@@ -64,7 +71,8 @@ async function route(ctx: ApiContext, req: IncomingMessage, res: ServerResponse)
   if (parts[1] === 'repos' && parts.length >= 3) {
     const name = parts[2]!;
     const action = parts[3];
-    if (parts.length === 3 && method === 'GET') return sendJson(res, 200, status(ctx, name));
+    if (parts.length === 3 && method === 'GET')
+      return sendJson(res, 200, { ...status(ctx, name), damaged: await damagedArtifacts(ctx.store, ctx.meta.listRefs(name).map((r) => r.manifest)) });
     if (action === 'resolve' && parts.length === 4 && method === 'GET') return resolve(ctx, name, url.searchParams.get('ref') ?? '', res);
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);

@@ -13,6 +13,7 @@ import { LocalJobQueue } from '../queue/local-queue.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { HotArtifactCache } from './hot-cache.js';
+import { ArtifactIntegrity } from './integrity.js';
 import type { BuildOptions } from '../build/builder.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -60,8 +61,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   );
   const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
   const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
-  const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20);
-  const server = createServer({ keepAliveTimeout: 30_000 }, apiHandler({ store, meta, queue, sync, adminTokenHash, hot }));
+  const integrity = new ArtifactIntegrity(store);
+  const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
+  const server = createServer({ keepAliveTimeout: 30_000 }, apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(new SnapError('usage', e.code === 'EADDRINUSE' ? `port ${opts.port} on ${opts.host} is already in use` : `cannot listen: ${e.message}`)),
@@ -84,6 +86,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         server.closeAllConnections();
       });
       await queue.close();
+      await integrity.idle();
       meta.close();
     },
   };

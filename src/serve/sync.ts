@@ -11,6 +11,7 @@ import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build
 import { buildClonepack, type BuildOptions } from '../build/builder.js';
 import { parseManifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { manifestIntact } from './manifest-health.js';
 import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -57,7 +58,7 @@ export class SyncService {
       const commit = entry ? (entry.peeled ?? entry.oid) : null;
       if (ref === targets[0]) primaryCommit = commit;
       const existing = this.meta.getRef(repo.name, ref);
-      if (existing && existing.commit === commit && (await this.sameRefsAsBuilt(existing.manifest, refs))) continue;
+      if (existing && existing.commit === commit && (await this.sameRefsAsBuilt(existing.manifest, refs)) && (await manifestIntact(this.store, existing.manifest))) continue;
       report(`building ${ref}`);
       const scratch = join(this.dataDir, 'tmp', `build-${job.id}-${process.pid}-${Date.now()}`);
       mkdirSync(scratch, { recursive: true });

@@ -106,11 +106,12 @@ export class ArtifactIntegrity {
   /**
    * Hash the stored copy now and quarantine it if it is wrong. Concurrent
    * checks of one artifact share one read; at most `concurrency` hash at once.
+   * `pace`, awaited after each chunk read, lets a background scan bound its rate.
    */
-  check(digest: string): Promise<CheckResult> {
+  check(digest: string, pace?: (bytes: number) => Promise<void>): Promise<CheckResult> {
     let p = this.#inFlight.get(digest);
     if (!p) {
-      p = this.#slots.use(() => this.#hashStored(digest)).finally(() => this.#inFlight.delete(digest));
+      p = this.#slots.use(() => this.#hashStored(digest, pace)).finally(() => this.#inFlight.delete(digest));
       this.#inFlight.set(digest, p);
     }
     return p;
@@ -146,13 +147,14 @@ export class ArtifactIntegrity {
     await Promise.allSettled([...this.#inFlight.values()]);
   }
 
-  async #hashStored(digest: string): Promise<CheckResult> {
+  async #hashStored(digest: string, pace?: (bytes: number) => Promise<void>): Promise<CheckResult> {
     const hash = createHash('sha256');
     let bytes = 0;
     try {
       for await (const chunk of (await this.store.open(digest)) as AsyncIterable<Buffer>) {
         hash.update(chunk);
         bytes += chunk.length;
+        await pace?.(chunk.length);
       }
     } catch (err) {
       if (err instanceof SnapError && err.code === 'artifact-missing') return 'absent';

@@ -14,6 +14,7 @@ import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { HotArtifactCache } from './hot-cache.js';
 import { ArtifactIntegrity } from './integrity.js';
+import { ArtifactScrubber } from './scrubber.js';
 import type { BuildOptions } from '../build/builder.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -27,6 +28,8 @@ export interface ServeOptions {
   buildOptions?: Partial<BuildOptions>;
   /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
   cacheBytes?: number;
+  /** Rate of the background scan that hashes every published artifact, MB/s (default $SNAPCLONE_VERIFY_MBPS; 0 or unset: off). */
+  verifyMbps?: number;
 }
 
 export interface RunningServer {
@@ -74,6 +77,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
   log.info(`snapclone serving on ${url} (data in ${opts.dataDir})`);
+  const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
+  const scrubber = Number.isFinite(verifyMbps) && verifyMbps > 0 ? new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }) : null;
+  scrubber?.start();
   let closed = false;
   return {
     url,
@@ -85,6 +91,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await scrubber?.stop();
       await queue.close();
       await integrity.idle();
       meta.close();

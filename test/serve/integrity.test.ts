@@ -325,3 +325,20 @@ test('a directory at an artifact path is a 404 artifact-missing, not a dropped c
     await s.close();
   }
 });
+
+test('with SNAPCLONE_VERIFY_MBPS, a background scan finds damage in artifacts nobody reads', async () => {
+  const { s: first, m } = await setup(0);
+  const dataDir = first.dataDir;
+  await first.close();
+  corrupt(pathOf(first, m.table.digest)); // while no server runs: nothing has read it since
+  const s = await startTestServer({ dataDir, cacheBytes: 0, verifyMbps: 200 });
+  try {
+    await until('the scan quarantines the table', async () => (await health(s)).quarantined === 1, 30_000);
+    assert.deepEqual((await damaged(s)).map((d) => d.digest), [m.table.digest]);
+    assert.equal((await get(s, m.table.digest)).json?.code, 'artifact-missing');
+    const pack = m.historyPacks[0]!.pack.digest;
+    assert.equal(sha256((await get(s, pack)).body), pack, 'intact artifacts are left alone');
+  } finally {
+    await s.close();
+  }
+});

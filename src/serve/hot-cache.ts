@@ -10,7 +10,7 @@
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
-import { ArtifactIntegrity, mismatchReason } from './integrity.js';
+import { ArtifactIntegrity } from './integrity.js';
 
 export class HotArtifactCache {
   private readonly items = new Map<string, Buffer>(); // insertion order = LRU order
@@ -57,14 +57,17 @@ export class HotArtifactCache {
   }
 
   private async load(digest: string): Promise<Buffer> {
-    const buf = await this.store.read(digest);
-    const actual = sha256Hex(buf);
-    if (actual !== digest) {
-      await this.integrity.quarantine(digest, mismatchReason(actual, buf.length, 'when loaded into the cache'));
-      throw new SnapError('artifact-missing', `artifact ${digest} is damaged on the server and was quarantined`);
+    for (let attempt = 1; ; attempt++) {
+      const buf = await this.store.read(digest);
+      const actual = sha256Hex(buf);
+      if (actual === digest) {
+        this.integrity.markVerified(digest);
+        return buf;
+      }
+      // Intact on a second read: the file changed under the first one; load it again, once.
+      const found = await this.integrity.confirmDamage(digest, actual, buf.length, 'when loading it into the cache');
+      if (found !== 'intact' || attempt > 1) throw new SnapError('artifact-missing', `artifact ${digest} is damaged on the server and was quarantined`);
     }
-    this.integrity.markVerified(digest);
-    return buf;
   }
 
   private add(digest: string, buf: Buffer): void {

@@ -72,10 +72,28 @@ export class ArtifactIntegrity {
   }
 
   /**
+   * A read of `digest` found the wrong bytes. Hash the stored copy once more,
+   * unpaced, and quarantine it only if it is still wrong: the file may have
+   * been replaced or restored while the first read ran, and quarantining by
+   * path would then move the good copy away.
+   */
+  async confirmDamage(digest: string, actual: string, bytes: number, when: string): Promise<CheckResult> {
+    const again = await this.#hash(digest);
+    if (!again) return 'absent';
+    if (again.actual === digest) {
+      this.markVerified(digest);
+      log.warn(`artifact ${digest}: ${mismatchReason(actual, bytes, when)}, but a second read finds it intact (changed while being read?)`);
+      return 'intact';
+    }
+    await this.quarantine(digest, mismatchReason(again.actual, again.bytes, when));
+    return 'damaged';
+  }
+
+  /**
    * A pass-through for one whole artifact that hashes what it carries and holds
    * back the last chunk until the hash is known: bytes already sent cannot be
    * taken back, but a response cut short cannot pass for complete. On a
-   * mismatch the copy is quarantined and the stream fails.
+   * mismatch the stream fails, and the copy is quarantined if confirmed bad.
    */
   verifying(digest: string): Transform {
     const hash = createHash('sha256');
@@ -95,8 +113,9 @@ export class ArtifactIntegrity {
           this.markVerified(digest);
           return done(null, held);
         }
-        this.quarantine(digest, mismatchReason(actual, bytes, 'while serving it')).then(
-          () => done(new SnapError('integrity', `stored artifact ${digest} is damaged; quarantined`)),
+        // Whatever the second read finds, the bytes this response carried were wrong.
+        this.confirmDamage(digest, actual, bytes, 'while serving it').then(
+          () => done(new SnapError('integrity', `stored artifact ${digest} read as ${actual}`)),
           (err: unknown) => done(err as Error),
         );
       },
@@ -111,7 +130,7 @@ export class ArtifactIntegrity {
   check(digest: string, pace?: (bytes: number) => Promise<void>): Promise<CheckResult> {
     let p = this.#inFlight.get(digest);
     if (!p) {
-      p = this.#slots.use(() => this.#hashStored(digest, pace)).finally(() => this.#inFlight.delete(digest));
+      p = this.#slots.use(() => this.#checkStored(digest, pace)).finally(() => this.#inFlight.delete(digest));
       this.#inFlight.set(digest, p);
     }
     return p;
@@ -147,7 +166,18 @@ export class ArtifactIntegrity {
     await Promise.allSettled([...this.#inFlight.values()]);
   }
 
-  async #hashStored(digest: string, pace?: (bytes: number) => Promise<void>): Promise<CheckResult> {
+  async #checkStored(digest: string, pace?: (bytes: number) => Promise<void>): Promise<CheckResult> {
+    const h = await this.#hash(digest, pace);
+    if (!h) return 'absent';
+    if (h.actual === digest) {
+      this.markVerified(digest);
+      return 'intact';
+    }
+    return this.confirmDamage(digest, h.actual, h.bytes, 'when re-checked');
+  }
+
+  /** SHA-256 and length of the stored copy, or null if there is none. */
+  async #hash(digest: string, pace?: (bytes: number) => Promise<void>): Promise<{ actual: string; bytes: number } | null> {
     const hash = createHash('sha256');
     let bytes = 0;
     try {
@@ -157,16 +187,10 @@ export class ArtifactIntegrity {
         await pace?.(chunk.length);
       }
     } catch (err) {
-      if (err instanceof SnapError && err.code === 'artifact-missing') return 'absent';
+      if (err instanceof SnapError && err.code === 'artifact-missing') return null;
       throw err;
     }
-    const actual = hash.digest('hex');
-    if (actual === digest) {
-      this.markVerified(digest);
-      return 'intact';
-    }
-    await this.quarantine(digest, mismatchReason(actual, bytes, 'when re-checked'));
-    return 'damaged';
+    return { actual: hash.digest('hex'), bytes };
   }
 
   #forgetOldChecks(now: number): void {
@@ -175,6 +199,6 @@ export class ArtifactIntegrity {
   }
 }
 
-export function mismatchReason(actual: string, bytes: number, when: string): string {
-  return `its ${bytes} stored bytes hash to ${actual} ${when}`;
+function mismatchReason(actual: string, bytes: number, when: string): string {
+  return `its ${bytes} stored bytes hash to ${actual} (found ${when})`;
 }

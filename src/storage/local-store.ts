@@ -138,13 +138,17 @@ export class LocalArtifactStore implements ArtifactStore {
     checkDigest(digest);
     const dest = this.#quarantinePath(digest);
     await mkdir(this.#quarantineDir, { recursive: true });
-    await rm(dest, { recursive: true, force: true }); // a copy quarantined before, restored since
+    // Move it out under a name of our own first: of two concurrent quarantines one wins, and the
+    // other must not touch the winner's copy.
+    const incoming = join(this.#quarantineDir, `${digest}.${process.pid}-${randomBytes(8).toString('hex')}`);
     try {
-      await rename(this.localPath(digest), dest);
+      await rename(this.localPath(digest), incoming);
     } catch (err) {
       if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return false;
       throw err;
     }
+    await rm(dest, { recursive: true, force: true }); // a copy quarantined before, restored since
+    await rename(incoming, dest);
     const record: QuarantinedArtifact = { digest, reason: oneLine(reason), since: Date.now() };
     // The record only explains; without it (a crash here) the copy still counts as quarantined.
     await writeFile(`${dest}.json`, `${JSON.stringify(record)}\n`).catch(() => undefined);

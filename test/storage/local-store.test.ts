@@ -364,3 +364,19 @@ test('a directory or FIFO at an artifact path reads as absent, does not hang or 
     assert.equal(await store.stat(digest), null);
   });
 });
+
+test('concurrent quarantines of one artifact: one moves it, none loses the moved copy', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'store');
+    const store = new LocalArtifactStore(root);
+    const other = new LocalArtifactStore(root);
+    for (let i = 0; i < 20; i++) {
+      const bytes = Buffer.from(`artifact ${i}`);
+      const { digest } = await store.putBytes(bytes);
+      const moved = await Promise.all([store.quarantine(digest, 'a'), other.quarantine(digest, 'b'), store.quarantine(digest, 'c')]);
+      assert.equal(moved.filter(Boolean).length, 1, `round ${i}`);
+      assert.deepEqual(await readFile(join(root, 'quarantine', digest)), bytes, `round ${i}`);
+      assert.ok((await store.listQuarantined()).some((q) => q.digest === digest), `round ${i}`);
+    }
+  });
+});

@@ -18,8 +18,10 @@ import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
 import { readJson, sendError, sendJson } from './http-util.js';
-import { serveArtifact } from './artifacts.js';
+import { reportArtifact, serveArtifact } from './artifacts.js';
 import type { HotArtifactCache } from './hot-cache.js';
+import type { ArtifactIntegrity } from './integrity.js';
+import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
 
@@ -33,6 +35,7 @@ export interface ApiContext {
   hot?: HotArtifactCache;
   /** Bound on builds started by resolves without the admin token (default ON_DEMAND_LIMITS). */
   onDemandLimits?: OnDemandLimits;
+  integrity: ArtifactIntegrity;
 }
 
 interface Api extends ApiContext {
@@ -58,12 +61,16 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   const url = new URL(req.url ?? '/', 'http://x');
   const parts = url.pathname.split('/').slice(1).map(decodeSegment);
   const method = req.method ?? 'GET';
-  if (url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
+  if (url.pathname === '/healthz') {
+    const quarantined = (await ctx.store.listQuarantined()).length; // damaged artifacts degrade, not fail: the rest still serves
+    return sendJson(res, 200, { status: quarantined ? 'degraded' : 'ok', quarantined });
+  }
   if (parts[0] !== 'v1') return sendJson(res, 404, { error: 'not found', code: 'not-found' });
 
   if (parts[1] === 'artifacts' && parts.length === 3 && (method === 'GET' || method === 'HEAD')) {
-    return serveArtifact(ctx.store, parts[2]!, req, res, ctx.hot);
+    return serveArtifact(ctx, parts[2]!, req, res);
   }
+  if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });
@@ -79,7 +86,8 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   if (parts[1] === 'repos' && parts.length >= 3) {
     const name = parts[2]!;
     const action = parts[3];
-    if (parts.length === 3 && method === 'GET') return sendJson(res, 200, status(ctx, name));
+    if (parts.length === 3 && method === 'GET')
+      return sendJson(res, 200, { ...status(ctx, name), damaged: await damagedArtifacts(ctx.store, ctx.meta.listRefs(name).map((r) => r.manifest)) });
     if (parts.length === 3 && method === 'DELETE') {
       requireAdmin(ctx, req);
       return removeRepo(ctx, name, res);
@@ -150,7 +158,9 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
   // compared by normal form: /x, file:///x and /x/ are one upstream.
   const url = body.url;
   const key = upstreamKey(url);
-  const name = typeof body.name === 'string' && body.name ? body.name : nameFromUrl(key);
+  if (body.name !== undefined && typeof body.name !== 'string') throw new SnapError('usage', '"name" must be a string');
+  // An explicit empty name is a mistake, not a request for the default.
+  const name = typeof body.name === 'string' ? body.name : nameFromUrl(key);
   assertRepoName(name);
   const existing = ctx.meta.getRepo(name);
   if (existing) {

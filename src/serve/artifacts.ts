@@ -1,14 +1,18 @@
 /**
  * GET/HEAD /v1/artifacts/<sha256>: immutable bytes, so a strong ETag equal to
  * the digest, a year of caching, and single byte ranges (RFC 9110). Streams
- * from the store without buffering whole artifacts.
+ * from the store without buffering whole artifacts, hashing each artifact's
+ * first whole read (see integrity.ts); an absent or quarantined artifact is a
+ * 404 with code artifact-missing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import { isDigest } from '../util/hash.js';
+import { isDigest, sha256Hex } from '../util/hash.js';
+import { log } from '../util/log.js';
 import { sendJson } from './http-util.js';
 import type { HotArtifactCache } from './hot-cache.js';
+import type { ArtifactIntegrity } from './integrity.js';
 
 export type Range = { start: number; end: number } | 'unsatisfiable' | null;
 
@@ -28,10 +32,26 @@ export function parseRange(header: string | undefined, size: number): Range {
   return { start, end };
 }
 
-export async function serveArtifact(store: ArtifactStore, digest: string, req: IncomingMessage, res: ServerResponse, hot?: HotArtifactCache): Promise<void> {
+/** What serving artifacts needs: the store, its integrity bookkeeping, and the hot cache if any. */
+export interface ArtifactSource {
+  store: ArtifactStore;
+  integrity: ArtifactIntegrity;
+  hot?: HotArtifactCache | undefined;
+}
+
+const EMPTY_DIGEST = sha256Hex('');
+const PROBLEMS = ['digest-mismatch', 'truncated', 'missing'];
+
+export async function serveArtifact(src: ArtifactSource, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { store, integrity, hot } = src;
   if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
   const info = await store.stat(digest);
-  if (!info) return sendJson(res, 404, { error: `no artifact ${digest}`, code: 'not-found' });
+  if (!info) return sendMissing(res, digest);
+  if (info.size === 0 && digest !== EMPTY_DIGEST) {
+    // Nothing to stream and hash: an empty file under another digest is a truncated artifact.
+    await integrity.quarantine(digest, 'its stored copy is empty');
+    return sendMissing(res, digest);
+  }
   const etag = `"${digest}"`;
   const headers: Record<string, string | number> = {
     etag,
@@ -57,9 +77,40 @@ export async function serveArtifact(store: ArtifactStore, digest: string, req: I
   const end = range ? range.end : info.size - 1;
   headers['content-length'] = Math.max(0, end - start + 1);
   if (range) headers['content-range'] = `bytes ${start}-${end}/${info.size}`;
-  res.writeHead(status, headers);
-  if (req.method === 'HEAD' || info.size === 0) return void res.end();
+  if (req.method === 'HEAD' || info.size === 0) {
+    res.writeHead(status, headers);
+    return void res.end();
+  }
+  // Everything that can fail as "missing" happens before the headers go out.
   const cached = hot ? await hot.get(digest, info.size) : null;
-  if (cached) return void res.end(range ? cached.subarray(start, end + 1) : cached);
-  await pipeline(await store.open(digest, { start, end }), res);
+  if (cached) {
+    res.writeHead(status, headers);
+    return void res.end(range ? cached.subarray(start, end + 1) : cached);
+  }
+  const body = await store.open(digest, { start, end });
+  res.writeHead(status, headers);
+  if (integrity.isVerified(digest)) return pipeline(body, res);
+  if (start === 0 && end === info.size - 1) return pipeline(body, integrity.verifying(digest), res);
+  // A part cannot be verified on its own: hash the whole in the background instead.
+  integrity.requestCheck(digest, 'first read was a byte range');
+  await pipeline(body, res);
+}
+
+/**
+ * POST /v1/artifacts/<sha256>/report {"problem"}: a client's download of this
+ * artifact failed its checks. The stored copy is re-hashed in the background
+ * (rate-limited per artifact) and quarantined if bad.
+ */
+export async function reportArtifact(src: ArtifactSource, digest: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
+  const problem = body.problem;
+  if (typeof problem !== 'string' || !PROBLEMS.includes(problem)) {
+    return sendJson(res, 400, { error: `body needs "problem": one of ${PROBLEMS.join(', ')}`, code: 'invalid' });
+  }
+  if (src.integrity.requestCheck(digest, `a client reported ${problem}`)) log.warn(`a client reports artifact ${digest}: ${problem}; checking the stored copy`);
+  sendJson(res, 202, { status: 'checking' });
+}
+
+function sendMissing(res: ServerResponse, digest: string): void {
+  sendJson(res, 404, { error: `the server has no intact copy of artifact ${digest}`, code: 'artifact-missing' });
 }

@@ -16,6 +16,8 @@ import { sendJson } from './http-util.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { HotArtifactCache } from './hot-cache.js';
+import { ArtifactIntegrity } from './integrity.js';
+import { ArtifactScrubber } from './scrubber.js';
 import type { BuildOptions } from '../build/builder.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -29,6 +31,8 @@ export interface ServeOptions {
   buildOptions?: Partial<BuildOptions>;
   /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
   cacheBytes?: number;
+  /** Rate of the background scan that hashes every published artifact, MB/s (default $SNAPCLONE_VERIFY_MBPS; 0 or unset: off). */
+  verifyMbps?: number;
 }
 
 export interface RunningServer {
@@ -68,6 +72,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
   let meta: SqliteMetadataStore | undefined;
   let queue: LocalJobQueue | undefined;
+  let integrity: ArtifactIntegrity | undefined;
+  let scrubber: ArtifactScrubber | null = null;
   try {
     await listen(server, opts.port, host);
     meta = openMetadata(join(opts.dataDir, 'snapclone.db'));
@@ -78,8 +84,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
     const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
     const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
-    const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20);
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot }));
+    integrity = new ArtifactIntegrity(store);
+    const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity }));
+    const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
+    if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 });
   } catch (err) {
     server.closeAllConnections();
     server.close();
@@ -92,6 +101,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${shown}:${addr.port}`;
   log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid})`);
+  scrubber?.start();
   let closed = false;
   return {
     url,
@@ -103,7 +113,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await scrubber?.stop();
       await queue!.close();
+      await integrity!.idle();
       meta!.close();
       lock.release();
     },

@@ -6,10 +6,12 @@
  *
  * What a sync builds: the job's ref, or (a plain sync) the default branch and
  * every ref built before, whether by add, sync --branch or on demand. Each is
- * rebuilt only when its own commit moved: a push to one branch or a new tag
- * never rebuilds the others (on a repository with hundreds of built tags that
- * was minutes per sync). So a build's list of the upstream's other refs is the
- * one from when it was built, until its own commit moves.
+ * rebuilt only when its own commit moved (or its build lost an artifact): a
+ * push to one branch or a new tag never rebuilds the others (on a repository
+ * with hundreds of built tags that was minutes per sync). The default branch
+ * is the exception: it is also rebuilt when the branch and tag list changed, so
+ * its full clone shows them as git clone would. Other builds keep the list of
+ * other refs from when they were built, until their own commit moves.
  */
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -17,8 +19,9 @@ import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
 import { buildClonepack, type BuildOptions } from '../build/builder.js';
-import type { PackRef, RefEntry } from '../clonepack/manifest.js';
+import { parseManifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { manifestIntact } from './manifest-health.js';
 import type { JobRecord, MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -81,7 +84,17 @@ export class SyncService {
       const commit = entry ? (entry.peeled ?? entry.oid) : null;
       if (ref === targets[0]) primaryCommit = commit;
       const existing = this.meta.getRef(repo.name, ref);
-      if (existing && existing.commit === commit) continue;
+      // Rebuilt only when its own commit moved, or a stored artifact of its build is
+      // damaged; the default branch also when the branches and tags changed, so a full
+      // clone of it lists them as git clone would. Other refs keep the branch and tag list
+      // of their build (the freshness issue separates the two).
+      if (
+        existing &&
+        existing.commit === commit &&
+        (ref !== defaultRef || (await this.sameRefsAsBuilt(existing.manifest, refs))) &&
+        (await manifestIntact(this.store, existing.manifest))
+      )
+        continue;
       report(`building ${ref}`);
       const scratch = join(this.dataDir, 'tmp', `build-${job.id}-${process.pid}-${Date.now()}`);
       mkdirSync(scratch, { recursive: true });
@@ -110,6 +123,15 @@ export class SyncService {
       }
     }
     return { commit: primaryCommit };
+  }
+
+  private async sameRefsAsBuilt(manifestDigest: string, refs: RefEntry[]): Promise<boolean> {
+    try {
+      const m = parseManifest(await this.store.read(manifestDigest));
+      return JSON.stringify(m.refs) === JSON.stringify(refs);
+    } catch {
+      return false; // unreadable or damaged: rebuild
+    }
   }
 
   /** A repository removed or re-pointed while this job ran gets nothing from it. */

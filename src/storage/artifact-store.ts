@@ -2,6 +2,8 @@
  * Where immutable artifacts live, addressed by the SHA-256 of their bytes.
  * Writes are create-only and verified: a put whose bytes do not hash to the
  * claimed digest is refused, and putting an existing digest is a no-op.
+ * A stored copy found damaged is quarantined: moved aside with a reason, after
+ * which it reads as absent until a put of the same digest restores it.
  * Local disk implements it now; S3-compatible storage will later.
  */
 import type { Readable } from 'node:stream';
@@ -11,6 +13,14 @@ export interface ArtifactInfo {
   size: number;
 }
 
+/** An artifact moved aside because its stored bytes were found damaged. */
+export interface QuarantinedArtifact {
+  digest: string;
+  reason: string;
+  /** When it was quarantined, ms since the epoch. */
+  since: number;
+}
+
 export interface ArtifactStore {
   /**
    * Move a finished file into the store under its digest. With `digest`, the
@@ -18,14 +28,22 @@ export interface ArtifactStore {
    * The source file is consumed.
    */
   putFile(path: string, digest?: string): Promise<ArtifactInfo>;
-  /** Store bytes under their digest (computed here). */
+  /**
+   * Store bytes under their digest (computed here). Like putFile, a put of a
+   * quarantined digest, or over a stored copy of the wrong size, stores the new
+   * (verified) bytes as a fresh good artifact.
+   */
   putBytes(bytes: Uint8Array): Promise<ArtifactInfo>;
-  /** Size of a stored artifact, or null if absent. */
+  /** Size of a stored artifact, or null if absent or quarantined. */
   stat(digest: string): Promise<ArtifactInfo | null>;
-  /** Stream a stored artifact, or the inclusive byte range [start, end]. Throws SnapError('not-found') if absent. */
+  /** Stream a stored artifact, or the inclusive byte range [start, end]. Throws SnapError('artifact-missing') if absent. */
   open(digest: string, range?: { start: number; end: number }): Promise<Readable>;
-  /** Whole artifact in memory (for small ones: manifests). */
+  /** Whole artifact in memory (for small ones: manifests). Throws SnapError('artifact-missing') if absent. */
   read(digest: string): Promise<Buffer>;
+  /** Move a damaged stored copy aside with a reason. False if there was none to move. */
+  quarantine(digest: string, reason: string): Promise<boolean>;
+  /** Artifacts quarantined and not restored since. */
+  listQuarantined(): Promise<QuarantinedArtifact[]>;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
 }

@@ -4,16 +4,23 @@
  * digest only by link(2) of a complete, verified, fsynced file, so a crash can
  * leave a stray tmp file but never a partial artifact, and link's create-only
  * semantics mean an existing artifact is never overwritten.
+ *
+ * A damaged copy (found by a reader that hashed it, or visibly wrong: not a
+ * regular file, or a size other than a new put of the same digest has) moves
+ * to root/quarantine/<digest>, with <digest>.json saying why and since when.
+ * It then reads as absent; a put of that digest links fresh verified bytes in
+ * its place, which ends the quarantine.
  */
-import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { constants as fsConstants, createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ArtifactInfo, ArtifactStore } from './artifact-store.js';
+import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact } from './artifact-store.js';
 import { SnapError, integrityError, invalid } from '../util/errors.js';
 import { isDigest, sha256Hex } from '../util/hash.js';
+import { log } from '../util/log.js';
 
 const HIGH_WATER_MARK = 1 << 20;
 const READ_ONLY = 0o444;
@@ -23,10 +30,12 @@ const STALE_TMP_MS = 60 * 60 * 1000;
 export class LocalArtifactStore implements ArtifactStore {
   readonly rootDir: string;
   readonly #tmpDir: string;
+  readonly #quarantineDir: string;
 
   constructor(rootDir: string) {
     this.rootDir = rootDir;
     this.#tmpDir = join(rootDir, 'tmp');
+    this.#quarantineDir = join(rootDir, 'quarantine');
     mkdirSync(this.#tmpDir, { recursive: true });
     this.#cleanStaleTmp();
   }
@@ -65,7 +74,7 @@ export class LocalArtifactStore implements ArtifactStore {
   async putBytes(bytes: Uint8Array): Promise<ArtifactInfo> {
     const digest = sha256Hex(bytes);
     const existing = await this.stat(digest);
-    if (existing) return existing;
+    if (existing && existing.size === bytes.length) return existing;
     const tmp = this.#tmpPath();
     try {
       const fh = await open(tmp, 'wx', 0o600);
@@ -83,30 +92,27 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async stat(digest: string): Promise<ArtifactInfo | null> {
     checkDigest(digest);
+    let st;
     try {
-      const st = await stat(this.localPath(digest));
-      // A directory there (damage, or a hand-made mess) is not an artifact; say so before anyone sends headers.
-      if (!st.isFile()) throw new SnapError('internal', `stored artifact ${digest} is not a regular file: the store is damaged`);
-      return { digest, size: st.size };
+      st = await stat(this.localPath(digest));
     } catch (err) {
-      if (errno(err) === 'ENOENT') return null;
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return null;
       throw err;
     }
+    if (!st.isFile()) {
+      await this.quarantine(digest, 'not a regular file');
+      return null;
+    }
+    return { digest, size: st.size };
   }
 
   async open(digest: string, range?: { start: number; end: number }): Promise<Readable> {
     checkDigest(digest);
     if (range) checkRange(range);
-    let fh: FileHandle;
-    try {
-      fh = await open(this.localPath(digest), 'r');
-    } catch (err) {
-      throw notFoundOr(err, digest);
-    }
+    const { fh, size } = await this.#openFile(digest);
     try {
       if (!range) return fh.createReadStream({ highWaterMark: HIGH_WATER_MARK });
       // Check against the size of the file we opened, not a separate stat.
-      const { size } = await fh.stat();
       if (range.start >= size) {
         throw invalid(`range ${range.start}-${range.end} is outside artifact ${digest} of ${size} bytes`);
       }
@@ -120,11 +126,60 @@ export class LocalArtifactStore implements ArtifactStore {
 
   async read(digest: string): Promise<Buffer> {
     checkDigest(digest);
+    const { fh } = await this.#openFile(digest);
     try {
-      return await readFile(this.localPath(digest));
-    } catch (err) {
-      throw notFoundOr(err, digest);
+      return await fh.readFile();
+    } finally {
+      await fh.close();
     }
+  }
+
+  async quarantine(digest: string, reason: string): Promise<boolean> {
+    checkDigest(digest);
+    const dest = this.#quarantinePath(digest);
+    await mkdir(this.#quarantineDir, { recursive: true });
+    // Move it out under a name of our own first: of two concurrent quarantines one wins, and the
+    // other must not touch the winner's copy.
+    const incoming = join(this.#quarantineDir, `${digest}.${process.pid}-${randomBytes(8).toString('hex')}`);
+    try {
+      await rename(this.localPath(digest), incoming);
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return false;
+      throw err;
+    }
+    await rm(dest, { recursive: true, force: true }); // a copy quarantined before, restored since
+    await rename(incoming, dest);
+    const record: QuarantinedArtifact = { digest, reason: oneLine(reason), since: Date.now() };
+    // The record only explains; without it (a crash here) the copy still counts as quarantined.
+    await writeFile(`${dest}.json`, `${JSON.stringify(record)}\n`).catch(() => undefined);
+    log.error(`artifact ${digest} quarantined: ${record.reason}`);
+    return true;
+  }
+
+  async listQuarantined(): Promise<QuarantinedArtifact[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#quarantineDir);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return [];
+      throw err;
+    }
+    const out: QuarantinedArtifact[] = [];
+    for (const digest of names.filter(isDigest).sort()) {
+      // A copy back under its digest (a rebuild's put, or an operator's restore) ends the quarantine.
+      const restored = await stat(this.localPath(digest)).then((st) => st.isFile(), () => false);
+      if (restored) continue;
+      const dest = this.#quarantinePath(digest);
+      let record: Partial<QuarantinedArtifact> = {};
+      try {
+        record = JSON.parse(await readFile(`${dest}.json`, 'utf8')) as Partial<QuarantinedArtifact>;
+      } catch {
+        // No record (crashed while writing it): the copy's own times stand in.
+      }
+      const since = typeof record.since === 'number' ? record.since : await lstat(dest).then((st) => st.ctimeMs, () => 0);
+      out.push({ digest, reason: typeof record.reason === 'string' ? record.reason : 'unknown', since });
+    }
+    return out;
   }
 
   localPath(digest: string): string {
@@ -132,25 +187,63 @@ export class LocalArtifactStore implements ArtifactStore {
     return join(this.rootDir, digest.slice(0, 2), digest);
   }
 
-  /** Link a complete tmp file into place under its digest; an existing artifact wins. */
+  /**
+   * Link a complete, verified tmp file into place under its digest. An existing
+   * artifact wins, unless it is visibly damaged (quarantined, then replaced).
+   */
   async #publish(tmp: string, digest: string, size: number): Promise<void> {
     await chmod(tmp, READ_ONLY);
     await fsync(tmp); // the data must be on disk before the name that promises it
     const dir = join(this.rootDir, digest.slice(0, 2));
     const dest = join(dir, digest);
     await mkdir(dir, { recursive: true });
-    try {
-      await link(tmp, dest);
-    } catch (err) {
-      if (errno(err) !== 'EEXIST') throw err;
-      // Same digest, so the same bytes; a different size means the store itself is damaged.
-      const st = await stat(dest);
-      if (st.size !== size) {
-        throw integrityError(`stored artifact ${digest} has ${st.size} bytes, expected ${size}: store is damaged`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await link(tmp, dest);
+        break;
+      } catch (err) {
+        if (errno(err) !== 'EEXIST') throw err;
       }
-      return;
+      // Same digest, so the same bytes, unless the stored copy is damaged.
+      const damage = await visibleDamage(dest, size);
+      if (damage === null) return this.#endQuarantine(digest);
+      if (attempt > 2) throw integrityError(`stored artifact ${digest} is damaged (${damage}) and could not be replaced`);
+      if (damage !== 'gone') await this.quarantine(digest, damage);
     }
     await fsync(dir); // make the new name itself survive power loss
+    await this.#endQuarantine(digest);
+  }
+
+  /** Open an artifact's file, refusing anything but a regular file (a directory there is damage, not an artifact). */
+  async #openFile(digest: string): Promise<{ fh: FileHandle; size: number }> {
+    let fh: FileHandle;
+    try {
+      // O_NONBLOCK: a FIFO at the path must not hang the open; no effect on regular files.
+      fh = await open(this.localPath(digest), fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    } catch (err) {
+      throw missingOr(err, digest);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        await this.quarantine(digest, 'not a regular file');
+        throw missing(digest);
+      }
+      return { fh, size: st.size };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  async #endQuarantine(digest: string): Promise<void> {
+    const dest = this.#quarantinePath(digest);
+    await rm(`${dest}.json`, { force: true });
+    await rm(dest, { recursive: true, force: true });
+  }
+
+  #quarantinePath(digest: string): string {
+    return join(this.#quarantineDir, digest);
   }
 
   #tmpPath(): string {
@@ -217,9 +310,31 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function notFoundOr(err: unknown, digest: string): unknown {
-  if (errno(err) === 'ENOENT') return new SnapError('not-found', `artifact ${digest} not found`, { cause: err });
+/** Why the file at an artifact's path cannot be the artifact of `size` bytes; null if it may be, 'gone' if it vanished meanwhile. */
+async function visibleDamage(path: string, size: number): Promise<string | null> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return 'gone';
+    throw err;
+  }
+  if (!st.isFile()) return 'not a regular file';
+  if (st.size !== size) return `stored copy has ${st.size} bytes, the artifact has ${size}`;
+  return null;
+}
+
+function missing(digest: string, cause?: unknown): SnapError {
+  return new SnapError('artifact-missing', `artifact ${digest} is not in the store`, { cause });
+}
+
+function missingOr(err: unknown, digest: string): unknown {
+  if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return missing(digest, err);
   return err;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 500);
 }
 
 function errno(err: unknown): string | undefined {

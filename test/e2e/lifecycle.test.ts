@@ -130,6 +130,9 @@ test('a corrupted artifact fails the clone with an integrity error and leaves no
   ];
   for (const [victim, flags] of cases) {
     const file = join(work, 'data/artifacts', victim.slice(0, 2), victim);
+    // Read once first: the server then trusts its copy, so only the client's own check can catch the
+    // damage (the server's first-read check is tested in test/serve/integrity.test.ts).
+    await (await fetch(`${server.url}/v1/artifacts/${victim}`)).arrayBuffer();
     const good = readFileSync(file);
     const bad = Buffer.from(good);
     bad[Math.floor(bad.length / 2)] ^= 0xff;

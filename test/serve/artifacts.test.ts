@@ -222,7 +222,7 @@ test('a malformed digest is a 400, an unknown one a 404', async () => {
   }
   const r = await call(server.url, 'GET', `/v1/artifacts/${'0'.repeat(64)}`);
   assert.equal(r.status, 404);
-  assert.equal(r.json.code, 'not-found');
+  assert.equal(r.json.code, 'artifact-missing'); // not "unknown repository": the client exits 12, not 3
   assert.equal(typeof r.json.error, 'string');
 });
 
@@ -240,7 +240,7 @@ test('read endpoints: repos list, status, jobs, healthz, unknown routes', async 
   assert.ok(st.json.jobs.length >= 1);
   assert.ok(st.json.jobs.every((j: any) => j.repo === 'demo'));
   const h = await call(server.url, 'GET', '/healthz');
-  assert.deepEqual([h.status, h.json], [200, { status: 'ok' }]);
+  assert.deepEqual([h.status, h.json], [200, { status: 'ok', quarantined: 0 }]);
   for (const path of ['/nope', '/v1/nope', '/v1/repos/demo/nope', '/v1/jobs/999999']) {
     const r = await call(server.url, 'GET', path);
     assert.equal(r.status, 404, path);

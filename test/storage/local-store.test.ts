@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile, utimes } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile, utimes } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ function isCode(code: string) {
 async function artifacts(root: string): Promise<string[]> {
   const out: string[] = [];
   for (const d of await readdir(root)) {
-    if (d === 'tmp') continue;
+    if (d === 'tmp' || d === 'quarantine') continue;
     for (const f of await readdir(join(root, d))) out.push(`${d}/${f}`);
   }
   return out.sort();
@@ -152,14 +153,16 @@ test('invalid digests are rejected before touching the filesystem', async () => 
   });
 });
 
-test('absent artifacts: stat is null, open and read are not-found', async () => {
+test('absent artifacts: stat is null, open and read are artifact-missing', async () => {
   await withDir(async (dir) => {
     const store = new LocalArtifactStore(join(dir, 'store'));
     const d = sha256Hex('never stored');
     assert.equal(await store.stat(d), null);
-    await assert.rejects(store.open(d), isCode('not-found'));
-    await assert.rejects(store.open(d, { start: 0, end: 1 }), isCode('not-found'));
-    await assert.rejects(store.read(d), isCode('not-found'));
+    await assert.rejects(store.open(d), isCode('artifact-missing'));
+    await assert.rejects(store.open(d, { start: 0, end: 1 }), isCode('artifact-missing'));
+    await assert.rejects(store.read(d), isCode('artifact-missing'));
+    assert.equal(await store.quarantine(d, 'nothing there'), false);
+    assert.deepEqual(await store.listQuarantined(), []);
   });
 });
 
@@ -255,5 +258,125 @@ test('a put that fails midway leaves no artifact and no tmp file', async () => {
     assert.equal(await readFile(join(notFile, 'f'), 'utf8'), 'x');
     assert.deepEqual(await artifacts(root), []);
     assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  });
+});
+
+test('quarantine moves a copy aside with its reason; it reads as absent until a put restores it', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'store');
+    const store = new LocalArtifactStore(root);
+    const bytes = Buffer.from('a history pack, supposedly');
+    const { digest } = await store.putBytes(bytes);
+    const t0 = Date.now();
+    assert.equal(await store.quarantine(digest, 'hash mismatch\nsecond line'), true);
+    assert.equal(await store.stat(digest), null);
+    await assert.rejects(store.open(digest), isCode('artifact-missing'));
+    await assert.rejects(store.read(digest), isCode('artifact-missing'));
+    const [q, ...more] = await store.listQuarantined();
+    assert.deepEqual(more, []);
+    assert.equal(q!.digest, digest);
+    assert.equal(q!.reason, 'hash mismatch second line', 'one line, fit for a log');
+    assert.ok(q!.since >= t0 && q!.since <= Date.now());
+    assert.deepEqual(await readFile(join(root, 'quarantine', digest)), bytes, 'the damaged copy is kept for inspection');
+    assert.deepEqual(await artifacts(root), []);
+
+    // A rebuild produces the same digest: the put must store it again, not treat it as known.
+    assert.deepEqual(await store.putBytes(bytes), { digest, size: bytes.length });
+    assert.deepEqual(await store.read(digest), bytes);
+    assert.deepEqual(await store.listQuarantined(), []);
+    assert.deepEqual(await readdir(join(root, 'quarantine')), []);
+    // And through putFile.
+    await store.quarantine(digest, 'again');
+    const src = join(dir, 'rebuilt');
+    await writeFile(src, bytes);
+    assert.deepEqual(await store.putFile(src, digest), { digest, size: bytes.length });
+    assert.deepEqual(await store.read(digest), bytes);
+    assert.deepEqual(await store.listQuarantined(), []);
+  });
+});
+
+test('a copy restored by hand under its digest ends its quarantine', async () => {
+  await withDir(async (dir) => {
+    const store = new LocalArtifactStore(join(dir, 'store'));
+    const bytes = Buffer.from('restored from backup');
+    const { digest } = await store.putBytes(bytes);
+    await store.quarantine(digest, 'overwritten');
+    assert.equal((await store.listQuarantined()).length, 1);
+    await writeFile(store.localPath(digest), bytes, { mode: 0o444 });
+    assert.deepEqual(await store.listQuarantined(), []);
+    assert.deepEqual(await store.read(digest), bytes);
+  });
+});
+
+test('a stored copy of the wrong size is replaced by a put of verified bytes', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'store');
+    const store = new LocalArtifactStore(root);
+    const bytes = Buffer.alloc(3 << 20, 9);
+    const src = join(dir, 'pack');
+    await writeFile(src, bytes);
+    const { digest } = await store.putFile(src);
+    await truncate(store.localPath(digest), 1000);
+    await writeFile(src, bytes);
+    assert.deepEqual(await store.putFile(src), { digest, size: bytes.length });
+    assert.deepEqual(await store.read(digest), bytes);
+    assert.equal((await stat(store.localPath(digest))).mode & 0o777, 0o444);
+    // The same through putBytes, for small artifacts such as manifests.
+    const small = Buffer.from('{"manifest":true}');
+    const m = await store.putBytes(small);
+    await truncate(store.localPath(m.digest), 3);
+    assert.deepEqual(await store.putBytes(small), m);
+    assert.deepEqual(await store.read(m.digest), small);
+    assert.deepEqual(await store.listQuarantined(), [], 'replaced, so no longer quarantined');
+    assert.deepEqual(await readdir(join(root, 'tmp')), []);
+  });
+});
+
+test('a directory or FIFO at an artifact path reads as absent, does not hang or crash, and a put replaces it', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'store');
+    const store = new LocalArtifactStore(root);
+    const bytes = Buffer.from('chunk');
+    const { digest } = await store.putBytes(bytes);
+    const path = store.localPath(digest);
+    await rm(path);
+    await mkdir(path);
+    await writeFile(join(path, 'inside'), 'x');
+    await assert.rejects(store.read(digest), isCode('artifact-missing'));
+    await assert.rejects(store.open(digest), isCode('artifact-missing'));
+    assert.equal(await store.stat(digest), null);
+    assert.deepEqual((await store.listQuarantined()).map((q) => q.reason), ['not a regular file']);
+    assert.deepEqual(await store.putBytes(bytes), { digest, size: bytes.length });
+    assert.deepEqual(await store.read(digest), bytes);
+
+    // A directory put back in the file's place before a put: the put moves it aside.
+    await rm(path);
+    await mkdir(path);
+    const src = join(dir, 'again');
+    await writeFile(src, bytes);
+    assert.deepEqual(await store.putFile(src, digest), { digest, size: bytes.length });
+    assert.deepEqual(await store.read(digest), bytes);
+
+    await rm(path);
+    const mk = spawnSync('mkfifo', [path]);
+    if (mk.status !== 0) return; // no mkfifo here
+    await assert.rejects(store.read(digest), isCode('artifact-missing'));
+    assert.equal(await store.stat(digest), null);
+  });
+});
+
+test('concurrent quarantines of one artifact: one moves it, none loses the moved copy', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'store');
+    const store = new LocalArtifactStore(root);
+    const other = new LocalArtifactStore(root);
+    for (let i = 0; i < 20; i++) {
+      const bytes = Buffer.from(`artifact ${i}`);
+      const { digest } = await store.putBytes(bytes);
+      const moved = await Promise.all([store.quarantine(digest, 'a'), other.quarantine(digest, 'b'), store.quarantine(digest, 'c')]);
+      assert.equal(moved.filter(Boolean).length, 1, `round ${i}`);
+      assert.deepEqual(await readFile(join(root, 'quarantine', digest)), bytes, `round ${i}`);
+      assert.ok((await store.listQuarantined()).some((q) => q.digest === digest), `round ${i}`);
+    }
   });
 });

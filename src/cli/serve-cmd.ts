@@ -11,6 +11,19 @@ export async function serve(v: Values, args: string[]): Promise<number> {
   const concurrency = Number(v['build-concurrency'] ?? 1);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new SnapError('usage', '--build-concurrency must be a positive integer');
   const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
+  // Signal handlers go in before the server starts: a signal that arrives while it starts
+  // (right after its "serving on" line) must still shut it down cleanly, not kill it.
+  let stopping = false;
+  let stopRequested!: () => void;
+  const stopSignal = new Promise<void>((r) => (stopRequested = r));
+  const stop = () => {
+    if (stopping) process.exit(130); // a second signal: do not wait for running builds
+    stopping = true;
+    process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
+    stopRequested();
+  };
+  // SIGHUP too: a closed terminal or dropped ssh session must shut down cleanly (releasing the data dir's lock).
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop);
   const { startServer } = await import('../serve/server.js');
   const server = await startServer({
     host: (v.host as string | undefined) ?? '127.0.0.1',
@@ -19,16 +32,7 @@ export async function serve(v: Values, args: string[]): Promise<number> {
     adminToken: process.env.SNAPCLONE_ADMIN_TOKEN || undefined,
     buildConcurrency: concurrency,
   });
-  await new Promise<void>((done) => {
-    let stopping = false;
-    const stop = () => {
-      if (stopping) process.exit(130); // a second signal: do not wait for running builds
-      stopping = true;
-      process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
-      server.close().then(done, done);
-    };
-    // SIGHUP too: a closed terminal or dropped ssh session must shut down cleanly (releasing the data dir's lock).
-    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop);
-  });
+  await stopSignal;
+  await server.close().catch(() => {});
   return 0;
 }

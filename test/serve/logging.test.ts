@@ -10,7 +10,7 @@ import { createServer as createHttpServer, request } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { addAndBuild, call, makeUpstream, startTestServer, stderrLog, tempDir } from './helpers.js';
-import type { RunningServer } from '../../src/serve/server.js';
+import { withRequestLog, type RunningServer } from '../../src/serve/server.js';
 import { sendError } from '../../src/serve/http-util.js';
 import { log } from '../../src/util/log.js';
 
@@ -49,23 +49,41 @@ test('one line per request: method, path, status, bytes, ms; no token from a hea
   assert.doesNotMatch(text, /QSECRET42|HSECRET42/);
 });
 
-test('a directory at an artifact path is a logged 500 with a JSON body, not an empty reply', async () => {
+test('a directory at an artifact path is a logged quarantine and a 404 artifact-missing with a JSON body, not an empty reply', async () => {
   const digest = 'ab'.repeat(32);
   mkdirSync(join(server.dataDir, 'artifacts', digest.slice(0, 2), digest), { recursive: true });
-  for (const method of ['GET', 'HEAD']) {
-    const lines = await logged(async () => {
+  const lines = await logged(async () => {
+    for (const method of ['GET', 'HEAD']) {
       const res = await fetch(`${server.url}/v1/artifacts/${digest}`, { method });
+      assert.equal(res.status, 404);
+      if (method === 'GET') assert.equal(((await res.json()) as { code: string }).code, 'artifact-missing');
+    }
+  });
+  const text = lines.join('\n');
+  assert.match(text, new RegExp(`error artifact ${digest} quarantined: .*not a regular file`), text);
+  assert.match(text, new RegExp(`info GET /v1/artifacts/${digest} 404 `), text);
+});
+
+test('an unexpected error is a logged 500 with its cause and, at debug, its stack; the client gets JSON', async () => {
+  const http = createHttpServer(
+    withRequestLog((_req, res) => {
+      sendError(res, new Error('disk on fire'));
+    }),
+  );
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  try {
+    const port = (http.address() as AddressInfo).port;
+    const lines = await logged(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/v1/anything`);
       assert.equal(res.status, 500);
-      if (method === 'GET') {
-        const body = (await res.json()) as { code: string; error: string };
-        assert.equal(body.code, 'internal');
-        assert.match(body.error, /not a regular file/);
-      }
+      assert.deepEqual(await res.json(), { error: 'internal server error', code: 'internal' });
     });
     const text = lines.join('\n');
-    assert.match(text, new RegExp(`error ${method} /v1/artifacts/${digest}: 500: .*not a regular file`), text);
-    assert.match(text, new RegExp(`info ${method} /v1/artifacts/${digest} 500 `), text);
+    assert.match(text, /error GET \/v1\/anything: 500: .*disk on fire/, text);
+    assert.match(text, /info GET \/v1\/anything 500 /, text);
     assert.match(text, /debug at /, 'the stack at debug');
+  } finally {
+    await new Promise((r) => http.close(r));
   }
 });
 

@@ -207,7 +207,7 @@ test('an on-demand build that fails because the ref is gone answers not-found, a
   }
 });
 
-test('a sync rebuilds a ref only when its own commit moved, whatever else changed', async () => {
+test('a sync rebuilds a ref only when its own commit moved (the default branch also when the ref list changed)', async () => {
   const up = makeUpstream(tempDir());
   const s = await startTestServer();
   try {
@@ -222,14 +222,22 @@ test('a sync rebuilds a ref only when its own commit moved, whatever else change
     const before = await refsNow();
     assert.deepEqual(Object.keys(before), ['refs/heads/dev', 'refs/heads/main', 'refs/tags/v1']);
 
-    // Another ref changes (a new tag, a push to dev): main and v1 are not rebuilt.
+    // A sync with nothing new rebuilds nothing.
+    assert.equal((await sync(s.url, 'storm')).state, 'succeeded');
+    assert.deepEqual(await refsNow(), before, 'a sync with nothing new rebuilt something');
+
+    // Another ref changes (a new tag, a push to dev): v1 is not rebuilt; main, the default
+    // branch, is (same commit, new manifest), so its full clone lists v2 and dev's new tip.
     git(up.dir, ['tag', 'v2']);
     git(up.dir, ['checkout', '-q', 'dev']);
     const devMoved = commit(up.dir, { 'dev.txt': 'dev\n' }, 'on dev');
     git(up.dir, ['checkout', '-q', 'main']);
     assert.equal((await sync(s.url, 'storm')).state, 'succeeded');
     const afterDev = await refsNow();
-    assert.deepEqual(afterDev['refs/heads/main'], before['refs/heads/main'], 'main was rebuilt though its commit did not move');
+    assert.equal(afterDev['refs/heads/main'].commit, before['refs/heads/main'].commit);
+    assert.notEqual(afterDev['refs/heads/main'].digest, before['refs/heads/main'].digest, 'the default branch keeps a stale ref list');
+    const mainManifest = parseManifest(Buffer.from(await (await fetch(`${s.url}/v1/artifacts/${afterDev['refs/heads/main'].digest}`)).arrayBuffer()));
+    assert.ok(mainManifest.refs.some((r) => r.name === 'refs/tags/v2'));
     assert.deepEqual(afterDev['refs/tags/v1'], before['refs/tags/v1'], 'v1 was rebuilt though its commit did not move');
     assert.equal(afterDev['refs/heads/dev'].commit, devMoved);
     assert.equal(afterDev['refs/tags/v2'], undefined, 'a plain sync builds no ref nobody asked for');

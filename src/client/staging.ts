@@ -93,11 +93,7 @@ export class Staging {
     const created: string[] = [];
     if (!state.exists) {
       const parent = dirname(state.dir);
-      const first = mkdirSync(parent, { recursive: true });
-      if (first) for (let d = parent; ; d = dirname(d)) {
-        created.push(d);
-        if (d === first || dirname(d) === d) break;
-      }
+      created.push(...makeParents(parent));
       try {
         mkdirSync(state.dir, { mode: 0o777 }); // like git: 0777 minus the umask
         created.unshift(state.dir);
@@ -222,6 +218,39 @@ function rmQuietly(path: string | Buffer): void {
 }
 
 /** rmdir each directory in order (deepest first), stopping at the first that is not empty or not ours. */
+/**
+ * mkdir -p returning what it created, deepest first. Not mkdirSync's recursive
+ * mode: on Node 20 that spins forever at 100% CPU where mkdir fails with ENOENT
+ * although the parent exists (under /proc or /sys); here that is one error.
+ */
+function makeParents(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = dir; !lstatExists(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  const made: string[] = [];
+  try {
+    for (const d of [...missing].reverse()) {
+      mkdirSync(d);
+      made.unshift(d);
+    }
+  } catch (err) {
+    removeDirs(made);
+    throw err;
+  }
+  return made;
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function removeDirs(dirs: string[]): void {
   for (const d of dirs) {
     try {

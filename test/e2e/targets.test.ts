@@ -200,6 +200,12 @@ test('a target below a file (ENOTDIR) fails with one line, exit 13, no stack tra
   assertOneLineIo(r, new RegExp(`${file}/clone`), /not a directory \(ENOTDIR\)/);
 });
 
+test('a target under /proc fails promptly with one line, exit 13 (Node 20\'s recursive mkdir spins forever there)', { timeout: 60_000 }, async (t) => {
+  if (!existsSync('/proc/self')) return t.skip('no /proc here');
+  const r = await cli(server.url, ['clone', 'acme/medium', '/proc/nope/deeper/clone']);
+  assertOneLineIo(r, /\/proc\/nope/, /ENOENT|no such file/i);
+});
+
 test('a successful clone prints "Cloning into" on stderr like git; --quiet prints nothing; --json keeps stdout to the JSON', async () => {
   const plain = await cliOk(server.url, ['clone', 'acme/medium'], { cwd: mkdirIn('default-dir') });
   assert.equal(plain.stderr, "Cloning into 'medium'...\n");

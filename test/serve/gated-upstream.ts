@@ -7,6 +7,8 @@
  */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { call } from './helpers.js';
 
 export interface Gate {
   /** ssh:// URL of a local repository, reached through the gate. */
@@ -39,4 +41,14 @@ export function gatedSsh(dir: string): Gate {
       return existsSync(gate);
     },
   };
+}
+
+/** Wait until job `id` runs (it is held at the gate), failing if it ends first. */
+export async function waitRunning(base: string, id: number): Promise<void> {
+  for (;;) {
+    const j = (await call(base, 'GET', `/v1/jobs/${id}`)).json;
+    if (j.state === 'running') return;
+    assert.equal(j.state, 'queued', `job ${id} ended early: ${j.error}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

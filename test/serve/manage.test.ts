@@ -8,22 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
-import { gatedSsh } from './gated-upstream.js';
+import { gatedSsh, waitRunning } from './gated-upstream.js';
 
 const ADMIN = { authorization: 'Bearer adm1n' };
 const enc = encodeURIComponent;
 
 function mirrorOf(dataDir: string, name: string): string {
   return join(dataDir, 'mirrors', `${enc(name)}.git`);
-}
-
-async function waitRunning(base: string, id: number): Promise<void> {
-  for (;;) {
-    const j = (await call(base, 'GET', `/v1/jobs/${id}`)).json;
-    if (j.state === 'running') return;
-    assert.equal(j.state, 'queued', `job ${id} ended early: ${j.error}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test('GET /v1/repos lists every repository with its default branch', async () => {

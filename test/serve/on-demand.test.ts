@@ -8,21 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addAndBuild, call, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
-import { gatedSsh } from './gated-upstream.js';
+import { gatedSsh, waitRunning } from './gated-upstream.js';
 import { OnDemandBuilds } from '../../src/serve/on-demand.js';
 
 const MAX_ACTIVE = 2;
 const PER_HOUR = 10;
 const ADMIN = { authorization: 'Bearer t0ken' };
-
-async function waitRunning(base: string, id: number): Promise<void> {
-  for (;;) {
-    const j = (await call(base, 'GET', `/v1/jobs/${id}`)).json;
-    if (j.state === 'running') return;
-    assert.equal(j.state, 'queued', `job ${id} ended early: ${j.error}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test('anonymous on-demand builds are coalesced, bounded per repository and rate-limited; the admin token is not', async () => {
   const work = tempDir();

@@ -87,7 +87,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
 
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
   let staging: Staging | null = null;
-  let removeOnSignal: (() => void) | null = null;
+  let interrupt: Interrupt | null = null;
   // Writer threads start once the manifest shows there is enough work for them.
   let pool: WriterPool | null = new WriterPool();
   let downloaded = 0;
@@ -105,7 +105,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
 
     staging = Staging.create(target);
-    removeOnSignal = onInterrupt(staging);
+    interrupt = onInterrupt(staging, () => pool?.close() ?? Promise.resolve());
     progress.note(`Cloning into '${opts.dir}'...`);
     const root = staging.root;
     const gitDir = join(root, '.git');
@@ -251,6 +251,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     staging.moveUp();
     staging.finish();
     staging = null;
+    interrupt.remove(); // complete: a signal from here on finds nothing to undo
+    interrupt = null;
     mark('rename');
     const warning = cloneWarning(manifest, shallow);
     if (warning) {
@@ -281,33 +283,61 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       writerThreads,
     };
   } catch (err) {
+    // After a signal, the failure is a consequence of it (an abandoned write):
+    // the handler is stopping the writers, removes the clone and exits.
+    if (interrupt?.signalled) await new Promise<never>(() => {});
     progress.clear();
     const where = staging;
     throw fsErrorToSnap(err, (p) => where?.shown(p) ?? p) ?? err;
   } finally {
-    removeOnSignal?.();
+    // Writers stop before the rollback (else they recreate files in what it
+    // deletes), and the signal handlers stay until the rollback is done.
     if (pool) await pool.close();
     await client.close();
     staging?.rollback();
+    interrupt?.remove();
   }
 }
 
 /** Signals that end a clone; SIGHUP is a closed terminal or a dropped ssh session. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
+interface Interrupt {
+  /** A signal arrived: the clone is being undone and the process exits. */
+  readonly signalled: boolean;
+  /** Unhook the handlers (not while a signal's cleanup runs). */
+  remove(): void;
+}
+
 /**
- * Ctrl-C, a kill or a hang-up must not leave a half-written clone: undo it and
- * exit as a signalled process would. Returns the function that unhooks this.
+ * Ctrl-C, a kill or a hang-up must not leave a half-written clone: stop the
+ * writer threads (they would go on creating files in what is being removed),
+ * undo the clone, and exit as a signalled process would. Main-thread writes are
+ * synchronous, so none runs while this does. Further signals during the cleanup
+ * are ignored: they must not cut it short and leave what was written.
  */
-function onInterrupt(staging: Staging): () => void {
+function onInterrupt(staging: Staging, stopWriters: () => Promise<void>): Interrupt {
+  let signalled = false;
   const handler = (signal: NodeJS.Signals) => {
-    staging.rollback();
-    process.stderr.write(`\nsnapclone: interrupted; removed the partial clone\n`);
-    process.exit(128 + SIGNALS[signal as keyof typeof SIGNALS]);
+    if (signalled) return;
+    signalled = true;
+    staging.interrupt(); // nothing more moves into the target
+    void stopWriters()
+      .catch(() => {}) // a thread that failed to stop is gone anyway; remove what is there
+      .then(() => {
+        staging.rollback();
+        process.stderr.write(`\nsnapclone: interrupted; removed the partial clone\n`);
+        process.exit(128 + SIGNALS[signal as keyof typeof SIGNALS]);
+      });
   };
-  for (const s of Object.keys(SIGNALS)) process.once(s, handler);
-  return () => {
-    for (const s of Object.keys(SIGNALS)) process.off(s, handler);
+  for (const s of Object.keys(SIGNALS)) process.on(s, handler);
+  return {
+    get signalled() {
+      return signalled;
+    },
+    remove() {
+      if (!signalled) for (const s of Object.keys(SIGNALS)) process.off(s, handler);
+    },
   };
 }
 

@@ -117,7 +117,11 @@ export class WriterPool {
     for (const p of this.queue.splice(0)) p.reject(this.failed);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  private closing: Promise<void> | null = null;
+
+  /** Stop every thread; resolves once all have stopped (no file is written after). Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= Promise.all(this.workers.map((w) => w.terminate())).then(() => {});
+    return this.closing;
   }
 }

@@ -73,6 +73,7 @@ export class Staging {
   readonly root: string;
   private readonly moved: Buffer[] = [];
   private finished = false;
+  private interrupted = false;
 
   private constructor(
     /** The directory being filled. */
@@ -128,6 +129,7 @@ export class Staging {
    * by name; by default, all that are left.
    */
   moveUp(only?: (name: string) => boolean): void {
+    this.checkNotInterrupted();
     const dirBuf = Buffer.from(this.dir + sep);
     const rootBuf = Buffer.from(this.root + sep);
     for (const name of readdirSync(this.root, { encoding: 'buffer' })) {
@@ -141,6 +143,7 @@ export class Staging {
 
   /** Everything has moved up: remove the (now empty) staging directory. */
   finish(): void {
+    this.checkNotInterrupted();
     rmdirSync(this.root);
     this.finished = true;
   }
@@ -157,6 +160,15 @@ export class Staging {
     for (const name of this.moved.splice(0).reverse()) rmQuietly(Buffer.concat([dirBuf, name]));
     rmQuietly(this.root);
     removeDirs(this.created);
+  }
+
+  /** A signal is undoing the clone: from now on nothing moves up and the clone cannot finish. */
+  interrupt(): void {
+    this.interrupted = true;
+  }
+
+  private checkNotInterrupted(): void {
+    if (this.interrupted) throw new SnapError('internal', 'interrupted');
   }
 
   /** A path inside the staging directory as the user will know it (inside the target). */

@@ -48,10 +48,15 @@ export function nameFromUrl(url: string): string {
  * The directory `snapclone clone NAME` writes when no DIR is given, as git
  * derives it: the last segment without ".git" ("tools/foo.git" -> "foo"). A
  * valid name's last segment is never a dot-name; one that would become one
- * without ".git" ("..git") keeps it.
+ * without ".git" ("..git") keeps it. One that would become ".git" in any case
+ * (".git.git", ".GIT.git") is a usage error: git 2.39 really clones
+ * `/x/.git.git` into ./.git, writing a work tree into the current directory's
+ * repository, and ".GIT" is ".git" on a case-insensitive file system.
  */
 export function defaultCloneDir(name: string): string {
   const last = name.split('/').pop() ?? '';
   const stripped = last.replace(/\.git$/, '');
+  if (stripped.toLowerCase() === '.git')
+    throw new SnapError('usage', `the default directory for ${JSON.stringify(name)} would be '${stripped}', a .git directory: give DIR (snapclone clone NAME DIR)`);
   return stripped === '' || /^\.+$/.test(stripped) ? last : stripped;
 }

@@ -70,6 +70,17 @@ test('the default clone directory is derived from the name as git derives it', (
   }
 });
 
+test("a name whose default directory would be .git (any case) needs an explicit DIR: git's own directory is never written", () => {
+  for (const name of ['.git.git', 'a/.git.git', '.GIT.git', 'x/.Git.git']) {
+    assert.equal(isValidRepoName(name), true, name); // odd but harmless as a name
+    assert.throws(
+      () => defaultCloneDir(name),
+      (err: unknown) => err instanceof SnapError && err.code === 'usage' && /would be '\.git'/i.test(err.message) && /DIR/.test(err.message),
+      name,
+    );
+  }
+});
+
 test('valid ref names', () => {
   for (const r of ['refs/heads/main', 'refs/tags/v1.0.0', 'refs/heads/feature/x-y_z', 'refs/heads/a@b', 'refs/heads/a.b', 'refs/tags/ü', 'refs/heads/@x']) {
     assert.equal(isValidRefName(r), true, r);

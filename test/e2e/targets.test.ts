@@ -227,3 +227,17 @@ function mkdirIn(name: string): string {
   mkdirSync(d);
   return d;
 }
+
+test("a name whose default directory would be .git (.git.git, a/.GIT.git) is refused with exit 2 before anything is written; an explicit DIR clones it", async () => {
+  for (const name of ['.git.git', 'a/.GIT.git']) {
+    await cliOk(server.url, ['add', medium.url, '--name', name]);
+    const cwd = mkdirIn(`dotgit-${name.replace(/\//g, '_')}`);
+    const r = await cli(server.url, ['clone', name], { cwd });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /would be '\.git'.*DIR/i);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.deepEqual(readdirSync(cwd), [], 'nothing written into the current directory');
+    await cliOk(server.url, ['clone', name, 'explicit'], { cwd });
+    assert.ok(existsSync(join(cwd, 'explicit', '.git', 'HEAD')));
+  }
+});

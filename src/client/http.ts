@@ -44,9 +44,13 @@ export class ServerClient {
     try {
       u = new URL(serverUrl);
     } catch {
-      throw new SnapError('usage', `invalid server URL ${JSON.stringify(serverUrl)}`);
+      throw new SnapError('usage', `invalid server URL ${JSON.stringify(withoutUserInfo(serverUrl))}`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new SnapError('usage', 'server URL must be http:// or https://');
+    // Credentials in the URL would never be sent (the token goes in a header)
+    // and would be printed in every error message that names the server.
+    if (u.username || u.password)
+      throw new SnapError('usage', `the server URL must not hold a user name or password (${withoutUserInfo(serverUrl)}); the admin token goes in SNAPCLONE_TOKEN`);
     this.url = u;
     this.base = serverUrl.replace(/\/+$/, '');
     const Agent = u.protocol === 'https:' ? https.Agent : http.Agent;
@@ -243,6 +247,11 @@ export function failedJobError(job: { error?: unknown; errorCode?: unknown }, wh
   const why = typeof job.error === 'string' && job.error ? job.error : 'unknown error';
   const code = typeof job.errorCode === 'string' ? mapCode(job.errorCode) : 'internal';
   return new SnapError(code === 'internal' ? 'build-failed' : code, `${what} failed: ${why}`);
+}
+
+/** A URL as it may be shown: anything between "//" and the last "@" before the path is elided. */
+function withoutUserInfo(url: string): string {
+  return url.replace(/^([^/]*\/\/)[^/?#]*@/, '$1***@');
 }
 
 /** Write all of `chunk`; a failure (ENOSPC...) names the file, which writeSync's error does not. */

@@ -7,6 +7,19 @@ import { readFileSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
 import { fsErrorToSnap } from '../client/fs-errors.js';
 import { HELP, COMMAND_HELP } from './help.js';
+import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from '../client/stdio-closed.js';
+
+/**
+ * A closed stdout or stderr (`snapclone list | head -1`) ends the process
+ * quietly with 141, as git ends killed by SIGPIPE (Node ignores SIGPIPE and
+ * reports EPIPE instead): the reader wants no more, and nothing can be said on
+ * a closed stream. A clone under way hears it first and removes what it wrote.
+ */
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    if (!(process as NodeJS.EventEmitter).emit(STDIO_CLOSED)) process.exit(STDIO_CLOSED_EXIT);
+  });
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -21,6 +21,7 @@ import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
+import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from './stdio-closed.js';
 import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor } from './plan.js';
 import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
@@ -318,7 +319,7 @@ interface Interrupt {
  */
 function onInterrupt(staging: Staging, stopWriters: () => Promise<void>): Interrupt {
   let signalled = false;
-  const handler = (signal: NodeJS.Signals) => {
+  const undo = (exitCode: number, why: string) => {
     if (signalled) return;
     signalled = true;
     staging.interrupt(); // nothing more moves into the target
@@ -326,17 +327,23 @@ function onInterrupt(staging: Staging, stopWriters: () => Promise<void>): Interr
       .catch(() => {}) // a thread that failed to stop is gone anyway; remove what is there
       .then(() => {
         staging.rollback();
-        process.stderr.write(`\nsnapclone: interrupted; removed the partial clone\n`);
-        process.exit(128 + SIGNALS[signal as keyof typeof SIGNALS]);
+        process.stderr.write(`\nsnapclone: ${why}; removed the partial clone\n`);
+        process.exit(exitCode);
       });
   };
-  for (const s of Object.keys(SIGNALS)) process.on(s, handler);
+  const onSignal = (signal: NodeJS.Signals) => undo(128 + SIGNALS[signal as keyof typeof SIGNALS], 'interrupted');
+  // stdout or stderr is a closed pipe (src/cli/main.ts): end as git does on SIGPIPE.
+  const onClosed = () => undo(STDIO_CLOSED_EXIT, 'output closed');
+  for (const s of Object.keys(SIGNALS)) process.on(s, onSignal);
+  process.on(STDIO_CLOSED, onClosed);
   return {
     get signalled() {
       return signalled;
     },
     remove() {
-      if (!signalled) for (const s of Object.keys(SIGNALS)) process.off(s, handler);
+      if (signalled) return;
+      for (const s of Object.keys(SIGNALS)) process.off(s, onSignal);
+      process.off(STDIO_CLOSED, onClosed);
     },
   };
 }

@@ -78,3 +78,24 @@ for (const { name, signals, codes } of CASES) {
     assert.deepEqual(readdirSync(dirs.parent), []);
   });
 }
+
+test('a clone whose stderr is a closed pipe removes what it wrote and exits 141, as git on SIGPIPE', async (t) => {
+  const server = await FakeServer.start();
+  const dirs = cloneDirs();
+  t.after(async () => {
+    await server.close();
+    dirs.cleanup();
+  });
+  publish(server, makeClonepack(manyFiles(), { chunkRawBytes: 16 << 10 }));
+  mkdirSync(dirs.parent, { recursive: true });
+  // "Cloning into ..." goes to stderr once the staging directory exists: that write finds the pipe closed.
+  const child = spawn(process.execPath, [BIN, 'clone', 'demo', dirs.target, '--mode', 'files', '--server', server.url], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, SNAPCLONE_WORKERS: '2' },
+  });
+  child.stderr.destroy();
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 141);
+  assert.equal(existsSync(dirs.target), false, `nothing left (left: ${existsSync(dirs.target) ? readdirSync(dirs.target).join(', ') : ''})`);
+  assert.deepEqual(readdirSync(dirs.parent), []);
+});

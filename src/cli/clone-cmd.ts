@@ -12,8 +12,9 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   if (mode !== 'editable' && mode !== 'files') throw new SnapError('usage', `--mode must be editable or files, not ${mode}`);
   let depth: number | undefined;
   if (v.depth !== undefined) {
-    depth = Number(v.depth);
-    if (depth !== 1) throw new SnapError('usage', '--depth supports only 1');
+    // Exactly "1": Number() would also take "1.0", " 1", "0x1".
+    if (v.depth !== '1') throw new SnapError('usage', `--depth supports only 1, not ${JSON.stringify(v.depth)}`);
+    depth = 1;
   }
   const { clone } = await import('../client/clone.js');
   const { Progress } = await import('../client/progress.js');

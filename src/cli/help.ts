@@ -9,10 +9,11 @@ Usage:
   snapclone list    [--json]
   snapclone remove  NAME [--json]
   snapclone set-url NAME URL [--no-wait] [--json]
-  snapclone clone   NAME [DIR] [--branch B] [--depth 1] [--mode editable|files] [--quiet] [--json] [--bench]
+  snapclone clone   NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [-q|--quiet] [--json] [--bench]
   snapclone --version | --help | help <command>
 
-Client commands talk to --server URL, else $SNAPCLONE_SERVER, else http://127.0.0.1:7420.
+Client commands talk to --server URL, else $SNAPCLONE_SERVER, else http://127.0.0.1:7420
+(a URL holding a user name or password is refused: the token goes in $SNAPCLONE_TOKEN).
 Admin commands (add, sync, remove, set-url) send $SNAPCLONE_TOKEN as a bearer token when it is set.
 Exit status is 0 on success; otherwise a one-line reason is printed on stderr (exit codes: README.md).
 `;
@@ -56,12 +57,14 @@ Its artifacts stay on the server's disk, unreferenced.
 Point NAME at a new upstream URL (admin). The server checks that the URL is reachable, re-points the
 mirror and builds the default branch; without --no-wait, returns when that build is done.
 `,
-  clone: `Usage: snapclone clone NAME [DIR] [--branch B] [--depth 1] [--mode editable|files] [--quiet] [--json] [--bench] [--server URL]
+  clone: `Usage: snapclone clone NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [-q|--quiet] [--json] [--bench] [--server URL]
 
 Clone NAME into DIR (default: NAME's last path segment without .git, as git names it). As with git
 clone, DIR must not exist or be an empty directory, which is then filled in place (a mount point,
-'.', a symlink to an empty directory); a failed clone leaves it as it was.
-  --branch B     check out branch B, or tag B (detached HEAD), like git clone --branch
+'.', a symlink to an empty directory); a failed clone leaves it as it was. A NAME whose default DIR
+would be .git (".git.git") needs an explicit DIR. A failed, interrupted (SIGINT, SIGTERM, SIGHUP:
+exit 128 + the signal) or closed-output (exit 141) clone removes what it wrote.
+  -b, --branch B check out branch B, or tag B (detached HEAD), like git clone --branch
   --depth 1      shallow clone of one commit, like git clone --depth 1
   --mode files   write only the work tree, no .git
   -q, --quiet    print neither "Cloning into '<dir>'..." nor progress on stderr

@@ -9,8 +9,8 @@
  * rename. A failed or interrupted clone removes what it moved, the staging
  * directory, and the target and parent directories if it made them.
  *
- * The staging directory's name records its owner (pid and process start time),
- * so a later clone into the same target tells the leftovers of a dead clone
+ * The staging directory's name records its owner (pid, process start time and
+ * boot id), so a later clone into the same target tells the leftovers of a dead clone
  * (SIGKILL, power loss) from a clone still running, and removes them; a target
  * holding only such leftovers counts as empty.
  */
@@ -20,7 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { SnapError } from '../util/errors.js';
 
 const PREFIX = '.snapclone-staging-';
-const STAGING_NAME = /^\.snapclone-staging-(\d+)-(\d+|x)-[0-9a-f]{12}$/;
+/** pid, start time (or x), boot id (optional: not on systems without /proc, nor in names made before it was recorded), random. */
+const STAGING_NAME = /^\.snapclone-staging-(\d+)-(\d+|x)-(?:([0-9a-f]{8})-)?[0-9a-f]{12}$/;
 
 /** What is at the target path before a clone, found without writing anything. */
 export interface TargetState {
@@ -107,7 +108,8 @@ export class Staging {
       }
     }
     for (const s of state.stale) rmSync(s, { recursive: true, force: true, maxRetries: 3 });
-    const root = join(state.dir, `${PREFIX}${process.pid}-${startTime(process.pid) ?? 'x'}-${randomBytes(6).toString('hex')}`);
+    const boot = bootId();
+    const root = join(state.dir, `${PREFIX}${process.pid}-${startTime(process.pid) ?? 'x'}-${boot ? `${boot}-` : ''}${randomBytes(6).toString('hex')}`);
     try {
       mkdirSync(root, { mode: 0o700 });
     } catch (err) {
@@ -178,38 +180,75 @@ export class Staging {
   }
 }
 
+export interface StagingOwner {
+  pid: number;
+  /** Start time in clock ticks since boot, where /proc tells it. */
+  start: string | null;
+  /** The first 8 hex digits of the kernel's boot id, where /proc tells it. */
+  boot: string | null;
+}
+
 /** The owner a staging directory's name records, or null if it is not one of ours. */
-export function stagingOwner(name: string): { pid: number; start: string | null } | null {
+export function stagingOwner(name: string): StagingOwner | null {
   const m = STAGING_NAME.exec(name);
-  return m ? { pid: Number(m[1]), start: m[2] === 'x' ? null : m[2]! } : null;
+  return m ? { pid: Number(m[1]), start: m[2] === 'x' ? null : m[2]!, boot: m[3] ?? null } : null;
 }
 
 /**
- * Is the clone that made a staging directory still running? Its pid must be
- * alive and, where the start time is known (Linux), the process must be the
- * same one: a recycled pid with another start time is a different process.
+ * Is the clone that made a staging directory still running? Where /proc
+ * tells (Linux): it ran since the last boot (pids and start times repeat
+ * after a reboot), its pid is not a zombie (killed, not yet reaped: it
+ * writes nothing more), and the process is the same one, as its start time
+ * shows (a recycled pid is another process). Elsewhere: its pid exists.
  */
-export function ownerAlive(owner: { pid: number; start: string | null }): boolean {
+export function ownerAlive(owner: StagingOwner): boolean {
+  if (owner.boot !== null) {
+    const boot = bootId();
+    if (boot !== null && boot !== owner.boot) return false;
+  }
   try {
     process.kill(owner.pid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // ESRCH: no such process
   }
-  if (owner.start === null) return true;
-  const now = startTime(owner.pid);
-  return now === null || now === owner.start;
+  const stat = procStat(owner.pid);
+  if (stat === null) return true; // no /proc: the pid exists, trust it
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return owner.start === null || stat.start === owner.start;
 }
 
 /** A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), or null where /proc has none. */
 export function startTime(pid: number): string | null {
+  return procStat(pid)?.start ?? null;
+}
+
+/** State (field 3) and start time (field 22) of /proc/<pid>/stat, or null where /proc has none. */
+function procStat(pid: number): { state: string; start: string | null } | null {
+  let stat;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // Field 2 (the command) is in parentheses and may hold spaces: count from the last ')'.
-    const field = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    return field && /^\d+$/.test(field) ? field : null;
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   } catch {
     return null;
   }
+  // Field 2 (the command) is in parentheses and may hold spaces: count from the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = fields[19];
+  return { state: fields[0] ?? '', start: start && /^\d+$/.test(start) ? start : null };
+}
+
+let cachedBootId: string | null | undefined;
+
+/** The first 8 hex digits of this boot's id (Linux), or null; read once. */
+export function bootId(): string | null {
+  if (cachedBootId === undefined) {
+    try {
+      const id = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().slice(0, 8);
+      cachedBootId = /^[0-9a-f]{8}$/.test(id) ? id : null;
+    } catch {
+      cachedBootId = null;
+    }
+  }
+  return cachedBootId;
 }
 
 function exists(path: Buffer): boolean {

@@ -271,3 +271,21 @@ test('a failed fetch is stored as "git fetch failed" with git\'s own reason, not
     await s.exited;
   }
 });
+
+test('a server whose log reader went away (closed stderr) keeps serving', { timeout: 60_000 }, async () => {
+  const p = spawnServe(['serve', '--data-dir', join(tempDir(), 'data'), '--port', '0']);
+  const url = await p.ready;
+  p.child.stderr!.destroy(); // the reader is gone: the server's next log lines hit EPIPE
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${url}/v1/repos`);
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(p.child.exitCode, null, 'the server exited');
+  } finally {
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
+});

@@ -314,9 +314,11 @@ async function setRepoUrl(ctx: ApiContext, name: string, body: Record<string, un
     // A build of the old URL still running can no longer publish (publishRef checks the URL).
     ctx.meta.setRepoUrl(name, url);
     if (normalizeUpstreamUrl(repo.url) !== key) {
-      // Another upstream: refs it lacks are no longer served; the others are until the
-      // sync below rebuilds those whose commit differs (a moved host usually changes nothing).
-      for (const r of ctx.meta.listRefs(name)) if (!remote.refs.has(r.ref)) ctx.meta.removeRef(name, r.ref);
+      // Another upstream: nothing built from the old one may be served as the new one's, not
+      // even a ref at the same commit (its manifest lists the old upstream's branches and tags).
+      // Clones wait for the sync below, or get its error if it fails.
+      for (const r of ctx.meta.listRefs(name)) ctx.meta.removeRef(name, r.ref);
+      ctx.meta.setDefaultBranch(name, remote.head);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }

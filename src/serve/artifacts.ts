@@ -45,12 +45,15 @@ const PROBLEMS = ['digest-mismatch', 'truncated', 'missing'];
 export async function serveArtifact(src: ArtifactSource, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { store, integrity, hot } = src;
   if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
-  const info = await store.stat(digest);
+  let info = await store.stat(digest);
   if (!info) return sendMissing(res, digest);
   if (info.size === 0 && digest !== EMPTY_DIGEST) {
     // Nothing to stream and hash: an empty file under another digest is a truncated artifact.
-    await integrity.quarantine(digest, 'its stored copy is empty');
-    return sendMissing(res, digest);
+    // Checked as any mismatch is (a second read, then only that copy is quarantined): a
+    // rebuild's put may be storing the good bytes right now.
+    if ((await integrity.check(digest)) !== 'intact') return sendMissing(res, digest);
+    info = await store.stat(digest);
+    if (!info || info.size === 0) return sendMissing(res, digest);
   }
   const etag = `"${digest}"`;
   const headers: Record<string, string | number> = {

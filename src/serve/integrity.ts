@@ -12,11 +12,12 @@
  */
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import type { ArtifactStore, StoredCopy } from '../storage/artifact-store.js';
 import { SnapError } from '../util/errors.js';
 import { Semaphore } from '../util/limit.js';
 import { log } from '../util/log.js';
 
+/** 'intact': the stored copy hashed right, or is a fresh put that replaced the damaged one being checked. */
 export type CheckResult = 'intact' | 'damaged' | 'absent';
 
 export interface IntegrityOptions {
@@ -65,10 +66,12 @@ export class ArtifactIntegrity {
     this.#listeners.push(listener);
   }
 
-  async quarantine(digest: string, reason: string): Promise<void> {
+  /** Quarantine the stored copy (only `copy`, when given: see ArtifactStore.openCopy). */
+  async quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean> {
+    // Forgotten first, whatever the store does: a copy replaced meanwhile is simply read again.
     this.#verified.delete(digest);
     for (const l of this.#listeners) l(digest);
-    await this.store.quarantine(digest, reason); // logs the digest and reason
+    return this.store.quarantine(digest, reason, copy); // logs the digest and reason
   }
 
   /**
@@ -85,8 +88,11 @@ export class ArtifactIntegrity {
       log.warn(`artifact ${digest}: ${mismatchReason(actual, bytes, when)}, but a second read finds it intact (changed while being read?)`);
       return 'intact';
     }
-    await this.quarantine(digest, mismatchReason(again.actual, again.bytes, when));
-    return 'damaged';
+    // Only the copy the second read hashed: a put may have stored a good one since.
+    if (await this.quarantine(digest, mismatchReason(again.actual, again.bytes, when), again.copy)) return 'damaged';
+    // Gone, or replaced by a put (which verified its bytes): nothing known damaged is stored.
+    log.warn(`artifact ${digest}: ${mismatchReason(again.actual, again.bytes, when)}, but that copy was replaced or removed meanwhile; not quarantined`);
+    return (await this.store.stat(digest)) ? 'intact' : 'absent';
   }
 
   /**
@@ -177,11 +183,14 @@ export class ArtifactIntegrity {
   }
 
   /** SHA-256 and length of the stored copy, or null if there is none. */
-  async #hash(digest: string, pace?: (bytes: number) => Promise<void>): Promise<{ actual: string; bytes: number } | null> {
+  async #hash(digest: string, pace?: (bytes: number) => Promise<void>): Promise<{ actual: string; bytes: number; copy: StoredCopy } | null> {
     const hash = createHash('sha256');
     let bytes = 0;
+    let copy: StoredCopy;
     try {
-      for await (const chunk of (await this.store.open(digest)) as AsyncIterable<Buffer>) {
+      const opened = await this.store.openCopy(digest);
+      copy = opened.copy;
+      for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
         hash.update(chunk);
         bytes += chunk.length;
         await pace?.(chunk.length);
@@ -190,7 +199,7 @@ export class ArtifactIntegrity {
       if (err instanceof SnapError && err.code === 'artifact-missing') return null;
       throw err;
     }
-    return { actual: hash.digest('hex'), bytes };
+    return { actual: hash.digest('hex'), bytes, copy };
   }
 
   #forgetOldChecks(now: number): void {

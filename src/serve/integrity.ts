@@ -29,7 +29,21 @@ export interface IntegrityOptions {
   concurrency?: number;
   /** Re-checks waiting for a slot; more requests are dropped. */
   maxQueued?: number;
+  /** Budget of checks that clients' reports start, all artifacts together: bytes per second, and the burst. */
+  reportBytesPerSecond?: number;
+  reportBurstBytes?: number;
+  /** A report about an artifact that a report-started check found intact within this many ms is ignored. */
+  reportedIntactMs?: number;
 }
+
+/** Defaults of the report budget (documented in docs/API.md). */
+export const REPORT_LIMITS = {
+  bytesPerSecond: 32 * 2 ** 20,
+  burstBytes: 256 * 2 ** 20,
+  /** What a check costs at least, however small the artifact: opening and reading a file is not free. */
+  minCostBytes: 2 ** 20,
+  intactMs: 10 * 60_000,
+};
 
 export class ArtifactIntegrity {
   readonly #verified = new Map<string, true>(); // insertion order: oldest first
@@ -40,6 +54,12 @@ export class ArtifactIntegrity {
   readonly #maxVerified: number;
   readonly #intervalMs: number;
   readonly #maxQueued: number;
+  readonly #reportRate: number;
+  readonly #reportBurst: number;
+  readonly #reportedIntactMs: number;
+  #reportTokens: number;
+  #reportTokensAt = Date.now();
+  readonly #reportedIntact = new Map<string, number>();
 
   constructor(
     private readonly store: ArtifactStore,
@@ -49,6 +69,10 @@ export class ArtifactIntegrity {
     this.#intervalMs = opts.recheckIntervalMs ?? 60_000;
     this.#maxQueued = opts.maxQueued ?? 64;
     this.#slots = new Semaphore(opts.concurrency ?? 2);
+    this.#reportRate = opts.reportBytesPerSecond ?? REPORT_LIMITS.bytesPerSecond;
+    this.#reportBurst = opts.reportBurstBytes ?? REPORT_LIMITS.burstBytes;
+    this.#reportedIntactMs = opts.reportedIntactMs ?? REPORT_LIMITS.intactMs;
+    this.#reportTokens = this.#reportBurst;
   }
 
   isVerified(digest: string): boolean {
@@ -148,6 +172,43 @@ export class ArtifactIntegrity {
    * checked within the interval or too many checks are waiting.
    */
   requestCheck(digest: string, why: string): boolean {
+    return this.#request(digest, why, () => true);
+  }
+
+  /**
+   * A client's report about a stored artifact of `size` bytes. Anyone may report, and can
+   * read every digest from status: besides the per-artifact interval, reports share one
+   * budget of bytes hashed (a token bucket; each check costs its size, at least
+   * minCostBytes), and an artifact a report found intact is not checked for a report
+   * again for reportedIntactMs. Reads, the scrubber and requestCheck are not limited by it.
+   */
+  requestReportedCheck(digest: string, size: number, why: string): boolean {
+    const now = Date.now();
+    const intactAt = this.#reportedIntact.get(digest);
+    if (intactAt !== undefined && now - intactAt < this.#reportedIntactMs) {
+      log.debug(`check of artifact ${digest} (${why}) skipped: a report found it intact ${Math.round((now - intactAt) / 1000)} s ago`);
+      return false;
+    }
+    const affordable = () => {
+      this.#reportTokens = Math.min(this.#reportBurst, this.#reportTokens + ((now - this.#reportTokensAt) / 1000) * this.#reportRate);
+      this.#reportTokensAt = now;
+      if (this.#reportTokens <= 0) {
+        log.debug(`check of artifact ${digest} (${why}) dropped: the budget for reported checks is spent`);
+        return false;
+      }
+      // May go below zero (an artifact larger than the burst): later reports wait until it is paid back.
+      this.#reportTokens -= Math.max(size, REPORT_LIMITS.minCostBytes);
+      return true;
+    };
+    return this.#request(digest, why, affordable, (result) => {
+      if (result === 'intact') {
+        if (this.#reportedIntact.size >= 10_000) for (const [d, t] of this.#reportedIntact) if (Date.now() - t >= this.#reportedIntactMs) this.#reportedIntact.delete(d);
+        this.#reportedIntact.set(digest, Date.now());
+      }
+    });
+  }
+
+  #request(digest: string, why: string, affordable: () => boolean, done?: (result: CheckResult) => void): boolean {
     const now = Date.now();
     const last = this.#lastCheck.get(digest);
     if (this.#inFlight.has(digest) || (last !== undefined && now - last < this.#intervalMs)) {
@@ -158,10 +219,14 @@ export class ArtifactIntegrity {
       log.warn(`check of artifact ${digest} (${why}) dropped: ${this.#inFlight.size} checks already waiting`);
       return false;
     }
+    if (!affordable()) return false;
     this.#forgetOldChecks(now);
     this.#lastCheck.set(digest, now);
     this.check(digest).then(
-      (result) => (result === 'damaged' ? undefined : log.info(`artifact ${digest} checked (${why}): ${result}`)),
+      (result) => {
+        done?.(result);
+        if (result !== 'damaged') log.info(`artifact ${digest} checked (${why}): ${result}`);
+      },
       (err: unknown) => log.error(`check of artifact ${digest} failed: ${(err as Error).message}`),
     );
     return true;

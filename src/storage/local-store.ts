@@ -13,7 +13,7 @@
  * damaged (its device, inode, size and mtime): a good copy put at the path since
  * is never moved away.
  */
-import { constants as fsConstants, createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { constants as fsConstants, createReadStream, existsSync, mkdirSync, lstatSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
@@ -40,6 +40,7 @@ export class LocalArtifactStore implements ArtifactStore {
     this.#quarantineDir = join(rootDir, 'quarantine');
     mkdirSync(this.#tmpDir, { recursive: true });
     this.#cleanStaleTmp();
+    this.#finishInterruptedQuarantines();
   }
 
   async putFile(path: string, claimed?: string): Promise<ArtifactInfo> {
@@ -270,6 +271,43 @@ export class LocalArtifactStore implements ArtifactStore {
   }
 
   /**
+   * A crash between quarantine's two renames leaves <digest>.<pid>-<rand>: not listed,
+   * never cleaned, and the artifact reads missing without being reported damaged. Finish
+   * such a quarantine (its owner is gone), unless it is moot: a copy stored again since,
+   * or a newer quarantined copy.
+   */
+  #finishInterruptedQuarantines(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#quarantineDir);
+    } catch {
+      return; // none yet
+    }
+    for (const name of names) {
+      const m = INCOMING.exec(name);
+      if (!m) continue;
+      const digest = m[1]!;
+      const leftover = join(this.#quarantineDir, name);
+      const dest = this.#quarantinePath(digest);
+      try {
+        // Its owner may be alive mid-quarantine (another store on this root); the two renames are
+        // moments apart, so one renamed (ctime) a minute ago is abandoned even if its pid is reused.
+        if (processAlive(Number(m[2])) && Date.now() - lstatSync(leftover).ctimeMs < 60_000) continue;
+        if (existsSync(this.localPath(digest)) || existsSync(dest)) {
+          rmSync(leftover, { recursive: true, force: true });
+          continue;
+        }
+        renameSync(leftover, dest);
+        const record: QuarantinedArtifact = { digest, reason: 'interrupted quarantine', since: Date.now() };
+        writeFileSync(`${dest}.json`, `${JSON.stringify(record)}\n`);
+        log.warn(`artifact ${digest}: finished a quarantine interrupted by a crash`);
+      } catch (err) {
+        log.warn(`could not finish the interrupted quarantine ${leftover}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /**
    * Remove tmp files left by crashed writers: those whose owning process is gone,
    * and any untouched for an hour. Live writers in other processes (or other
    * stores on this root in this process) keep fresh files, which are spared.
@@ -296,6 +334,8 @@ export class LocalArtifactStore implements ArtifactStore {
 function copyOf(st: { dev: number; ino: number; size: number; mtimeMs: number }): StoredCopy {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
+
+const INCOMING = /^([0-9a-f]{64})\.(\d+)-[0-9a-f]+$/;
 
 function checkDigest(digest: string): void {
   if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);

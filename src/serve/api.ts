@@ -12,7 +12,7 @@ import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../build/upstream.js';
-import { snapshotRefs } from '../build/mirror.js';
+import { MirrorRefs } from './mirror-refs.js';
 import { assertRepoName, nameFromUrl } from '../clonepack/names.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
@@ -40,6 +40,7 @@ export interface ApiContext {
 
 interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
+  mirrorRefs: MirrorRefs;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -47,7 +48,7 @@ export function apiHandler(context: ApiContext) {
     const job = context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
-  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive) };
+  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs() };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(ctx, req, res);
@@ -247,7 +248,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
   if (last?.state === 'failed') throw failedBuild(name, refParam, last);
   let target: string | null = null;
   if (mirrored) {
-    const refs = await snapshotRefs(mirror);
+    const refs = await ctx.mirrorRefs.get(mirror); // shared and reused: one git run for many requests
     target = candidates.find((c) => refs.some((r) => r.name === c)) ?? null;
   }
   if (!target) {
@@ -288,6 +289,7 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   const removed = ctx.meta.removeRepo(name);
   if (!removed) throw new SnapError('not-found', `unknown repository ${name}`);
   ctx.onDemand.forget(name);
+  ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
   // Queued jobs fail when they start (the repository is gone); a running one can no longer
   // publish (publishRef checks the registration), and keeps its mirror until it stops.
   const dropMirror = async () => {
@@ -303,7 +305,7 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   sendJson(res, 200, { name, url: removed.url, removed: true });
 }
 
-async function setRepoUrl(ctx: ApiContext, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
   getRepoOr404(ctx, name);
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
   const url = body.url;
@@ -314,9 +316,12 @@ async function setRepoUrl(ctx: ApiContext, name: string, body: Record<string, un
     // A build of the old URL still running can no longer publish (publishRef checks the URL).
     ctx.meta.setRepoUrl(name, url);
     if (normalizeUpstreamUrl(repo.url) !== key) {
-      // Another upstream: refs it lacks are no longer served; the others are until the
-      // sync below rebuilds those whose commit differs (a moved host usually changes nothing).
-      for (const r of ctx.meta.listRefs(name)) if (!remote.refs.has(r.ref)) ctx.meta.removeRef(name, r.ref);
+      // Another upstream: nothing built from the old one may be served as the new one's, not
+      // even a ref at the same commit (its manifest lists the old upstream's branches and tags).
+      // Clones wait for the sync below, or get its error if it fails.
+      for (const r of ctx.meta.listRefs(name)) ctx.meta.removeRef(name, r.ref);
+      ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
+      ctx.meta.setDefaultBranch(name, remote.head);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }

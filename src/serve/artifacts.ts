@@ -45,12 +45,15 @@ const PROBLEMS = ['digest-mismatch', 'truncated', 'missing'];
 export async function serveArtifact(src: ArtifactSource, digest: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { store, integrity, hot } = src;
   if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
-  const info = await store.stat(digest);
+  let info = await store.stat(digest);
   if (!info) return sendMissing(res, digest);
   if (info.size === 0 && digest !== EMPTY_DIGEST) {
     // Nothing to stream and hash: an empty file under another digest is a truncated artifact.
-    await integrity.quarantine(digest, 'its stored copy is empty');
-    return sendMissing(res, digest);
+    // Checked as any mismatch is (a second read, then only that copy is quarantined): a
+    // rebuild's put may be storing the good bytes right now.
+    if ((await integrity.check(digest)) !== 'intact') return sendMissing(res, digest);
+    info = await store.stat(digest);
+    if (!info || info.size === 0) return sendMissing(res, digest);
   }
   const etag = `"${digest}"`;
   const headers: Record<string, string | number> = {
@@ -99,7 +102,8 @@ export async function serveArtifact(src: ArtifactSource, digest: string, req: In
 /**
  * POST /v1/artifacts/<sha256>/report {"problem"}: a client's download of this
  * artifact failed its checks. The stored copy is re-hashed in the background
- * (rate-limited per artifact) and quarantined if bad.
+ * (rate-limited per artifact and by a budget shared by all reports, see
+ * integrity.ts) and quarantined if bad. A digest not stored is a 404.
  */
 export async function reportArtifact(src: ArtifactSource, digest: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
   if (!isDigest(digest)) return sendJson(res, 400, { error: 'artifact id must be a lowercase hex SHA-256', code: 'invalid' });
@@ -107,7 +111,11 @@ export async function reportArtifact(src: ArtifactSource, digest: string, body: 
   if (typeof problem !== 'string' || !PROBLEMS.includes(problem)) {
     return sendJson(res, 400, { error: `body needs "problem": one of ${PROBLEMS.join(', ')}`, code: 'invalid' });
   }
-  if (src.integrity.requestCheck(digest, `a client reported ${problem}`)) log.warn(`a client reports artifact ${digest}: ${problem}; checking the stored copy`);
+  // Nothing stored (never was, or quarantined already): nothing to check, and nothing to log
+  // for whoever posts random digests.
+  const info = await src.store.stat(digest);
+  if (!info) return sendMissing(res, digest);
+  if (src.integrity.requestReportedCheck(digest, info.size, `a client reported ${problem}`)) log.warn(`a client reports artifact ${digest}: ${problem}; checking the stored copy`);
   sendJson(res, 202, { status: 'checking' });
 }
 

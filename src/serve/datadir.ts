@@ -10,14 +10,15 @@
  * stale lock cannot exist and a reused pid cannot fake a live holder; and it
  * works across pid namespaces (containers sharing a volume), where a pid file's
  * liveness check would not. Node has no flock(); SQLite (already our database)
- * gives us fcntl locking. <data-dir>/server.pid only names the holder for the
+ * gives us fcntl locking; the lock is taken by an empty exclusive transaction,
+ * which writes nothing (see takeExclusive). <data-dir>/server.pid only names the holder for the
  * refusal message; it is never used to decide anything.
  *
  * Never open server.lock with node:fs in the server process: closing any fd of
  * a file drops the process's fcntl locks on it (SQLite works around that for
  * its own connections only).
  */
-import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
@@ -59,20 +60,14 @@ export function lockDataDir(dir: string): DataDirLock {
   const lockPath = join(dir, LOCK_FILE);
   let db: Db;
   try {
+    createLockFile(lockPath);
     // timeout 0: a held lock is an answer, not something to wait for.
     db = new Database(lockPath, { timeout: 0 });
   } catch (err) {
     throw new SnapError('usage', `data dir ${dir} is not a usable directory: cannot create ${lockPath}: ${errText(err)}`);
   }
   try {
-    db.pragma('locking_mode = EXCLUSIVE'); // keep every lock once taken, until close
-    db.pragma('journal_mode = MEMORY'); // no journal file beside the lock
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, since INTEGER NOT NULL)');
-    // The first write takes the exclusive lock, held from now on.
-    db.transaction(() => {
-      db.exec('DELETE FROM holder');
-      db.prepare('INSERT INTO holder (pid, since) VALUES (?, ?)').run(process.pid, Date.now());
-    })();
+    takeExclusive(db);
   } catch (err) {
     db.close();
     const code = (err as { code?: string }).code;
@@ -95,6 +90,44 @@ export function lockDataDir(dir: string): DataDirLock {
       db.close();
     },
   };
+}
+
+/**
+ * BEGIN EXCLUSIVE takes the exclusive lock, and in EXCLUSIVE locking mode the COMMIT keeps
+ * it until close. A commit with no changes writes nothing to an initialized file, so a
+ * start (or a crash during one) never changes a byte of the lock file.
+ */
+function takeExclusive(db: Db): void {
+  db.pragma('locking_mode = EXCLUSIVE'); // keep every lock once taken, until close
+  db.pragma('journal_mode = MEMORY'); // no journal file beside the lock
+  db.exec('BEGIN EXCLUSIVE');
+  db.exec('COMMIT');
+}
+
+/**
+ * The only write a lock file ever gets is SQLite initializing its first page, on the first
+ * commit. Done on a private file that then appears under its name whole (link is
+ * create-only: of racing starters one creates it, the others use it), so a crash
+ * cannot leave a half-written lock file for the next start to refuse.
+ */
+function createLockFile(lockPath: string): void {
+  if (existsSync(lockPath)) return;
+  const tmp = `${lockPath}.${process.pid}-${Date.now()}.tmp`;
+  try {
+    const db = new Database(tmp);
+    try {
+      takeExclusive(db);
+    } finally {
+      db.close();
+    }
+    try {
+      linkSync(tmp, lockPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
 
 function writePidFile(path: string): void {

@@ -12,11 +12,12 @@
  */
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import type { ArtifactStore, StoredCopy } from '../storage/artifact-store.js';
 import { SnapError } from '../util/errors.js';
 import { Semaphore } from '../util/limit.js';
 import { log } from '../util/log.js';
 
+/** 'intact': the stored copy hashed right, or is a fresh put that replaced the damaged one being checked. */
 export type CheckResult = 'intact' | 'damaged' | 'absent';
 
 export interface IntegrityOptions {
@@ -28,7 +29,21 @@ export interface IntegrityOptions {
   concurrency?: number;
   /** Re-checks waiting for a slot; more requests are dropped. */
   maxQueued?: number;
+  /** Budget of checks that clients' reports start, all artifacts together: bytes per second, and the burst. */
+  reportBytesPerSecond?: number;
+  reportBurstBytes?: number;
+  /** A report about an artifact that a report-started check found intact within this many ms is ignored. */
+  reportedIntactMs?: number;
 }
+
+/** Defaults of the report budget (documented in docs/API.md). */
+export const REPORT_LIMITS = {
+  bytesPerSecond: 32 * 2 ** 20,
+  burstBytes: 256 * 2 ** 20,
+  /** What a check costs at least, however small the artifact: opening and reading a file is not free. */
+  minCostBytes: 2 ** 20,
+  intactMs: 10 * 60_000,
+};
 
 export class ArtifactIntegrity {
   readonly #verified = new Map<string, true>(); // insertion order: oldest first
@@ -39,6 +54,12 @@ export class ArtifactIntegrity {
   readonly #maxVerified: number;
   readonly #intervalMs: number;
   readonly #maxQueued: number;
+  readonly #reportRate: number;
+  readonly #reportBurst: number;
+  readonly #reportedIntactMs: number;
+  #reportTokens: number;
+  #reportTokensAt = Date.now();
+  readonly #reportedIntact = new Map<string, number>();
 
   constructor(
     private readonly store: ArtifactStore,
@@ -48,6 +69,10 @@ export class ArtifactIntegrity {
     this.#intervalMs = opts.recheckIntervalMs ?? 60_000;
     this.#maxQueued = opts.maxQueued ?? 64;
     this.#slots = new Semaphore(opts.concurrency ?? 2);
+    this.#reportRate = opts.reportBytesPerSecond ?? REPORT_LIMITS.bytesPerSecond;
+    this.#reportBurst = opts.reportBurstBytes ?? REPORT_LIMITS.burstBytes;
+    this.#reportedIntactMs = opts.reportedIntactMs ?? REPORT_LIMITS.intactMs;
+    this.#reportTokens = this.#reportBurst;
   }
 
   isVerified(digest: string): boolean {
@@ -65,10 +90,12 @@ export class ArtifactIntegrity {
     this.#listeners.push(listener);
   }
 
-  async quarantine(digest: string, reason: string): Promise<void> {
+  /** Quarantine the stored copy (only `copy`, when given: see ArtifactStore.openCopy). */
+  async quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean> {
+    // Forgotten first, whatever the store does: a copy replaced meanwhile is simply read again.
     this.#verified.delete(digest);
     for (const l of this.#listeners) l(digest);
-    await this.store.quarantine(digest, reason); // logs the digest and reason
+    return this.store.quarantine(digest, reason, copy); // logs the digest and reason
   }
 
   /**
@@ -85,8 +112,11 @@ export class ArtifactIntegrity {
       log.warn(`artifact ${digest}: ${mismatchReason(actual, bytes, when)}, but a second read finds it intact (changed while being read?)`);
       return 'intact';
     }
-    await this.quarantine(digest, mismatchReason(again.actual, again.bytes, when));
-    return 'damaged';
+    // Only the copy the second read hashed: a put may have stored a good one since.
+    if (await this.quarantine(digest, mismatchReason(again.actual, again.bytes, when), again.copy)) return 'damaged';
+    // Gone, or replaced by a put (which verified its bytes): nothing known damaged is stored.
+    log.warn(`artifact ${digest}: ${mismatchReason(again.actual, again.bytes, when)}, but that copy was replaced or removed meanwhile; not quarantined`);
+    return (await this.store.stat(digest)) ? 'intact' : 'absent';
   }
 
   /**
@@ -142,6 +172,43 @@ export class ArtifactIntegrity {
    * checked within the interval or too many checks are waiting.
    */
   requestCheck(digest: string, why: string): boolean {
+    return this.#request(digest, why, () => true);
+  }
+
+  /**
+   * A client's report about a stored artifact of `size` bytes. Anyone may report, and can
+   * read every digest from status: besides the per-artifact interval, reports share one
+   * budget of bytes hashed (a token bucket; each check costs its size, at least
+   * minCostBytes), and an artifact a report found intact is not checked for a report
+   * again for reportedIntactMs. Reads, the scrubber and requestCheck are not limited by it.
+   */
+  requestReportedCheck(digest: string, size: number, why: string): boolean {
+    const now = Date.now();
+    const intactAt = this.#reportedIntact.get(digest);
+    if (intactAt !== undefined && now - intactAt < this.#reportedIntactMs) {
+      log.debug(`check of artifact ${digest} (${why}) skipped: a report found it intact ${Math.round((now - intactAt) / 1000)} s ago`);
+      return false;
+    }
+    const affordable = () => {
+      this.#reportTokens = Math.min(this.#reportBurst, this.#reportTokens + ((now - this.#reportTokensAt) / 1000) * this.#reportRate);
+      this.#reportTokensAt = now;
+      if (this.#reportTokens <= 0) {
+        log.debug(`check of artifact ${digest} (${why}) dropped: the budget for reported checks is spent`);
+        return false;
+      }
+      // May go below zero (an artifact larger than the burst): later reports wait until it is paid back.
+      this.#reportTokens -= Math.max(size, REPORT_LIMITS.minCostBytes);
+      return true;
+    };
+    return this.#request(digest, why, affordable, (result) => {
+      if (result === 'intact') {
+        if (this.#reportedIntact.size >= 10_000) for (const [d, t] of this.#reportedIntact) if (Date.now() - t >= this.#reportedIntactMs) this.#reportedIntact.delete(d);
+        this.#reportedIntact.set(digest, Date.now());
+      }
+    });
+  }
+
+  #request(digest: string, why: string, affordable: () => boolean, done?: (result: CheckResult) => void): boolean {
     const now = Date.now();
     const last = this.#lastCheck.get(digest);
     if (this.#inFlight.has(digest) || (last !== undefined && now - last < this.#intervalMs)) {
@@ -152,10 +219,14 @@ export class ArtifactIntegrity {
       log.warn(`check of artifact ${digest} (${why}) dropped: ${this.#inFlight.size} checks already waiting`);
       return false;
     }
+    if (!affordable()) return false;
     this.#forgetOldChecks(now);
     this.#lastCheck.set(digest, now);
     this.check(digest).then(
-      (result) => (result === 'damaged' ? undefined : log.info(`artifact ${digest} checked (${why}): ${result}`)),
+      (result) => {
+        done?.(result);
+        if (result !== 'damaged') log.info(`artifact ${digest} checked (${why}): ${result}`);
+      },
       (err: unknown) => log.error(`check of artifact ${digest} failed: ${(err as Error).message}`),
     );
     return true;
@@ -177,11 +248,14 @@ export class ArtifactIntegrity {
   }
 
   /** SHA-256 and length of the stored copy, or null if there is none. */
-  async #hash(digest: string, pace?: (bytes: number) => Promise<void>): Promise<{ actual: string; bytes: number } | null> {
+  async #hash(digest: string, pace?: (bytes: number) => Promise<void>): Promise<{ actual: string; bytes: number; copy: StoredCopy } | null> {
     const hash = createHash('sha256');
     let bytes = 0;
+    let copy: StoredCopy;
     try {
-      for await (const chunk of (await this.store.open(digest)) as AsyncIterable<Buffer>) {
+      const opened = await this.store.openCopy(digest);
+      copy = opened.copy;
+      for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
         hash.update(chunk);
         bytes += chunk.length;
         await pace?.(chunk.length);
@@ -190,7 +264,7 @@ export class ArtifactIntegrity {
       if (err instanceof SnapError && err.code === 'artifact-missing') return null;
       throw err;
     }
-    return { actual: hash.digest('hex'), bytes };
+    return { actual: hash.digest('hex'), bytes, copy };
   }
 
   #forgetOldChecks(now: number): void {

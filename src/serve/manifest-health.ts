@@ -5,7 +5,7 @@
  * artifacts a repository's manifests name.
  */
 import { manifestArtifacts, parseManifest } from '../clonepack/manifest.js';
-import type { ArtifactStore, QuarantinedArtifact } from '../storage/artifact-store.js';
+import type { ArtifactStore, QuarantinedArtifact, StoredCopy } from '../storage/artifact-store.js';
 import { sha256Hex } from '../util/hash.js';
 
 /**
@@ -17,12 +17,18 @@ import { sha256Hex } from '../util/hash.js';
 export async function manifestIntact(store: ArtifactStore, manifestDigest: string): Promise<boolean> {
   let bytes: Buffer;
   try {
-    bytes = await store.read(manifestDigest);
+    let read = await readCopy(store, manifestDigest);
+    if (sha256Hex(read.bytes) !== manifestDigest) {
+      // As integrity.ts confirms damage: a second read, then quarantine only the copy it read
+      // (a rebuild's put may have stored a good one meanwhile).
+      read = await readCopy(store, manifestDigest);
+      if (sha256Hex(read.bytes) !== manifestDigest) {
+        await store.quarantine(manifestDigest, `its ${read.bytes.length} stored bytes do not hash to its digest (found by sync)`, read.copy);
+        return false;
+      }
+    }
+    bytes = read.bytes;
   } catch {
-    return false;
-  }
-  if (sha256Hex(bytes) !== manifestDigest) {
-    await store.quarantine(manifestDigest, `its ${bytes.length} stored bytes do not hash to its digest (found by sync)`);
     return false;
   }
   let artifacts;
@@ -52,4 +58,11 @@ export async function damagedArtifacts(store: ArtifactStore, manifestDigests: st
     }
   }
   return quarantined.filter((q) => named.has(q.digest));
+}
+
+async function readCopy(store: ArtifactStore, digest: string): Promise<{ bytes: Buffer; copy: StoredCopy }> {
+  const { stream, copy } = await store.openCopy(digest);
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+  return { bytes: Buffer.concat(chunks), copy };
 }

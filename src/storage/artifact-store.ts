@@ -8,6 +8,9 @@
  */
 import type { Readable } from 'node:stream';
 
+/** Opaque identity of one stored copy of an artifact (the local store: device, inode, size, mtime). */
+export type StoredCopy = string;
+
 export interface ArtifactInfo {
   digest: string;
   size: number;
@@ -40,8 +43,16 @@ export interface ArtifactStore {
   open(digest: string, range?: { start: number; end: number }): Promise<Readable>;
   /** Whole artifact in memory (for small ones: manifests). Throws SnapError('artifact-missing') if absent. */
   read(digest: string): Promise<Buffer>;
-  /** Move a damaged stored copy aside with a reason. False if there was none to move. */
-  quarantine(digest: string, reason: string): Promise<boolean>;
+  /**
+   * Stream the whole stored artifact, with an identity of the stored copy being read: a
+   * quarantine given it moves that copy only, never one stored since (a rebuild's put).
+   */
+  openCopy(digest: string): Promise<{ stream: Readable; copy: StoredCopy }>;
+  /**
+   * Move a damaged stored copy aside with a reason. False if there was none to move, or
+   * `copy` (from openCopy) was given and the stored copy is no longer that one.
+   */
+  quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean>;
   /** Artifacts quarantined and not restored since. */
   listQuarantined(): Promise<QuarantinedArtifact[]>;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */

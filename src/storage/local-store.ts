@@ -9,15 +9,17 @@
  * regular file, or a size other than a new put of the same digest has) moves
  * to root/quarantine/<digest>, with <digest>.json saying why and since when.
  * It then reads as absent; a put of that digest links fresh verified bytes in
- * its place, which ends the quarantine.
+ * its place, which ends the quarantine. A quarantine names the copy it found
+ * damaged (its device, inode, size and mtime): a good copy put at the path since
+ * is never moved away.
  */
-import { constants as fsConstants, createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { constants as fsConstants, createReadStream, existsSync, mkdirSync, lstatSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact } from './artifact-store.js';
+import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from './artifact-store.js';
 import { SnapError, integrityError, invalid } from '../util/errors.js';
 import { isDigest, sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
@@ -38,6 +40,7 @@ export class LocalArtifactStore implements ArtifactStore {
     this.#quarantineDir = join(rootDir, 'quarantine');
     mkdirSync(this.#tmpDir, { recursive: true });
     this.#cleanStaleTmp();
+    this.#finishInterruptedQuarantines();
   }
 
   async putFile(path: string, claimed?: string): Promise<ArtifactInfo> {
@@ -100,7 +103,7 @@ export class LocalArtifactStore implements ArtifactStore {
       throw err;
     }
     if (!st.isFile()) {
-      await this.quarantine(digest, 'not a regular file');
+      await this.quarantine(digest, 'not a regular file', copyOf(st));
       return null;
     }
     return { digest, size: st.size };
@@ -124,6 +127,12 @@ export class LocalArtifactStore implements ArtifactStore {
     }
   }
 
+  async openCopy(digest: string): Promise<{ stream: Readable; copy: StoredCopy }> {
+    checkDigest(digest);
+    const { fh, copy } = await this.#openFile(digest);
+    return { stream: fh.createReadStream({ highWaterMark: HIGH_WATER_MARK }), copy };
+  }
+
   async read(digest: string): Promise<Buffer> {
     checkDigest(digest);
     const { fh } = await this.#openFile(digest);
@@ -134,7 +143,7 @@ export class LocalArtifactStore implements ArtifactStore {
     }
   }
 
-  async quarantine(digest: string, reason: string): Promise<boolean> {
+  async quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean> {
     checkDigest(digest);
     const dest = this.#quarantinePath(digest);
     await mkdir(this.#quarantineDir, { recursive: true });
@@ -146,6 +155,17 @@ export class LocalArtifactStore implements ArtifactStore {
     } catch (err) {
       if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return false;
       throw err;
+    }
+    // The path names whatever was stored last: a put may have replaced the copy found damaged
+    // (after the hash, before the rename). Moved away by mistake, it goes back, create-only.
+    const moved = await lstat(incoming);
+    if (copy !== undefined && moved.isFile() && copyOf(moved) !== copy) {
+      await link(incoming, this.localPath(digest)).catch((err: unknown) => {
+        if (errno(err) !== 'EEXIST') throw err; // EEXIST: put again meanwhile; that copy is as good
+      });
+      await unlink(incoming);
+      log.warn(`artifact ${digest}: not quarantined, the copy found damaged was replaced meanwhile`);
+      return false;
     }
     await rm(dest, { recursive: true, force: true }); // a copy quarantined before, restored since
     await rename(incoming, dest);
@@ -207,15 +227,15 @@ export class LocalArtifactStore implements ArtifactStore {
       // Same digest, so the same bytes, unless the stored copy is damaged.
       const damage = await visibleDamage(dest, size);
       if (damage === null) return this.#endQuarantine(digest);
-      if (attempt > 2) throw integrityError(`stored artifact ${digest} is damaged (${damage}) and could not be replaced`);
-      if (damage !== 'gone') await this.quarantine(digest, damage);
+      if (attempt > 2) throw integrityError(`stored artifact ${digest} is damaged (${damage === 'gone' ? 'it vanished' : damage.reason}) and could not be replaced`);
+      if (damage !== 'gone') await this.quarantine(digest, damage.reason, damage.copy);
     }
     await fsync(dir); // make the new name itself survive power loss
     await this.#endQuarantine(digest);
   }
 
   /** Open an artifact's file, refusing anything but a regular file (a directory there is damage, not an artifact). */
-  async #openFile(digest: string): Promise<{ fh: FileHandle; size: number }> {
+  async #openFile(digest: string): Promise<{ fh: FileHandle; size: number; copy: StoredCopy }> {
     let fh: FileHandle;
     try {
       // O_NONBLOCK: a FIFO at the path must not hang the open; no effect on regular files.
@@ -226,10 +246,10 @@ export class LocalArtifactStore implements ArtifactStore {
     try {
       const st = await fh.stat();
       if (!st.isFile()) {
-        await this.quarantine(digest, 'not a regular file');
+        await this.quarantine(digest, 'not a regular file', copyOf(st));
         throw missing(digest);
       }
-      return { fh, size: st.size };
+      return { fh, size: st.size, copy: copyOf(st) };
     } catch (err) {
       await fh.close();
       throw err;
@@ -251,6 +271,43 @@ export class LocalArtifactStore implements ArtifactStore {
   }
 
   /**
+   * A crash between quarantine's two renames leaves <digest>.<pid>-<rand>: not listed,
+   * never cleaned, and the artifact reads missing without being reported damaged. Finish
+   * such a quarantine (its owner is gone), unless it is moot: a copy stored again since,
+   * or a newer quarantined copy.
+   */
+  #finishInterruptedQuarantines(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#quarantineDir);
+    } catch {
+      return; // none yet
+    }
+    for (const name of names) {
+      const m = INCOMING.exec(name);
+      if (!m) continue;
+      const digest = m[1]!;
+      const leftover = join(this.#quarantineDir, name);
+      const dest = this.#quarantinePath(digest);
+      try {
+        // Its owner may be alive mid-quarantine (another store on this root); the two renames are
+        // moments apart, so one renamed (ctime) a minute ago is abandoned even if its pid is reused.
+        if (processAlive(Number(m[2])) && Date.now() - lstatSync(leftover).ctimeMs < 60_000) continue;
+        if (existsSync(this.localPath(digest)) || existsSync(dest)) {
+          rmSync(leftover, { recursive: true, force: true });
+          continue;
+        }
+        renameSync(leftover, dest);
+        const record: QuarantinedArtifact = { digest, reason: 'interrupted quarantine', since: Date.now() };
+        writeFileSync(`${dest}.json`, `${JSON.stringify(record)}\n`);
+        log.warn(`artifact ${digest}: finished a quarantine interrupted by a crash`);
+      } catch (err) {
+        log.warn(`could not finish the interrupted quarantine ${leftover}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /**
    * Remove tmp files left by crashed writers: those whose owning process is gone,
    * and any untouched for an hour. Live writers in other processes (or other
    * stores on this root in this process) keep fresh files, which are spared.
@@ -269,6 +326,16 @@ export class LocalArtifactStore implements ArtifactStore {
     }
   }
 }
+
+/**
+ * Which file this is. Device and inode name it; size and mtime guard against an inode freed and
+ * reused by a new copy (rename changes neither).
+ */
+function copyOf(st: { dev: number; ino: number; size: number; mtimeMs: number }): StoredCopy {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+const INCOMING = /^([0-9a-f]{64})\.(\d+)-[0-9a-f]+$/;
 
 function checkDigest(digest: string): void {
   if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);
@@ -311,7 +378,7 @@ function processAlive(pid: number): boolean {
 }
 
 /** Why the file at an artifact's path cannot be the artifact of `size` bytes; null if it may be, 'gone' if it vanished meanwhile. */
-async function visibleDamage(path: string, size: number): Promise<string | null> {
+async function visibleDamage(path: string, size: number): Promise<{ reason: string; copy: StoredCopy } | 'gone' | null> {
   let st;
   try {
     st = await stat(path);
@@ -319,8 +386,8 @@ async function visibleDamage(path: string, size: number): Promise<string | null>
     if (errno(err) === 'ENOENT') return 'gone';
     throw err;
   }
-  if (!st.isFile()) return 'not a regular file';
-  if (st.size !== size) return `stored copy has ${st.size} bytes, the artifact has ${size}`;
+  if (!st.isFile()) return { reason: 'not a regular file', copy: copyOf(st) };
+  if (st.size !== size) return { reason: `stored copy has ${st.size} bytes, the artifact has ${size}`, copy: copyOf(st) };
   return null;
 }
 

@@ -18,6 +18,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSy
 import { dirname, join, relative, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SnapError } from '../util/errors.js';
+import { pidExists } from '../util/process.js';
 
 const PREFIX = '.snapclone-staging-';
 /** pid, start time (or x), boot id (optional: not on systems without /proc, nor in names made before it was recorded), random. */
@@ -206,11 +207,7 @@ export function ownerAlive(owner: StagingOwner): boolean {
     const boot = bootId();
     if (boot !== null && boot !== owner.boot) return false;
   }
-  try {
-    process.kill(owner.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // ESRCH: no such process
-  }
+  if (!pidExists(owner.pid)) return false;
   const stat = procStat(owner.pid);
   if (stat === null) return true; // no /proc: the pid exists, trust it
   if (stat.state === 'Z' || stat.state === 'X') return false;
@@ -251,7 +248,7 @@ export function bootId(): string | null {
   return cachedBootId;
 }
 
-function exists(path: Buffer): boolean {
+function exists(path: string | Buffer): boolean {
   try {
     lstatSync(path);
     return true;
@@ -276,7 +273,7 @@ function rmQuietly(path: string | Buffer): void {
  */
 function makeParents(dir: string): string[] {
   const missing: string[] = [];
-  for (let d = dir; !lstatExists(d); d = dirname(d)) {
+  for (let d = dir; !exists(d); d = dirname(d)) {
     missing.push(d);
     if (dirname(d) === d) break;
   }
@@ -291,15 +288,6 @@ function makeParents(dir: string): string[] {
     throw err;
   }
   return made;
-}
-
-function lstatExists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function removeDirs(dirs: string[]): void {

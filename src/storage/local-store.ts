@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from './artifact-store.js';
 import { SnapError, integrityError, invalid } from '../util/errors.js';
 import { isDigest, sha256Hex } from '../util/hash.js';
+import { pidExists } from '../util/process.js';
 import { log } from '../util/log.js';
 
 const HIGH_WATER_MARK = 1 << 20;
@@ -292,7 +293,7 @@ export class LocalArtifactStore implements ArtifactStore {
       try {
         // Its owner may be alive mid-quarantine (another store on this root); the two renames are
         // moments apart, so one renamed (ctime) a minute ago is abandoned even if its pid is reused.
-        if (processAlive(Number(m[2])) && Date.now() - lstatSync(leftover).ctimeMs < 60_000) continue;
+        if (pidExists(Number(m[2])) && Date.now() - lstatSync(leftover).ctimeMs < 60_000) continue;
         if (existsSync(this.localPath(digest)) || existsSync(dest)) {
           rmSync(leftover, { recursive: true, force: true });
           continue;
@@ -318,7 +319,7 @@ export class LocalArtifactStore implements ArtifactStore {
       const path = join(this.#tmpDir, name);
       try {
         const pid = Number(name.split('-', 1)[0]);
-        const ownerGone = !Number.isSafeInteger(pid) || pid <= 0 || !processAlive(pid);
+        const ownerGone = !Number.isSafeInteger(pid) || pid <= 0 || !pidExists(pid);
         if (ownerGone || now - statSync(path).mtimeMs > STALE_TMP_MS) rmSync(path, { force: true, recursive: true });
       } catch {
         // Raced with its owner finishing, or unreadable: leave it for next time.
@@ -365,15 +366,6 @@ async function fsync(path: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errno(err) === 'EPERM'; // exists, owned by someone else
   }
 }
 

@@ -5,7 +5,7 @@
  * thousands of files behind while saying it removed them. Every artifact is
  * served at once, so writing the tree is what the signal interrupts.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -35,6 +35,23 @@ function stagedFile(target: string, d: number, f: number): string | null {
   return staging ? join(target, staging, `d${String(d).padStart(4, '0')}`, `f${String(f).padStart(4, '0')}.txt`) : null;
 }
 
+/** Serve the many-file clonepack and start a files-mode clone of it with two writer threads. */
+async function startClone(t: TestContext) {
+  const server = await FakeServer.start();
+  const dirs = cloneDirs();
+  t.after(async () => {
+    await server.close();
+    dirs.cleanup();
+  });
+  publish(server, makeClonepack(manyFiles(), { chunkRawBytes: 16 << 10 }));
+  mkdirSync(dirs.parent, { recursive: true });
+  const child = spawn(process.execPath, [BIN, 'clone', 'demo', dirs.target, '--mode', 'files', '--server', server.url], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, SNAPCLONE_WORKERS: '2' },
+  });
+  return { dirs, child };
+}
+
 const CASES = [
   { name: 'SIGTERM', signals: ['SIGTERM'], codes: [143] },
   { name: 'SIGINT', signals: ['SIGINT'], codes: [130] },
@@ -45,18 +62,7 @@ const CASES = [
 
 for (const { name, signals, codes } of CASES) {
   test(`${name} while writer threads create files removes everything the clone wrote`, async (t) => {
-    const server = await FakeServer.start();
-    const dirs = cloneDirs();
-    t.after(async () => {
-      await server.close();
-      dirs.cleanup();
-    });
-    publish(server, makeClonepack(manyFiles(), { chunkRawBytes: 16 << 10 }));
-    mkdirSync(dirs.parent, { recursive: true });
-    const child = spawn(process.execPath, [BIN, 'clone', 'demo', dirs.target, '--mode', 'files', '--server', server.url], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, SNAPCLONE_WORKERS: '2' },
-    });
+    const { dirs, child } = await startClone(t);
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
@@ -80,19 +86,8 @@ for (const { name, signals, codes } of CASES) {
 }
 
 test('a clone whose stderr is a closed pipe removes what it wrote and exits 141, as git on SIGPIPE', async (t) => {
-  const server = await FakeServer.start();
-  const dirs = cloneDirs();
-  t.after(async () => {
-    await server.close();
-    dirs.cleanup();
-  });
-  publish(server, makeClonepack(manyFiles(), { chunkRawBytes: 16 << 10 }));
-  mkdirSync(dirs.parent, { recursive: true });
   // "Cloning into ..." goes to stderr once the staging directory exists: that write finds the pipe closed.
-  const child = spawn(process.execPath, [BIN, 'clone', 'demo', dirs.target, '--mode', 'files', '--server', server.url], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, SNAPCLONE_WORKERS: '2' },
-  });
+  const { dirs, child } = await startClone(t);
   child.stderr.destroy();
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   assert.equal(code, 141);

@@ -163,6 +163,7 @@ export async function buildClonepack(req: BuildRequest): Promise<BuildResult> {
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     version: MANIFEST_VERSION,
+    mode: 'full',
     ref: req.ref,
     commit,
     defaultBranch: req.defaultBranch,

@@ -12,7 +12,18 @@ import { invalid } from '../util/errors.js';
 import { isValidRefName } from './refs.js';
 
 export const MANIFEST_FORMAT = 'snapclone.manifest';
-export const MANIFEST_VERSION = 1;
+/** Version this builder writes; parseManifest also reads version 1 (which has no `mode`: full). */
+export const MANIFEST_VERSION = 2;
+export const READABLE_VERSIONS: readonly number[] = [1, 2];
+
+/**
+ * What a manifest is enough for. A clonepack is published in steps (two-phase
+ * publish): `shallow` (HEAD packs, table, and the archive only when a file is
+ * converted) first, then `files` (the whole archive), then `full` (history levels
+ * and every branch and tag). A manifest of a later mode serves every earlier one.
+ */
+export type ManifestMode = 'shallow' | 'files' | 'full';
+export const MANIFEST_MODES: readonly ManifestMode[] = ['shallow', 'files', 'full'];
 
 /** Limits checked before anything is allocated from a manifest's numbers. */
 export const LIMITS = {
@@ -52,7 +63,9 @@ export interface RefEntry {
 
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
-  version: typeof MANIFEST_VERSION;
+  version: 1 | 2;
+  /** Version 2: which clone modes it serves (see ManifestMode). Absent in version 1, which means full. */
+  mode?: ManifestMode;
   /** The ref this clonepack was built for, e.g. refs/heads/main or refs/tags/v1. */
   ref: string;
   /**
@@ -75,11 +88,18 @@ export interface Manifest {
   followedTags?: string[];
   /** Undeltified closure of `commit` (commit, trees, blobs, and the tag objects of `followedTags`). */
   headPacks: PackRef[];
-  /** Deltified packs of everything reachable from `refs`. */
+  /**
+   * Deltified packs of everything reachable from `refs`: the history levels, oldest
+   * first, disjoint (no object in two). Empty unless the mode is full.
+   */
   historyPacks: PackRef[];
   /** The file table: one entry per index entry (see filetable.ts), zstd-compressed. */
   table: ArtifactRef & { entries: number; rawSize: number };
-  /** The work tree as a stream of file contents in table order, cut into independent zstd frames. */
+  /**
+   * The work tree as a stream of file contents in table order, cut into independent
+   * zstd frames. Complete (bytes = the table's stream length) except in a `shallow`
+   * manifest without converted files, where it may be empty.
+   */
   archive: { codec: 'zstd'; bytes: number; chunks: ChunkRef[] };
 }
 
@@ -167,11 +187,15 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   if (!isObject(v)) fail('not an object');
   onlyKeys(
     v,
-    ['format', 'version', 'ref', 'commit', 'defaultBranch', 'refs', 'followedTags', 'headPacks', 'historyPacks', 'table', 'archive'],
+    ['format', 'version', 'mode', 'ref', 'commit', 'defaultBranch', 'refs', 'followedTags', 'headPacks', 'historyPacks', 'table', 'archive'],
     'manifest',
   );
   if (v.format !== MANIFEST_FORMAT) fail('format is not snapclone.manifest');
-  if (v.version !== MANIFEST_VERSION) fail(`unsupported version ${String(v.version)} (this client reads ${MANIFEST_VERSION})`);
+  if (typeof v.version !== 'number' || !READABLE_VERSIONS.includes(v.version))
+    fail(`unsupported version ${String(v.version)} (this client reads ${READABLE_VERSIONS.join(' and ')})`);
+  if (v.version === 1 && v.mode !== undefined) fail('a version 1 manifest has no mode');
+  if (v.version === 2 && !MANIFEST_MODES.includes(v.mode as ManifestMode)) fail('mode is not shallow, files or full');
+  const full = manifestMode(v as unknown as Manifest) === 'full';
   if (typeof v.ref !== 'string' || !isValidRefName(v.ref) || !/^refs\/(heads|tags)\//.test(v.ref)) fail('ref is not a branch or tag ref');
   if (v.commit !== null && !isOid(v.commit)) fail('commit is not an object id');
   if (v.defaultBranch !== null && (typeof v.defaultBranch !== 'string' || !isValidRefName(`refs/heads/${v.defaultBranch}`)))
@@ -216,11 +240,23 @@ export function validateManifest(v: unknown): asserts v is Manifest {
     if (v.refs.some((r) => (r as RefEntry).name === v.ref)) fail('a manifest without a commit names a ref that exists');
     if (v.headPacks.length || table.entries || a.chunks.length || (v.followedTags as string[] | undefined)?.length)
       fail('a manifest without a commit must have no head packs, files or followed tags');
-    if ((v.refs.length === 0) !== (v.historyPacks.length === 0)) fail('a manifest without a commit must have history packs exactly when it has refs');
+    if (full && (v.refs.length === 0) !== (v.historyPacks.length === 0))
+      fail('a manifest without a commit must have history packs exactly when it has refs');
   } else {
     if (v.headPacks.length === 0) fail('headPacks is empty');
-    if (v.historyPacks.length === 0) fail('historyPacks is empty');
+    if (full && v.historyPacks.length === 0) fail('historyPacks is empty');
   }
+  if (!full && v.historyPacks.length > 0) fail(`a ${String(v.mode)} manifest has no history packs`);
+}
+
+/** The mode a manifest serves: version 1 manifests are full. */
+export function manifestMode(m: Pick<Manifest, 'mode'>): ManifestMode {
+  return m.mode ?? 'full';
+}
+
+/** Whether a manifest of mode `have` serves a clone that needs `want`. */
+export function modeServes(have: ManifestMode, want: ManifestMode): boolean {
+  return MANIFEST_MODES.indexOf(have) >= MANIFEST_MODES.indexOf(want);
 }
 
 /** followedTags: optional; sorted, unique names of tags listed in refs. */

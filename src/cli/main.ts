@@ -30,7 +30,7 @@ type Values = Record<string, string | boolean | undefined>;
 const COMMON = { server: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const QUIET = { quiet: { type: 'boolean', short: 'q' } } as const;
 const SPECS: Record<string, ParseArgsConfig['options']> = {
-  serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, help: COMMON.help },
+  serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, 'poll-seconds': { type: 'string' }, help: COMMON.help },
   add: { ...COMMON, ...QUIET, name: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   sync: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, 'no-wait': { type: 'boolean' } },
   status: { ...COMMON },

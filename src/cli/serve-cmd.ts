@@ -10,6 +10,10 @@ export async function serve(v: Values, args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SnapError('usage', `invalid --port ${String(v.port)}`);
   const concurrency = Number(v['build-concurrency'] ?? 1);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new SnapError('usage', '--build-concurrency must be a positive integer');
+  const pollText = (v['poll-seconds'] as string | undefined) ?? process.env.SNAPCLONE_POLL_SECONDS ?? '';
+  const pollEvery = pollText.trim() === '' ? undefined : Number(pollText);
+  if (pollEvery !== undefined && !(/^\d+(\.\d+)?$/.test(pollText.trim()) && Number.isFinite(pollEvery)))
+    throw new SnapError('usage', '--poll-seconds (or $SNAPCLONE_POLL_SECONDS) must be a number of seconds (0 turns polling off)');
   const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
   // Signal handlers go in before the server starts: a signal that arrives while it starts
   // (right after its "serving on" line) must still shut it down cleanly, not kill it.
@@ -31,6 +35,7 @@ export async function serve(v: Values, args: string[]): Promise<number> {
     dataDir,
     adminToken: process.env.SNAPCLONE_ADMIN_TOKEN || undefined,
     buildConcurrency: concurrency,
+    pollSeconds: pollEvery,
   });
   await stopSignal;
   await server.close().catch(() => {});

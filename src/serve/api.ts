@@ -23,6 +23,7 @@ import type { HotArtifactCache } from './hot-cache.js';
 import type { ArtifactIntegrity } from './integrity.js';
 import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
+import { receiveWebhook } from './hooks.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
 
 export interface ApiContext {
@@ -72,6 +73,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     return serveArtifact(ctx, parts[2]!, req, res);
   }
   if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
+  if (parts[1] === 'hooks' && parts.length === 3 && method === 'POST') return receiveWebhook(ctx, parts[2]!, req, res); // signed by the provider, not the admin token
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });

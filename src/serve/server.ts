@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { LocalArtifactStore } from '../storage/local-store.js';
 import { SqliteMetadataStore } from '../metadata/sqlite-store.js';
 import { INTERRUPTED, LocalJobQueue } from '../queue/local-queue.js';
-import type { JobRunner } from '../queue/job-queue.js';
+import type { EnqueueRequest, JobRunner } from '../queue/job-queue.js';
 import type { ArtifactInfo } from '../storage/artifact-store.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';
 import { sendJson } from './http-util.js';
@@ -18,6 +18,8 @@ import { apiHandler } from './api.js';
 import { HotArtifactCache } from './hot-cache.js';
 import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
+import { pollSeconds, UpstreamPoller } from './poller.js';
+import { RecheckAfterBuild } from './recheck.js';
 import type { BuildOptions } from '../build/builder.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -33,6 +35,8 @@ export interface ServeOptions {
   cacheBytes?: number;
   /** Rate of the background scan that hashes every published artifact, MB/s (default $SNAPCLONE_VERIFY_MBPS; 0 or unset: off). */
   verifyMbps?: number;
+  /** Seconds between polls of each upstream (default $SNAPCLONE_POLL_SECONDS or 180; 0 turns polling off). */
+  pollSeconds?: number;
 }
 
 export interface RunningServer {
@@ -74,12 +78,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let queue: LocalJobQueue | undefined;
   let integrity: ArtifactIntegrity | undefined;
   let scrubber: ArtifactScrubber | null = null;
+  let poller: UpstreamPoller | null = null;
+  let recheck: RecheckAfterBuild | undefined;
   try {
+    const pollEvery = pollSeconds(opts.pollSeconds);
     await listen(server, opts.port, host);
     meta = openMetadata(join(opts.dataDir, 'snapclone.db'));
     const store = new LoggedArtifactStore(join(opts.dataDir, 'artifacts'));
     const sync = new SyncService(opts.dataDir, store, meta, opts.buildOptions);
-    queue = new LocalJobQueue(meta, jobRunner(sync), { concurrency: opts.buildConcurrency ?? 1 });
+    const checks = { meta, mirrorDir: (repo: string) => sync.mirrorDir(repo), enqueue: (req: EnqueueRequest) => queue!.enqueue(req) };
+    recheck = new RecheckAfterBuild(checks);
+    queue = new LocalJobQueue(meta, recheck.wrap(jobRunner(sync)), { concurrency: opts.buildConcurrency ?? 1 });
+    if (pollEvery > 0) poller = new UpstreamPoller(checks, pollEvery);
     const dead = queue.recover();
     if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
     const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
@@ -102,6 +112,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const url = `http://${shown}:${addr.port}`;
   log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid})`);
   scrubber?.start();
+  poller?.start();
   let closed = false;
   return {
     url,
@@ -114,7 +125,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         server.closeAllConnections();
       });
       await scrubber?.stop();
+      await poller?.stop();
+      const rechecks = recheck!.stop(); // before the queue closes: nothing new is queued
       await queue!.close();
+      await rechecks;
       await integrity!.idle();
       meta!.close();
       lock.release();

@@ -1,0 +1,132 @@
+/**
+ * Polling: for upstreams that send no webhooks (or whose webhooks got lost),
+ * ask each registered upstream for its tips once per interval with one
+ * `git ls-remote`, spread evenly over the interval so a server with many
+ * repositories never asks them all at once, and queue a sync of those whose
+ * tips differ from their mirror's. Errors are logged and the next round tries
+ * again; the timers are unref'd and stop() ends the loop, so polling never
+ * keeps a process alive or outlives its server.
+ */
+import { existsSync } from 'node:fs';
+import { lsRemote, type RemoteRefs } from '../build/upstream.js';
+import { snapshotRefs } from '../build/mirror.js';
+import type { RefEntry } from '../clonepack/manifest.js';
+import type { MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
+import type { EnqueueRequest } from '../queue/job-queue.js';
+import type { JobRecord } from '../metadata/metadata-store.js';
+import { SnapError } from '../util/errors.js';
+import { log } from '../util/log.js';
+
+export const DEFAULT_POLL_SECONDS = 180;
+
+/** `--poll-seconds`, else $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off. A bad value is a usage error. */
+export function pollSeconds(option: string | number | undefined, env = process.env.SNAPCLONE_POLL_SECONDS): number {
+  const given = option ?? (env === undefined || env === '' ? undefined : env);
+  if (given === undefined) return DEFAULT_POLL_SECONDS;
+  const n = typeof given === 'number' ? given : Number(given);
+  if (!Number.isFinite(n) || n < 0 || (typeof given === 'string' && !/^\d+(\.\d+)?$/.test(given.trim())))
+    throw new SnapError('usage', `invalid poll interval ${JSON.stringify(String(given))} (seconds, 0 turns polling off)`);
+  return n;
+}
+
+export interface UpstreamChecks {
+  meta: Pick<MetadataStore, 'getRepo' | 'listRepos' | 'unfinishedJobs'>;
+  mirrorDir(repo: string): string;
+  enqueue(req: EnqueueRequest): JobRecord;
+}
+
+/**
+ * Whether the upstream has moved past the mirror: a branch or tag added, deleted or moved, or
+ * HEAD naming another branch. A repository never fetched (no mirror) has always moved.
+ */
+export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote: RemoteRefs): Promise<boolean> {
+  if (!existsSync(`${mirrorDir}/HEAD`)) return true;
+  if (remote.head !== repo.defaultBranch && remote.refs.size > 0) return true;
+  return !sameTips(await snapshotRefs(mirrorDir), remote.refs);
+}
+
+function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
+  if (mirror.length !== upstream.size) return false;
+  return mirror.every((r) => upstream.get(r.name) === r.oid);
+}
+
+export function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): boolean {
+  return meta.unfinishedJobs().some((j) => j.repo === repo);
+}
+
+export class UpstreamPoller {
+  readonly #deps: UpstreamChecks;
+  readonly #intervalMs: number;
+  #stopped = false;
+  #wake: (() => void) | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #loop: Promise<void> | null = null;
+
+  constructor(deps: UpstreamChecks, intervalSeconds: number) {
+    this.#deps = deps;
+    this.#intervalMs = intervalSeconds * 1000;
+  }
+
+  start(): void {
+    if (this.#intervalMs <= 0 || this.#loop) return;
+    this.#loop = this.#run();
+  }
+
+  /** End the loop; resolves once a check in flight has finished (it queues nothing more). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#wake?.();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      const start = Date.now();
+      const repos = this.#deps.meta.listRepos();
+      // Repository i of n is asked at (i + 1) / n of the interval: never all at once, and not
+      // at start-up (a restarted server's jobs list stays as it was until the first slot).
+      const slot = this.#intervalMs / Math.max(1, repos.length);
+      for (let i = 0; i < repos.length && !this.#stopped; i++) {
+        await this.#sleepUntil(start + (i + 1) * slot);
+        if (!this.#stopped) await this.check(repos[i]!.name);
+      }
+      if (repos.length === 0) await this.#sleepUntil(start + this.#intervalMs);
+    }
+  }
+
+  /** Poll one repository now: queue a sync if its upstream moved. Never throws. */
+  async check(name: string): Promise<JobRecord | null> {
+    try {
+      const repo = this.#deps.meta.getRepo(name);
+      // A queued sync will fetch anyway, and a running one is re-checked when it ends.
+      if (!repo || hasUnfinishedJob(this.#deps.meta, name)) return null;
+      const remote = await lsRemote(repo.url);
+      if (this.#stopped) return null;
+      const now = this.#deps.meta.getRepo(name);
+      if (!now || now.url !== repo.url) return null; // removed or re-pointed meanwhile
+      if (!(await upstreamMoved(this.#deps.mirrorDir(name), repo, remote))) return null;
+      if (this.#stopped || hasUnfinishedJob(this.#deps.meta, name)) return null;
+      const job = this.#deps.enqueue({ repo: name, ref: null });
+      log.info(`poll: the upstream of ${name} moved: sync job ${job.id}`);
+      return job;
+    } catch (err) {
+      log.warn(`poll: ${name}: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
+  #sleepUntil(at: number): Promise<void> {
+    const ms = at - Date.now();
+    if (ms <= 0 || this.#stopped) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#wake = () => {
+        this.#wake = null;
+        this.#timer = null;
+        resolve();
+      };
+      this.#timer = setTimeout(() => this.#wake?.(), ms);
+      this.#timer.unref(); // polling alone never keeps the process alive
+    });
+  }
+}

@@ -51,7 +51,7 @@ export class RecheckAfterBuild {
 
   #afterSuccess(job: JobRecord): void {
     if (this.#stopped) return;
-    const done = (this.#chain.get(job.repo) ?? 0);
+    const done = this.#chain.get(job.repo) ?? 0;
     if (done >= this.#maxChain) {
       this.#chain.delete(job.repo);
       log.info(`re-check: ${job.repo} was re-synced ${done} times in a row; not re-checking after job ${job.id} (polling or the next push will catch up)`);
@@ -71,6 +71,7 @@ export class RecheckAfterBuild {
       if (!now || now.url !== repo.url) return;
       if (!(await upstreamMoved(this.#deps.mirrorDir(job.repo), repo, remote))) {
         this.#chain.delete(job.repo);
+        log.debug(`re-check: ${job.repo}: nothing new upstream after job ${job.id}`);
         return;
       }
       if (this.#stopped) return;

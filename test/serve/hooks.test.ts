@@ -118,21 +118,28 @@ test('deliveries not signed with the configured secret are refused (401) and cha
     const body = JSON.stringify(payload);
     const good = githubHeaders('push', GITHUB_SECRET, body);
 
-    const refused: [string, Promise<{ status: number; text: string }>][] = [
-      ['wrong secret', deliver(s.url, 'github', body, githubHeaders('push', 'not-the-secret', body))],
-      ['no signature header', deliver(s.url, 'github', body, { ...good, 'x-hub-signature-256': '' })],
-      ['sha1 signature only', deliver(s.url, 'github', body, { 'x-github-event': 'push', 'x-hub-signature': 'sha1=0123456789abcdef0123456789abcdef01234567' })],
-      ['malformed signature', deliver(s.url, 'github', body, { ...good, 'x-hub-signature-256': good['x-hub-signature-256']!.slice(7) })],
+    // One at a time (thunks), so a failing check ends the test with nothing left in flight.
+    const refused: [string, () => Promise<{ status: number; text: string }>][] = [
+      ['wrong secret', () => deliver(s.url, 'github', body, githubHeaders('push', 'not-the-secret', body))],
+      ['no signature header', () => deliver(s.url, 'github', body, { ...good, 'x-hub-signature-256': '' })],
+      ['sha1 signature only', () => deliver(s.url, 'github', body, { 'x-github-event': 'push', 'x-hub-signature': 'sha1=0123456789abcdef0123456789abcdef01234567' })],
+      ['malformed signature', () => deliver(s.url, 'github', body, { ...good, 'x-hub-signature-256': good['x-hub-signature-256']!.slice(7) })],
       // The same JSON value re-serialized (other whitespace): the signature is over the bytes.
-      ['re-serialized body', deliver(s.url, 'github', JSON.stringify(payload, null, 2), good)],
-      ['one byte changed', deliver(s.url, 'github', body.replace('"ref":"refs/heads/main"', '"ref":"refs/heads/mair"'), good)],
-      ['wrong GitLab token', deliver(s.url, 'gitlab', JSON.stringify(gitlabPush({ ...facts, host: 'gitlab.example.com' })), gitlabHeaders('Push Hook', `${GITLAB_SECRET}x`))],
-      ['GitLab token missing', deliver(s.url, 'gitlab', JSON.stringify(gitlabPush({ ...facts, host: 'gitlab.example.com' })), { 'x-gitlab-event': 'Push Hook' })],
-      ['Gitea signed with another secret', (() => { const b = JSON.stringify(giteaPush({ ...facts, host: 'gitea.example.com' })); return deliver(s.url, 'gitea', b, giteaHeaders('push', GITHUB_SECRET, b)); })()],
-      ['Gitea signature missing', deliver(s.url, 'gitea', JSON.stringify(giteaPush({ ...facts, host: 'gitea.example.com' })), { 'x-gitea-event': 'push' })],
+      ['re-serialized body', () => deliver(s.url, 'github', JSON.stringify(payload, null, 2), good)],
+      ['one byte changed', () => deliver(s.url, 'github', body.replace('"ref":"refs/heads/main"', '"ref":"refs/heads/mair"'), good)],
+      ['wrong GitLab token', () => deliver(s.url, 'gitlab', JSON.stringify(gitlabPush({ ...facts, host: 'gitlab.example.com' })), gitlabHeaders('Push Hook', `${GITLAB_SECRET}x`))],
+      ['GitLab token missing', () => deliver(s.url, 'gitlab', JSON.stringify(gitlabPush({ ...facts, host: 'gitlab.example.com' })), { 'x-gitlab-event': 'Push Hook' })],
+      [
+        'Gitea signed with another secret',
+        () => {
+          const b = JSON.stringify(giteaPush({ ...facts, host: 'gitea.example.com' }));
+          return deliver(s.url, 'gitea', b, giteaHeaders('push', GITHUB_SECRET, b));
+        },
+      ],
+      ['Gitea signature missing', () => deliver(s.url, 'gitea', JSON.stringify(giteaPush({ ...facts, host: 'gitea.example.com' })), { 'x-gitea-event': 'push' })],
     ];
     for (const [what, answer] of refused) {
-      const r = await answer;
+      const r = await answer();
       assert.equal(r.status, 401, `${what}: ${r.text}`);
       assert.equal(JSON.parse(r.text).code, 'unauthorized', what);
     }

@@ -2,7 +2,7 @@
 export const HELP = `snapclone: clone git repositories from prebuilt clonepacks
 
 Usage:
-  snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1]
+  snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--poll-seconds 180]
   snapclone add     <upstream-url> [--name NAME] [--no-wait]
   snapclone sync    NAME [--branch B] [--no-wait]
   snapclone status  NAME [--json]
@@ -19,13 +19,18 @@ Exit status is 0 on success; otherwise a one-line reason is printed on stderr (e
 `;
 
 export const COMMAND_HELP: Record<string, string> = {
-  serve: `Usage: snapclone serve [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1]
+  serve: `Usage: snapclone serve [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--poll-seconds 180]
 
 Run the server in the foreground, logging to stderr. GET /healthz answers 200 once it is ready.
 Data (bare mirrors, artifacts, SQLite metadata) lives in --data-dir, else $SNAPCLONE_DATA_DIR,
 else ~/.local/share/snapclone. Listening beyond loopback needs $SNAPCLONE_ADMIN_TOKEN, which
 the admin commands (add, sync, remove, set-url) must then present. One server per data dir
 (another exits 14). SIGINT, SIGTERM or SIGHUP stop it once running builds end.
+Freshness: every upstream is asked for its tips (git ls-remote) once per --poll-seconds (else
+$SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off), spread over the interval, and synced when
+they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
+POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
+$SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
 `,
   add: `Usage: snapclone add <upstream-url> [--name NAME] [--no-wait] [--quiet] [--server URL] [--json]
 

@@ -35,6 +35,7 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -78,6 +79,8 @@ interface DirDelta {
   newArtifactBytes: number;
   /** The files that grew or appeared the most (path relative to the data dir, bytes). */
   top: [string, number][];
+  /** Files created, changed (size or mtime) or removed meanwhile, at most 30 (paths relative to the data dir). */
+  touched: string[];
 }
 
 interface Round {
@@ -152,6 +155,8 @@ export interface FreshnessResults {
   runs: number;
   ns: number[];
   pollMs: number;
+  /** os.loadavg() at the start and the end: the machine is shared. */
+  load: { start: number[]; end: number[] | null };
   upstreams: UpstreamFreshness[];
 }
 
@@ -173,9 +178,14 @@ async function http(method: string, url: string, body?: string, headers: Record<
   return { status: r.status, json };
 }
 
-/** Every regular file under dir with its size (symlinks not followed). */
-function fileSizes(dir: string): Map<string, number> {
-  const out = new Map<string, number>();
+interface FileFact {
+  size: number;
+  mtimeMs: number;
+}
+
+/** Every regular file under dir with its size and mtime (symlinks not followed). */
+function fileFacts(dir: string): Map<string, FileFact> {
+  const out = new Map<string, FileFact>();
   const walk = (d: string, rel: string) => {
     let names: string[];
     try {
@@ -189,7 +199,7 @@ function fileSizes(dir: string): Map<string, number> {
       try {
         const st = lstatSync(p);
         if (st.isDirectory()) walk(p, r);
-        else if (st.isFile()) out.set(r, st.size);
+        else if (st.isFile()) out.set(r, { size: st.size, mtimeMs: st.mtimeMs });
       } catch {
         /* removed meanwhile */
       }
@@ -201,13 +211,13 @@ function fileSizes(dir: string): Map<string, number> {
 
 const ARTIFACT = /^artifacts\/[0-9a-f]{2}\/[0-9a-f]{64}$/;
 
-function artifactTotals(files: Map<string, number>): { count: number; bytes: number } {
+function artifactTotals(files: Map<string, FileFact>): { count: number; bytes: number } {
   let count = 0;
   let bytes = 0;
-  for (const [p, s] of files)
+  for (const [p, f] of files)
     if (ARTIFACT.test(p)) {
       count++;
-      bytes += s;
+      bytes += f.size;
     }
   return { count, bytes };
 }
@@ -233,19 +243,26 @@ class ServerLog {
     for (const line of this.text.slice(from).split('\n')) if (line && !/^\S+ debug /.test(line)) n += Buffer.byteLength(line) + 1;
     return n;
   }
-  /** Phases of job id from `job <id>: <phase>` debug lines, each lasting until the next (or the job's end line). */
   phases(id: number): Phase[] {
-    const marks: { at: number; phase: string }[] = [];
-    const re = new RegExp(`^(\\S+) debug job ${id}: (.*)$`, 'gm');
-    for (const m of this.text.matchAll(re)) marks.push({ at: Date.parse(m[1]!), phase: m[2]! });
-    const out: Phase[] = [];
-    for (let i = 0; i + 1 < marks.length; i++) out.push({ phase: marks[i]!.phase, ms: marks[i + 1]!.at - marks[i]!.at });
-    return out;
+    return phasesFromLog(this.text, id);
   }
 }
 
+/**
+ * Phases of job `id` from the server's `job <id>: <phase>` debug lines, each
+ * lasting until the next line of that job (the last until `succeeded in ...`).
+ */
+export function phasesFromLog(text: string, id: number): Phase[] {
+  const marks: { at: number; phase: string }[] = [];
+  const re = new RegExp(`^(\\S+) debug job ${id}: (.*)$`, 'gm');
+  for (const m of text.matchAll(re)) marks.push({ at: Date.parse(m[1]!), phase: m[2]! });
+  const out: Phase[] = [];
+  for (let i = 0; i + 1 < marks.length; i++) out.push({ phase: marks[i]!.phase, ms: marks[i + 1]!.at - marks[i]!.at });
+  return out;
+}
+
 class DataDirProbe {
-  private before = new Map<string, number>();
+  private before = new Map<string, FileFact>();
   private write0: number | null = null;
   private log0 = 0;
   constructor(
@@ -253,26 +270,29 @@ class DataDirProbe {
     private readonly slog: ServerLog,
   ) {}
   start(): void {
-    this.before = fileSizes(this.server.dataDir);
+    this.before = fileFacts(this.server.dataDir);
     this.write0 = procWriteBytes(this.server.proc.pid);
     this.log0 = this.slog.text.length;
   }
   finish(): DirDelta {
-    const after = fileSizes(this.server.dataDir);
+    const after = fileFacts(this.server.dataDir);
     const w1 = procWriteBytes(this.server.proc.pid);
-    const sum = (m: Map<string, number>, pred: (p: string) => boolean) => [...m].reduce((a, [p, s]) => (pred(p) ? a + s : a), 0);
+    const sum = (m: Map<string, FileFact>, pred: (p: string) => boolean) => [...m].reduce((a, [p, f]) => (pred(p) ? a + f.size : a), 0);
     const isDb = (p: string) => p.startsWith('snapclone.db');
     let newArtifacts = 0;
     let newArtifactBytes = 0;
     const grew: [string, number][] = [];
-    for (const [p, s] of after) {
+    const touched: string[] = [];
+    for (const [p, f] of after) {
       const was = this.before.get(p);
       if (was === undefined && ARTIFACT.test(p)) {
         newArtifacts++;
-        newArtifactBytes += s;
+        newArtifactBytes += f.size;
       }
-      if (s > (was ?? 0)) grew.push([p, s - (was ?? 0)]);
+      if (f.size > (was?.size ?? 0)) grew.push([p, f.size - (was?.size ?? 0)]);
+      if (!was || was.size !== f.size || was.mtimeMs !== f.mtimeMs) touched.push(p);
     }
+    for (const p of this.before.keys()) if (!after.has(p)) touched.push(`${p} (removed)`);
     grew.sort((a, b) => b[1] - a[1]);
     return {
       sizeDelta: sum(after, () => true) - sum(this.before, () => true),
@@ -282,6 +302,7 @@ class DataDirProbe {
       newArtifacts,
       newArtifactBytes,
       top: grew.slice(0, 5),
+      touched: touched.slice(0, 30),
     };
   }
 }
@@ -404,7 +425,7 @@ async function oneRound(ctx: RoundCtx, n: number, round: number): Promise<Round>
     if (add.status >= 300 || addId === null) throw new Error(`POST /v1/repos: ${add.status} ${JSON.stringify(add.json).slice(0, 300)}`);
     const coldJob = await watchJob(server, slog, addId, t0, pollMs);
     if (coldJob.state !== 'succeeded') throw new Error(`cold build failed: ${coldJob.error}`);
-    const coldArt = artifactTotals(fileSizes(server.dataDir));
+    const coldArt = artifactTotals(fileFacts(server.dataDir));
     const r0 = await http('GET', api('/resolve'));
     if (r0.json.commit !== base) errors.push(`after the cold build resolve answers ${String(r0.json.commit)}, expected ${base}`);
     log(`${name} N=${n} round ${round + 1}: cold build ${fmtMs(coldJob.wallMs)}, ${coldArt.count} artifacts, ${fmtBytes(coldArt.bytes)}`);
@@ -565,7 +586,7 @@ export function renderFreshness(res: FreshnessResults): string {
     `# Freshness benchmark`,
     '',
     `snapclone ${res.commit}${res.dirty ? ' (+uncommitted changes)' : ''}, ${res.startedAt}; ${res.runs} round(s) per N, polling every ${res.pollMs} ms.`,
-    `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${fmtBytes(m.memTotalBytes)}, Linux ${m.kernel}, Node ${m.node}, ${m.git}.`,
+    `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${fmtBytes(m.memTotalBytes)}, Linux ${m.kernel}, Node ${m.node}, ${m.git}; load average ${res.load.start.map((x) => x.toFixed(1)).join(' ')} at the start${res.load.end ? `, ${res.load.end.map((x) => x.toFixed(1)).join(' ')} at the end` : ''}.`,
     '',
   ];
   for (const u of res.upstreams) {
@@ -643,6 +664,7 @@ export async function freshnessMain(argv: string[]): Promise<void> {
     runs,
     ns,
     pollMs,
+    load: { start: loadavg(), end: null },
     upstreams: [],
   };
   const base = join(outDir, `freshness-${stamp()}`);
@@ -688,6 +710,7 @@ export async function freshnessMain(argv: string[]): Promise<void> {
     if (modes.length && modes.every((x) => x === null)) u.notes.push('resolve ignores the mode parameter (no `mode` in its answer): depth 1 and full both wait for the one full build');
   }
   results.finishedAt = new Date().toISOString();
+  results.load.end = loadavg();
   save();
   const md = renderFreshness(results);
   writeFileSync(`${base}.md`, md);

@@ -31,6 +31,8 @@
  *   --out DIR       default <repo>/.bench
  *   --keep          keep working upstreams and data dirs
  *   --no-snapshot   run bin/snapclone.js in place instead of a private copy of the build
+ *   --product DIR   measure the built checkout in DIR (its bin/, dist/src/) instead of this one
+ *   --report F.json...  print the report of earlier results files instead of running
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -128,6 +130,8 @@ interface Summary {
   pushFullMs: number;
   trigger: string;
   phases: Phase[];
+  /** [min, max] over rounds of the wall times above. */
+  spread: Record<'coldMs' | 'noopMs' | 'resyncMs' | 'pushShallowMs' | 'pushFullMs', [number, number]>;
 }
 
 interface UpstreamFreshness {
@@ -469,8 +473,13 @@ async function oneRound(ctx: RoundCtx, n: number, round: number): Promise<Round>
         'x-github-delivery': randomUUID(),
         'x-hub-signature-256': signGithub(secret, body),
       });
-      if (h.status >= 200 && h.status < 300) jobId = jobIdOf(h.json);
-      else {
+      const matched = h.json.matched;
+      if (h.status >= 200 && h.status < 300 && !(Array.isArray(matched) && matched.length === 0)) jobId = jobIdOf(h.json);
+      else if (h.status >= 200 && h.status < 300) {
+        note = `webhook matched no registered repository (${JSON.stringify(h.json).slice(0, 200)}): timed from POST .../sync instead`;
+        errors.push(note);
+        trigger = 'sync';
+      } else {
         const why = `${h.status} ${String(h.json.error ?? h.json.text ?? '').slice(0, 200)}`;
         note = h.status === 404 && /no route/.test(why) ? 'webhook route not available: timed from POST .../sync instead' : `webhook refused (${why}): timed from POST .../sync instead`;
         if (h.status === 404 && /no route/.test(why)) ctx.hookMissing = { note };
@@ -532,7 +541,7 @@ async function oneRound(ctx: RoundCtx, n: number, round: number): Promise<Round>
 
 // ---------------------------------------------------------------- summary and report
 
-/** Phase names without the ref in parentheses, so rounds line up; durations summed per name, then the median over rounds. */
+/** Phase durations summed per name as logged (the same names in every round of one N), then the median over rounds. */
 function medianPhases(rounds: Round[]): Phase[] {
   const names: string[] = [];
   const per = rounds.map((r) => {
@@ -551,7 +560,9 @@ function summarise(rounds: Round[], ns: number[]): Summary[] {
   for (const n of ns) {
     const rs = rounds.filter((r) => r.n === n);
     if (rs.length === 0) continue;
-    const med = (f: (r: Round) => number | null) => median(rs.map((r) => f(r) ?? NaN).filter((x) => !Number.isNaN(x)));
+    const vals = (f: (r: Round) => number | null) => rs.map((r) => f(r) ?? NaN).filter((x) => !Number.isNaN(x));
+    const med = (f: (r: Round) => number | null) => median(vals(f));
+    const range = (f: (r: Round) => number): [number, number] => [Math.min(...vals(f)), Math.max(...vals(f))];
     out.push({
       n,
       rounds: rs.length,
@@ -572,6 +583,13 @@ function summarise(rounds: Round[], ns: number[]): Summary[] {
       pushFullMs: med((r) => r.push.fullMs),
       trigger: [...new Set(rs.map((r) => r.push.trigger))].join('+'),
       phases: medianPhases(rs),
+      spread: {
+        coldMs: range((r) => r.cold.wallMs),
+        noopMs: range((r) => r.noop.wallMs),
+        resyncMs: range((r) => r.resync.wallMs),
+        pushShallowMs: range((r) => r.push.shallowMs),
+        pushFullMs: range((r) => r.push.fullMs),
+      },
     });
   }
   return out;
@@ -602,6 +620,11 @@ export function renderFreshness(res: FreshnessResults): string {
       lines.push(
         `| ${s.n} (${s.newCommits}) | ${fmtMs(s.coldMs)} | ${bytes(s.coldArtifactBytes)} | ${fmtMs(s.noopMs)} | ${bytes(s.noopSizeDelta)} / ${bytes(s.noopProcWriteBytes)} / ${bytes(s.noopLogBytes)} | ${s.noopNewArtifacts} (${bytes(s.noopNewArtifactBytes)}) | ${fmtMs(s.resyncMs)} (${fmtMs(s.resyncJobMs)}) | ${bytes(s.resyncNewArtifactBytes)} (${pct(s.resyncFraction)}) | ${fmtMs(s.pushShallowMs)} | ${fmtMs(s.pushFullMs)} | ${s.trigger} |`,
       );
+    lines.push('', 'Spread (min - max over rounds):', '');
+    for (const s of u.summary) {
+      const sp = (k: keyof Summary['spread']) => `${fmtMs(s.spread[k][0])} - ${fmtMs(s.spread[k][1])}`;
+      lines.push(`- N=${s.n}: cold ${sp('coldMs')}; no-op ${sp('noopMs')}; re-sync ${sp('resyncMs')}; clonable depth 1 ${sp('pushShallowMs')}, full ${sp('pushFullMs')}`);
+    }
     lines.push('', 'Re-sync phases (median ms per phase over rounds, from the server log):', '');
     for (const s of u.summary) lines.push(`- N=${s.n}: ${s.phases.map((p) => `${p.phase} ${Math.round(p.ms)}`).join('; ') || 'n/a'}`);
     const errs = u.rounds.flatMap((r) => r.errors.map((e) => `N=${r.n} round ${r.round + 1}: ${e}`));
@@ -628,9 +651,20 @@ export async function freshnessMain(argv: string[]): Promise<void> {
       out: { type: 'string' },
       keep: { type: 'boolean' },
       'no-snapshot': { type: 'boolean' },
+      product: { type: 'string' },
+      report: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
+  if (values.report) {
+    // Re-render results files (summaries recomputed from their rounds).
+    for (const f of positionals) {
+      const res = JSON.parse(readFileSync(f, 'utf8')) as FreshnessResults;
+      for (const u of res.upstreams) u.summary = summarise(u.rounds, res.ns);
+      process.stdout.write(renderFreshness(res));
+    }
+    return;
+  }
   if (values.help || positionals.length === 0) {
     const doc = readFileSync(fileURLToPath(import.meta.url), 'utf8');
     process.stdout.write(`${/\/\*\*([\s\S]*?)\*\//.exec(doc)?.[1]?.replace(/^ \* ?/gm, '') ?? ''}\n`);
@@ -649,9 +683,17 @@ export async function freshnessMain(argv: string[]): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   const tmp = mkdtempSync(join(outDir, 'tmp-freshness-'));
   trackTemp(tmp);
-  const bin = values['no-snapshot'] ? join(REPO_ROOT, 'bin/snapclone.js') : snapshotProduct(REPO_ROOT, join(tmp, 'product'));
-  const commit = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], { encoding: 'utf8' }).trim() !== '';
+  const productRoot = values.product ? resolve(values.product) : REPO_ROOT;
+  const bin = values['no-snapshot'] ? join(productRoot, 'bin/snapclone.js') : snapshotProduct(productRoot, join(tmp, 'product'));
+  const gitOut = (args: string[]) => {
+    try {
+      return execFileSync('git', ['-C', productRoot, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null; // not a git checkout (an exported tree)
+    }
+  };
+  const commit = gitOut(['rev-parse', '--short', 'HEAD']) ?? `${productRoot} (not a git checkout)`;
+  const dirty = (gitOut(['status', '--porcelain', '--', 'src', 'bin', 'package.json']) ?? '') !== '';
   const results: FreshnessResults = {
     format: 'snapclone.bench.freshness',
     version: 1,

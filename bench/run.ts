@@ -29,60 +29,28 @@
  *   --serve-requests N  serving benchmark request bound (default 5000)
  *   --keep              keep the server data dir and scratch dirs
  *   --no-snapshot       run bin/snapclone.js in place instead of a private copy of the build
+ *
+ * `npm run bench -- --freshness <upstream>... [--runs N] [--ns 1,10,100]` runs
+ * the freshness benchmark instead (freshness.ts: cold build, no-op re-sync,
+ * re-sync after N commits, push-to-clonable); `--freshness --help` lists its options.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { fmtMs, freePort, log, median, mountOf, must, rmrf, sizeOfFiles, stats, timed, timedPipe, waitFor, type Timed } from './lib.js';
+import { fmtMs, log, median, mountOf, must, rmrf, sizeOfFiles, stats, timed, timedPipe, type Timed } from './lib.js';
+import { installCleanup, keepTempDirs, machine, NODE, snapshotProduct, startDaemon, startServer, stopProc, trackTemp, type Server } from './proc.js';
 import { ensureSynthetic, parseSynthetic } from './synthetic.js';
 import { serveBench } from './serve.js';
 import { renderReport } from './report.js';
-import { VARIANTS, type CloneJson, type Derived, type FsInfo, type Machine, type Results, type UpstreamResult, type Variant, type VariantResult } from './types.js';
+import { VARIANTS, type CloneJson, type Derived, type FsInfo, type Results, type UpstreamResult, type Variant, type VariantResult } from './types.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The snapclone CLI under test; a private snapshot of the build once main() has made one. */
 let BIN = join(REPO_ROOT, 'bin/snapclone.js');
-const NODE = process.execPath;
 
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-let keepTemps = false;
-
-function cleanup(): void {
-  for (const c of children) if (c.exitCode === null && c.pid) c.kill('SIGTERM');
-  if (!keepTemps) for (const d of tempDirs) rmrf(d);
-}
-process.once('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM'] as const)
-  process.once(sig, () => {
-    log(`${sig}: stopping`);
-    cleanup();
-    process.exit(130);
-  });
-
-function version(argv: string[]): string {
-  try {
-    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim();
-  } catch {
-    return `${argv[0]} (unavailable)`;
-  }
-}
-
-function machine(): Machine {
-  return {
-    nproc: cpus().length,
-    cpuModel: cpus()[0]?.model.trim() ?? '?',
-    memTotalBytes: totalmem(),
-    kernel: release(),
-    node: process.version,
-    git: version(['git', '--version']),
-    zstd: version(['zstd', '--version']).replace(/^\*+\s*/, '').replace(/, by .*$/, ''),
-    tar: version(['tar', '--version']),
-  };
-}
+installCleanup();
 
 function requireTools(): void {
   for (const t of [['git', '--version'], ['zstd', '--version'], ['tar', '--version']]) {
@@ -92,75 +60,6 @@ function requireTools(): void {
       throw new Error(`${t[0]} is needed for the benchmark (apt-get install -y ${t[0]})`);
     }
   }
-  try {
-    execFileSync('git', ['daemon', '--help'], { stdio: 'ignore' });
-  } catch {
-    /* `git daemon --help` wants man pages; checked for real when the daemon starts */
-  }
-}
-
-// ---------------------------------------------------------------- server & daemon
-
-interface Server {
-  url: string;
-  proc: ChildProcess;
-  dataDir: string;
-}
-
-async function startServer(tmp: string, outDir: string): Promise<Server> {
-  const port = await freePort();
-  const dataDir = join(tmp, 'data');
-  mkdirSync(dataDir, { recursive: true });
-  const logPath = join(outDir, 'server.log');
-  const logStream = createWriteStream(logPath);
-  const proc = spawn(NODE, [BIN, 'serve', '--port', String(port), '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  proc.stdout!.pipe(logStream);
-  proc.stderr!.pipe(logStream);
-  const url = `http://127.0.0.1:${port}`;
-  let exited = false;
-  proc.once('exit', () => (exited = true));
-  await waitFor(
-    'the snapclone server /healthz',
-    async () => {
-      if (exited) throw new Error('server exited');
-      const r = await fetch(`${url}/healthz`);
-      return r.status === 200;
-    },
-    30_000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}${exited ? ` (server exited; see ${logPath})` : ''}`);
-  });
-  log(`snapclone server on ${url}, data in ${dataDir}, log in ${logPath}`);
-  return { url, proc, dataDir };
-}
-
-async function stopProc(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const done = new Promise<void>((r) => proc.once('exit', () => r()));
-  proc.kill('SIGTERM');
-  const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-  await done;
-  clearTimeout(t);
-  children.delete(proc);
-}
-
-async function startDaemon(repoPath: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  const base = dirname(repoPath);
-  const proc = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, '--listen=127.0.0.1', `--port=${port}`, '--informative-errors'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.add(proc);
-  let err = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err = (err + d).slice(-2000)));
-  const url = `git://127.0.0.1:${port}/${basename(repoPath)}`;
-  await waitFor('git daemon', async () => (await timed(['git', 'ls-remote', '--heads', url], { timeoutMs: 10_000 })).code === 0, 20_000, 200).catch(
-    (e: Error) => {
-      throw new Error(`${e.message}: ${err.trim()}`);
-    },
-  );
-  return { url, proc };
 }
 
 // ---------------------------------------------------------------- one upstream
@@ -380,25 +279,17 @@ async function startupBench(): Promise<number[]> {
   return samples;
 }
 
-/**
- * Copy the built product (bin/, dist/src/, package.json; node_modules linked)
- * into dir, so that others rebuilding dist/ while the benchmark runs cannot
- * change the code under measurement halfway through.
- */
-function snapshotProduct(dir: string): string {
-  mkdirSync(join(dir, 'dist'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
-  return join(dir, 'bin/snapclone.js');
-}
-
 function stamp(): string {
   return new Date().toISOString().replace(/[:]/g, '').replace(/\..*$/, 'Z');
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--freshness')) {
+    // The freshness benchmark (freshness.ts) has its own options; it takes over the whole run.
+    const { freshnessMain } = await import('./freshness.js');
+    return freshnessMain(argv.filter((a) => a !== '--freshness'));
+  }
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
@@ -423,7 +314,7 @@ async function main(): Promise<void> {
     if (!values.help) process.exitCode = 2;
     return;
   }
-  keepTemps = values.keep === true;
+  keepTempDirs(values.keep === true);
   const runs = Number(values.runs ?? 5);
   const warmup = Number(values.warmup ?? 1);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
@@ -450,14 +341,14 @@ async function main(): Promise<void> {
     else throw new Error(`--fs takes tmpfs and/or disk, not ${label}`);
     mkdirSync(base, { recursive: true });
     const dir = mkdtempSync(join(base, 'snapclone-bench-'));
-    tempDirs.add(dir);
+    trackTemp(dir);
     const m = mountOf(dir);
     fss.push({ label, dir, fsType: m.fsType, device: m.device });
   }
   const tmp = mkdtempSync(join(outDir, 'tmp-'));
-  tempDirs.add(tmp);
+  trackTemp(tmp);
 
-  if (!values['no-snapshot']) BIN = snapshotProduct(join(tmp, 'product'));
+  if (!values['no-snapshot']) BIN = snapshotProduct(REPO_ROOT, join(tmp, 'product'));
   const commit = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'bin', 'package.json'], { encoding: 'utf8' }).trim() !== '';
   const results: Results = {
@@ -485,7 +376,7 @@ async function main(): Promise<void> {
   log(`start-up: median ${fmtMs(results.startup.stats.median)}`);
   save();
 
-  const server = await startServer(tmp, outDir);
+  const server = await startServer({ bin: BIN, dataDir: join(tmp, 'data'), logPath: join(outDir, 'server.log') });
   const ctx: Ctx = {
     server,
     tmp,

@@ -78,7 +78,7 @@ export class ServerClient {
   }
 
   /** JSON call; error statuses become SnapErrors carrying the server's code and message. */
-  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -103,7 +103,7 @@ export class ServerClient {
       const code = typeof json.code === 'string' ? json.code : 'internal';
       throw new SnapError(mapCode(code), typeof json.error === 'string' ? json.error : `server answered ${status}`);
     }
-    return { status, json };
+    return { status, json, headers: res.headers };
   }
 
   /**

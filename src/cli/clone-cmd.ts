@@ -16,6 +16,7 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
     if (v.depth !== '1') throw new SnapError('usage', `--depth supports only 1, not ${JSON.stringify(v.depth)}`);
     depth = 1;
   }
+  const waitTimeoutMs = timeoutMs(v.timeout as string | undefined);
   const { clone } = await import('../client/clone.js');
   const { Progress } = await import('../client/progress.js');
   const result = await clone({
@@ -26,12 +27,20 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
     branch: v.branch as string | undefined,
     depth,
     mode,
+    waitTimeoutMs,
     // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
     progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
   });
   if (v.bench) process.stderr.write(benchReport(result));
   if (v.json) out(v, result, '');
   return 0;
+}
+
+/** Waiting for a server build: 30 minutes unless --timeout SECONDS says otherwise. */
+function timeoutMs(t: string | undefined): number {
+  if (t === undefined) return 30 * 60_000;
+  if (!/^\d+(\.\d+)?$/.test(t) || Number(t) <= 0) throw new SnapError('usage', `--timeout takes a number of seconds above 0, not ${JSON.stringify(t)}`);
+  return Math.round(Number(t) * 1000);
 }
 
 /** --bench: per-phase time, then the timeline of when each step ended. */

@@ -13,7 +13,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { createHash, type Hash } from 'node:crypto';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
-import { resolveRef, type Resolved } from './resolve.js';
+import { resolveRef, type NewerBuild, type Resolved } from './resolve.js';
 import { WriterPool } from './pool.js';
 import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
 import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
@@ -23,9 +23,9 @@ import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from './stdio-closed.js';
 import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor } from './plan.js';
-import { parseManifest, type Manifest, type PackRef } from '../clonepack/manifest.js';
+import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
-import { chunkStarts, chunksWithConverted, streamOffsets } from '../clonepack/layout.js';
+import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
 import { zstdContentSize } from '../clonepack/zstd-frame.js';
 import { encodeIndex, type IndexEntry } from '../git/index-file.js';
 import { Semaphore } from '../util/limit.js';
@@ -45,6 +45,8 @@ export interface CloneOptions {
   waitTimeoutMs?: number;
   /** Where git's warnings go (an empty upstream, a HEAD naming a missing branch); default: stderr, as git prints them. */
   warn?: (message: string) => void;
+  /** Where the line saying a newer commit is still building goes (printed even when quiet); default: stderr. */
+  notice?: (line: string) => void;
 }
 
 export interface CloneResult {
@@ -67,6 +69,8 @@ export interface CloneResult {
    */
   phases: { resolve: number; download: number; verify: number; inflate: number; write: number; index: number; rename: number };
   writerThreads: number;
+  /** The server was still building a newer commit of the ref: the clone has the newest one built for its mode. */
+  newer: NewerBuild | null;
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
@@ -79,6 +83,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   const progress = opts.progress ?? new Progress(false);
   if (opts.depth !== undefined && opts.depth !== 1) throw new SnapError('usage', '--depth supports only 1');
   const shallow = opts.depth === 1;
+  const want = wantedMode(opts.mode, shallow);
   const target = resolvePath(opts.dir);
   try {
     inspectTarget(target); // fail before asking the server; checked again when staging starts
@@ -95,12 +100,14 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
   try {
     progress.phase('Resolving');
     const resolved = await resolveRef(client, opts.name, opts.branch ?? '', {
+      mode: want,
       timeoutMs: opts.waitTimeoutMs ?? 30 * 60_000,
-      onWait: (p) => progress.phase(p),
+      onWait: (line) => progress.status(line),
     });
     mark('resolve');
+    if (resolved.mode && !modeServes(resolved.mode, want)) throw lesserMode(resolved.mode, want);
     const manifest = parseManifest((await client.download(resolved.manifest))!);
-    checkManifestMatches(manifest, resolved);
+    checkManifestMatches(manifest, resolved, want);
     mark('manifest');
     // A big table means writer threads: boot one now, overlapping the table download.
     if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
@@ -158,6 +165,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const tableZ = await tableFetch;
     if (treeFromArchive) manifest.archive.chunks.forEach((_, c) => prefetch(c));
     const { entries: table, dirs } = decodeTableArtifact(tableZ, manifest);
+    checkArchiveCoversTable(manifest, table);
     mark('table');
     progress.filesTotal = table.filter((e) => e.mode !== MODE_GITLINK).length;
 
@@ -261,6 +269,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
     }
     progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
+    if (resolved.newer) (opts.notice ?? ((l: string) => process.stderr.write(`${l}\n`)))(newerNotice(resolved.ref, manifest.commit, resolved.newer));
     return {
       dir: target,
       repo: resolved.repo,
@@ -282,6 +291,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
         rename: timings.rename! - (timings.index ?? timings.written!),
       },
       writerThreads,
+      newer: resolved.newer,
     };
   } catch (err) {
     // After a signal, the failure is a consequence of it (an abandoned write):
@@ -356,8 +366,39 @@ function cloneWarning(m: Manifest, shallow: boolean): string | null {
   return 'remote HEAD refers to nonexistent ref, unable to checkout';
 }
 
-function checkManifestMatches(m: Manifest, r: Resolved): void {
-  if (m.ref !== r.ref || m.commit !== r.commit) throw integrityError('manifest does not describe the ref the server resolved');
+/** The manifest mode a clone needs: files mode reads the whole archive, --depth 1 the HEAD packs, a full clone the history too. */
+export function wantedMode(mode: CloneMode, shallow: boolean): ManifestMode {
+  return mode === 'files' ? 'files' : shallow ? 'shallow' : 'full';
+}
+
+/** The line saying the clone is not of the newest commit (printed even with --quiet: the user may want to wait for it). */
+export function newerNotice(ref: string, commit: string | null, newer: NewerBuild): string {
+  const got = commit ? commit.slice(0, 12) : 'no commit';
+  return `snapclone: cloned ${ref} at ${got}; the server is still building ${newer.commit ? newer.commit.slice(0, 12) : 'a newer commit'}`;
+}
+
+function lesserMode(have: ManifestMode, want: ManifestMode): SnapError {
+  return integrityError(`the server sent a ${have} clonepack, which cannot serve a ${want} clone`);
+}
+
+function checkManifestMatches(m: Manifest, r: Resolved, want: ManifestMode): void {
+  if (m.ref !== r.ref || m.commit !== r.commit || (r.mode !== undefined && manifestMode(m) !== r.mode))
+    throw integrityError('manifest does not describe the ref the server resolved');
+  if (!modeServes(manifestMode(m), want)) throw lesserMode(manifestMode(m), want);
+}
+
+/**
+ * The archive holds the whole work-tree stream, except that a shallow manifest
+ * may leave it empty when no file needs it (no converted entry: every blob
+ * comes from the HEAD packs).
+ */
+function checkArchiveCoversTable(m: Manifest, table: TableEntry[]): void {
+  if (m.archive.bytes === streamLength(table)) return;
+  if (m.archive.bytes === 0 && manifestMode(m) === 'shallow') {
+    if (table.some(isConverted)) throw integrityError('the shallow clonepack has no archive, but its file table has converted files that need one');
+    return;
+  }
+  throw integrityError(`the archive holds ${m.archive.bytes} bytes, the file table ${streamLength(table)}`);
 }
 
 function sumPacks(ps: PackRef[]): number {

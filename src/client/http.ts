@@ -58,7 +58,11 @@ export class ServerClient {
     this.token = opts.token;
   }
 
+  /** Closed: no request starts any more (a download still retrying would open a new keep-alive socket that holds the process open). */
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     this.agent.destroy();
   }
 
@@ -66,6 +70,7 @@ export class ServerClient {
     const mod = this.url.protocol === 'https:' ? https : http;
     const prefix = this.url.pathname.replace(/\/+$/, '');
     const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
+    if (this.closed) return Promise.reject(new Error('the client was closed'));
     return new Promise((resolve, reject) => {
       const req = mod.request(
         { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers, agent: opts.ownConnection ? false : this.agent },
@@ -78,7 +83,7 @@ export class ServerClient {
   }
 
   /** JSON call; error statuses become SnapErrors carrying the server's code and message. */
-  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -103,7 +108,7 @@ export class ServerClient {
       const code = typeof json.code === 'string' ? json.code : 'internal';
       throw new SnapError(mapCode(code), typeof json.error === 'string' ? json.error : `server answered ${status}`);
     }
-    return { status, json };
+    return { status, json, headers: res.headers };
   }
 
   /**
@@ -117,7 +122,7 @@ export class ServerClient {
       } catch (err) {
         // Only transport failures are worth another try; wrong bytes, a missing
         // artifact or a local file system error would fail the same way again.
-        const retryable = err instanceof SnapError && err.code === 'unreachable';
+        const retryable = err instanceof SnapError && err.code === 'unreachable' && !this.closed;
         if (!retryable || attempt >= 3) throw err;
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }

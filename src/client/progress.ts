@@ -9,6 +9,7 @@ export class Progress {
   private readonly notes: boolean;
   private last = 0;
   private label = '';
+  private lastStatus = '';
   bytesTotal = 0;
   bytesDone = 0;
   filesTotal = 0;
@@ -29,6 +30,18 @@ export class Progress {
   phase(label: string): void {
     this.label = label;
     this.render(true);
+  }
+
+  /**
+   * A state worth seeing even without a terminal (waiting for a server build):
+   * the progress line on a terminal, else one line each time it changes, when
+   * notes are on.
+   */
+  status(line: string): void {
+    if (this.enabled) return this.phase(line);
+    if (!this.notes || line === this.lastStatus) return;
+    this.lastStatus = line;
+    process.stderr.write(`${line}\n`);
   }
 
   addBytes(n: number): void {

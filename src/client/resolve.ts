@@ -1,47 +1,104 @@
 /**
- * Resolve NAME + ref to a manifest. While the server is still building it
- * answers 202 with the job; we follow the job and ask again.
+ * Resolve NAME + ref to a manifest for a clone mode. The server answers with
+ * the newest commit built for a mode serving the request (saying so when a
+ * newer one is building), or 202 when nothing was ever built for it: then we
+ * follow the job, at the pace the server hints, and ask again until the
+ * deadline.
  */
 import { failedJobError, type ServerClient } from './http.js';
 import { SnapError } from '../util/errors.js';
 import { isDigest, isOid } from '../util/hash.js';
-import { LIMITS } from '../clonepack/manifest.js';
+import { LIMITS, MANIFEST_MODES, type ManifestMode } from '../clonepack/manifest.js';
+
+/** A build of a newer commit of the ref that the server is still running (commit null: not known yet). */
+export interface NewerBuild {
+  commit: string | null;
+  job: number | null;
+}
 
 export interface Resolved {
   repo: string;
   upstream: string;
   ref: string;
   commit: string | null;
+  /** The manifest's mode as the server states it; undefined from servers that predate modes. */
+  mode: ManifestMode | undefined;
   manifest: { digest: string; size: number };
+  newer: NewerBuild | null;
 }
 
-export async function resolveRef(
-  client: ServerClient,
-  name: string,
-  ref: string,
-  opts: { timeoutMs: number; onWait?: (phase: string) => void },
-): Promise<Resolved> {
-  const deadline = Date.now() + opts.timeoutMs;
-  const path = `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}`;
+export interface ResolveOptions {
+  /** What the clone needs: shallow (--depth 1), files (the whole archive), full. */
+  mode: ManifestMode;
+  timeoutMs: number;
+  onWait?: (line: string) => void;
+}
+
+/** Bounds on the pause between polls: a server's hint is taken within them. */
+export const POLL_MIN_MS = 200;
+export const POLL_MAX_MS = 5_000;
+const POLL_DEFAULT_MS = 300;
+
+export async function resolveRef(client: ServerClient, name: string, ref: string, opts: ResolveOptions): Promise<Resolved> {
+  const started = Date.now();
+  const deadline = started + opts.timeoutMs;
+  const path = `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${opts.mode}`;
+  const what = `${name}${ref ? ` ${ref}` : ''} (${opts.mode})`;
+  const timedOut = () =>
+    new SnapError('timeout', `the server was still building ${what} after ${Math.round((Date.now() - started) / 1000)} s; try again later or raise --timeout`);
+  const pause = async (ms: number) => {
+    const left = deadline - Date.now();
+    if (left <= 0) throw timedOut();
+    await new Promise((r) => setTimeout(r, Math.min(ms, left)));
+  };
+  let finishedJob: number | null = null;
   for (;;) {
-    const { status, json } = await client.json('GET', path);
+    if (Date.now() > deadline) throw timedOut();
+    const { status, json, headers } = await client.json('GET', path);
     if (status === 200) return checkResolved(json);
-    const job = json.job as { id?: number; state?: string; phase?: string } | undefined;
-    if (status !== 202 || !job || typeof job.id !== 'number') throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
-    // Follow the job until it ends, then resolve again.
+    if (status !== 202) throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
+    const jobId = jobIdOf(json.job);
+    const delay = pollDelayMs(json.retryAfter, headers['retry-after']);
+    // No job to follow, or one that already ended without the answer changing: resolve is the poll.
+    if (jobId === null || jobId === finishedJob) {
+      opts.onWait?.(`waiting for the server to build ${what}`);
+      await pause(delay);
+      continue;
+    }
     for (;;) {
-      if (Date.now() > deadline) throw new SnapError('timeout', `the server is still building ${name}; try again later`);
-      const { json: j } = await client.json('GET', `/v1/jobs/${job.id}`);
-      opts.onWait?.(`waiting for the server to build ${name}: ${String(j.phase || j.state)}`);
+      const { json: j } = await client.json('GET', `/v1/jobs/${jobId}`);
       if (j.state === 'failed') throw failedJobError(j, `the server's build of ${name}`);
       if (j.state === 'succeeded') break;
-      await new Promise((r) => setTimeout(r, 300));
+      opts.onWait?.(`waiting for the server to build ${what}: ${String(j.phase || j.state)}`);
+      await pause(delay);
     }
+    finishedJob = jobId;
   }
+}
+
+/**
+ * The pause between polls: the server's retryAfter (seconds, in the body) or
+ * Retry-After header (delta-seconds), bounded so that a hostile or confused
+ * server can neither make the client spin nor stall it past its deadline's use.
+ */
+export function pollDelayMs(retryAfter: unknown, header: string | string[] | undefined): number {
+  const fromHeader = typeof header === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(header) ? Number(header) : NaN;
+  const seconds = typeof retryAfter === 'number' && Number.isFinite(retryAfter) ? retryAfter : fromHeader;
+  if (!Number.isFinite(seconds)) return POLL_DEFAULT_MS;
+  return Math.min(POLL_MAX_MS, Math.max(POLL_MIN_MS, Math.round(seconds * 1000)));
+}
+
+/** The job of a 202: a job view ({id, ...}, as servers send it), a bare id, or none. */
+function jobIdOf(job: unknown): number | null {
+  if (job === null || job === undefined) return null;
+  const id = typeof job === 'object' ? (job as { id?: unknown }).id : job;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw new SnapError('invalid', 'server sent a malformed resolve answer (job)');
+  return id;
 }
 
 function checkResolved(j: Record<string, unknown>): Resolved {
   const m = j.manifest as { digest?: unknown; size?: unknown } | undefined;
+  const bad = (what: string) => new SnapError('invalid', `server sent a malformed resolve answer (${what})`);
   if (
     typeof j.repo !== 'string' ||
     typeof j.upstream !== 'string' ||
@@ -54,6 +111,26 @@ function checkResolved(j: Record<string, unknown>): Resolved {
     m.size < 0 ||
     m.size > LIMITS.maxManifestBytes
   )
-    throw new SnapError('invalid', 'server sent a malformed resolve answer');
-  return { repo: j.repo, upstream: j.upstream, ref: j.ref, commit: j.commit as string | null, manifest: { digest: m.digest, size: m.size } };
+    throw bad('repo, upstream, ref, commit or manifest');
+  if (j.mode !== undefined && !MANIFEST_MODES.includes(j.mode as ManifestMode)) throw bad('mode');
+  return {
+    repo: j.repo,
+    upstream: j.upstream,
+    ref: j.ref,
+    commit: j.commit as string | null,
+    mode: j.mode as ManifestMode | undefined,
+    manifest: { digest: m.digest, size: m.size },
+    newer: checkNewer(j.newer, bad),
+  };
+}
+
+/** `newer`: absent or null (nothing newer building; old servers send neither), else {commit: oid | null, job: id | null}. */
+function checkNewer(v: unknown, bad: (what: string) => Error): NewerBuild | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('newer');
+  const { commit, job, ...rest } = v as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) throw bad('newer');
+  if (!(commit === null || isOid(commit))) throw bad('newer.commit');
+  if (!(job === null || (typeof job === 'number' && Number.isSafeInteger(job) && job >= 0))) throw bad('newer.job');
+  return { commit: commit as string | null, job: job as number | null };
 }

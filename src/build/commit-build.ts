@@ -6,7 +6,7 @@
  * key, the file table, and the CDC archive reused by raw-chunk digest. So a cold
  * and an incremental build of one commit are byte-identical.
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
 import type { ArtifactRef, ChunkRef, PackRef, RefEntry } from '../clonepack/manifest.js';
@@ -20,6 +20,7 @@ import { listTree, type TreeItem } from './tree.js';
 import { checkoutConversions } from './attributes.js';
 import { packObjects, tagChains, type BuiltPack } from './packs.js';
 import { buildCdcArchive, type ArchiveItem } from './archive.js';
+import { putCounted } from './put-counted.js';
 import { DEFAULT_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
@@ -113,14 +114,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   const chunkDir = join(req.scratchDir, 'chunks');
   mkdirSync(packDir, { recursive: true });
   mkdirSync(chunkDir, { recursive: true });
-  const put = async (path: string): Promise<ArtifactRef> => {
-    const size = statSync(path).size;
-    const digest = sha256Hex(readFileSync(path));
-    const before = await req.store.stat(digest);
-    const stored = await req.store.putFile(path, digest);
-    if (!before) stats.newBytes += size;
-    return { digest: stored.digest, size: stored.size };
-  };
+  const put = (path: string) => putCounted(req.store, path, (n) => (stats.newBytes += n));
 
   report('reading tree');
   const { trees, leaves } = await listTree(repo, commit);

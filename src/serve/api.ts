@@ -228,12 +228,16 @@ function parseMode(v: string | null): ManifestMode {
   return v as ManifestMode;
 }
 
-/** The record that serves `want` for a ref: the newest (largest seq) of the modes serving it; a later mode on a tie. */
+/**
+ * The record that serves `want` for a ref: the newest (largest seq) of the modes serving it; on
+ * a tie the earliest such mode, whose manifest is just what the clone needs (a shallow one lists
+ * only the ref and its followed tags, as git clone --depth 1 has them).
+ */
 function servingRecord(ctx: ApiContext, name: string, ref: string, want: ManifestMode): RefRecord | null {
   let best: RefRecord | null = null;
   for (const r of ctx.meta.getRefModes(name, ref)) {
     if (!modeServes(r.mode, want)) continue;
-    if (!best || r.seq > best.seq || (r.seq === best.seq && modeServes(r.mode, best.mode))) best = r;
+    if (!best || r.seq > best.seq || (r.seq === best.seq && modeServes(best.mode, r.mode))) best = r;
   }
   return best;
 }

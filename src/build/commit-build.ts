@@ -21,7 +21,7 @@ import { checkoutConversions } from './attributes.js';
 import { packObjects, tagChains, type BuiltPack } from './packs.js';
 import { buildCdcArchive, type ArchiveItem } from './archive.js';
 import { putCounted } from './put-counted.js';
-import { DEFAULT_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
+import { DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
 export interface HeadGroup {
@@ -80,8 +80,8 @@ export interface CommitBuildOptions {
 }
 
 export const DEFAULT_COMMIT_BUILD_OPTIONS: CommitBuildOptions = {
-  archive: DEFAULT_CDC,
-  groups: DEFAULT_CDC,
+  archive: DEFAULT_ARCHIVE_CDC,
+  groups: DEFAULT_GROUP_CDC,
   zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
   parallel: 2,
 };

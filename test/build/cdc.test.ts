@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chunkSizes, DEFAULT_CDC, GEAR, GearChunker, groupBlobs, type BlobInfo } from '../../src/build/cdc.js';
+import { chunkSizes, DEFAULT_ARCHIVE_CDC, GEAR, GearChunker, groupBlobs, type BlobInfo } from '../../src/build/cdc.js';
 import { prng, randomBytes } from '../support/fixtures.js';
 
 const SMALL = { min: 2 << 10, avg: 8 << 10, max: 32 << 10 };
@@ -32,11 +32,12 @@ test('chunk sizes stay within min/max and average near avg', () => {
   assert.ok(mean > SMALL.avg * 0.6 && mean < SMALL.avg * 1.6, `mean ${mean}`);
 });
 
-test('default parameters: sizes within 256 KiB..4 MiB', () => {
+test('default archive parameters: sizes within min..max, mean near avg', () => {
   const data = randomBytes(24 << 20, 3);
   const sizes = chunkSizes(data);
-  for (const s of sizes.slice(0, -1)) assert.ok(s >= DEFAULT_CDC.min && s <= DEFAULT_CDC.max, `chunk of ${s}`);
-  assert.ok(sizes.length >= 8 && sizes.length <= 60, `${sizes.length} chunks`);
+  for (const s of sizes.slice(0, -1)) assert.ok(s >= DEFAULT_ARCHIVE_CDC.min && s <= DEFAULT_ARCHIVE_CDC.max, `chunk of ${s}`);
+  const mean = data.length / sizes.length;
+  assert.ok(mean > DEFAULT_ARCHIVE_CDC.avg * 0.6 && mean < DEFAULT_ARCHIVE_CDC.avg * 1.6, `mean ${mean}`);
 });
 
 test('cut points do not depend on how the stream is split into buffers', () => {

@@ -216,9 +216,17 @@ class SyncRun {
     const snapshotSeq = await levelLock.run(this.repo.name, async () => {
       const latest = latestSnapshot(meta, this.repo.name);
       const sameRefs = latest && canonicalJson(latest.data.refs) === canonicalJson(this.refs) && latest.data.defaultBranch === this.defaultBranch;
-      if (sameRefs) return latest.seq; // nothing moved: no level, no snapshot
+      let chain = getLevels(meta, this.repo.name);
+      // A level that lost a pack (quarantined, truncated) cannot be extended: pack the history
+      // again from the current tips. Packing is deterministic, so an unchanged single-level chain
+      // gets back the very artifacts it lost.
+      const intact = await allStored(this.#store, chain.flatMap((l) => l.packs));
+      if (sameRefs && intact && (await allStored(this.#store, latest.data.history))) return latest.seq; // nothing moved: no level, no snapshot
+      if (!intact) {
+        log.warn(`${this.repo.name}: a history level lost an artifact; packing the history again`);
+        chain = [];
+      }
       this.report('packing history');
-      const chain = getLevels(meta, this.repo.name);
       const update = await updateLevels({
         mirrorDir: this.#dir,
         levels: chain,
@@ -307,6 +315,11 @@ class SyncRun {
 async function stored(store: ArtifactStore, a: { digest: string; size: number }): Promise<boolean> {
   const info = await store.stat(a.digest);
   return !!info && info.size === a.size;
+}
+
+async function allStored(store: ArtifactStore, packs: PackRef[]): Promise<boolean> {
+  for (const p of packs) if (!(await packStored(store, p))) return false;
+  return true;
 }
 
 async function packStored(store: ArtifactStore, p: PackRef): Promise<boolean> {

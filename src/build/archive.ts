@@ -1,8 +1,10 @@
 /**
  * The work-tree archive: the contents of every file and symlink target, in
- * file-table order, as one logical stream cut into chunks of `chunkRaw` bytes,
- * each compressed as an independent zstd frame (so any chunk decompresses on
- * its own, in parallel, in any order). Files larger than a chunk span chunks.
+ * file-table order, as one logical stream cut into chunks, each compressed as an
+ * independent zstd frame (so any chunk decompresses on its own, in parallel, in
+ * any order). Files larger than a chunk span chunks. buildArchive cuts fixed
+ * `chunkRaw` pieces (the old builder.ts); buildCdcArchive cuts by content (cdc.ts)
+ * and reuses stored chunks (commit builds).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -144,3 +144,19 @@ test('the chain stays within MAX_LEVELS and, written into an empty repository, i
   assert.deepEqual(revListObjects(check, ['--all']), revListObjects(r.mirror, ['--all']));
   for (const l of r.levels) for (const p of l.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
 });
+
+test('a level larger than maxPackBytes is split into self-contained packs', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  commitFiles(repo, manyFiles(24, 128 << 10, 40)); // 3 MiB of incompressible blobs
+  const mirror = gitDir(repo);
+  const r = await updateLevels({ mirrorDir: mirror, levels: [], tips: tipsOf(mirror), scratchDir: tmpDir('levels-scratch'), store, maxPackBytes: 1 << 20 });
+  assert.ok(r.levels[0]!.packs.length >= 3, `${r.levels[0]!.packs.length} packs`);
+  assert.equal(r.levels[0]!.bytes, r.levels[0]!.packs.reduce((a, p) => a + p.pack.size, 0));
+  await assertChainIsMirror(store, r.levels, mirror);
+  const check = emptyRepo();
+  await installPacks(store, r.levels[0]!.packs, check);
+  for (const p of r.levels[0]!.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
+  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['rev-parse', 'HEAD'], { cwd: repo })} refs/heads/main\n`);
+  git(['fsck', '--strict', '--no-dangling'], { cwd: check });
+});

@@ -107,7 +107,9 @@ export async function updateLevels(req: {
   const keptTips = new Set(kept.flatMap((l) => l.tips));
   const merged = await build([...keptTips], kept);
   const level = await store(merged, tips.filter((t) => !keptTips.has(t)));
-  return { levels: [...kept, level], changed: true, newBytes };
+  // Nothing left to record (the merged levels held only tips that are gone): drop it.
+  const empty = level.packs.length === 0 && level.tips.length === 0;
+  return { levels: empty ? kept : [...kept, level], changed: true, newBytes };
 }
 
 type LevelPack = BuiltPack & { packBytes: number };

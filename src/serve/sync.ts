@@ -20,7 +20,7 @@
  * built before. A ref deleted upstream keeps its last records (a webhook's branch
  * delete removes them).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
@@ -33,6 +33,7 @@ import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
+import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
 import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
 
@@ -69,6 +70,17 @@ export class SyncService {
     options: Partial<SyncOptions> = {},
   ) {
     this.#options = { ...DEFAULTS, ...options };
+    this.#removeStaleScratch();
+  }
+
+  /** Scratch dirs of syncs whose process died (killed mid-build): never published, so just removed. */
+  #removeStaleScratch(): void {
+    const tmp = join(this.dataDir, 'tmp');
+    if (!existsSync(tmp)) return;
+    for (const name of readdirSync(tmp)) {
+      const m = /^(?:sync|build)-\d+-(\d+)-\d+$/.exec(name);
+      if (m && Number(m[1]) !== process.pid && !pidExists(Number(m[1]))) rmSync(join(tmp, name), { recursive: true, force: true });
+    }
   }
 
   mirrorDir(repo: string): string {

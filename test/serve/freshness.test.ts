@@ -284,6 +284,34 @@ test('history levels: after many syncs the chain is compacted, and every older f
   }
 });
 
+test('determinism: shallow and files manifests are the same bytes built cold or incrementally; full ones differ only in history levels', async () => {
+  const parent = tempDir();
+  const up = makeUpstream(parent);
+  const warm = await startTestServer();
+  const cold = await startTestServer();
+  try {
+    await addAndBuild(warm.url, up.dir, 'det');
+    for (let i = 0; i < 3; i++) {
+      commit(up.dir, { [`d/${i}.txt`]: `${i}\n`.repeat(300), 'src/a.txt': `a ${i}\n` }, `det ${i}`);
+      if (i === 1) git(up.dir, ['tag', '-a', '-m', 'mid', 'v-mid']);
+      assert.equal((await waitJob(warm.url, await sync(warm.url, 'det'))).state, 'succeeded');
+    }
+    await addAndBuild(cold.url, up.dir, 'det');
+    for (const mode of ['shallow', 'files'] as const) {
+      const a = await resolve(warm.url, 'det', mode);
+      const b = await resolve(cold.url, 'det', mode);
+      assert.equal(a.json.commit, b.json.commit);
+      assert.equal(a.json.manifest.digest, b.json.manifest.digest, mode);
+    }
+    const fa = await manifestOf(warm.url, (await resolve(warm.url, 'det', 'full')).json.manifest.digest);
+    const fb = await manifestOf(cold.url, (await resolve(cold.url, 'det', 'full')).json.manifest.digest);
+    assert.deepEqual({ ...fa, historyPacks: [] }, { ...fb, historyPacks: [] });
+  } finally {
+    await warm.close();
+    await cold.close();
+  }
+});
+
 function listFiles(dir: string, prefix = ''): string[] {
   if (!existsSync(dir)) return [];
   const out: string[] = [];

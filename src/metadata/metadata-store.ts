@@ -107,7 +107,11 @@ export interface MetadataStore {
    * Returns whether it was applied.
    */
   publishRef(rec: RefRecord, upstream: string): boolean;
-  /** Stop serving a ref in every mode (a deleted branch, or one a re-pointed upstream lacks). */
+  /**
+   * Stop serving a ref in every mode (a deleted branch, or one a re-pointed upstream lacks). A
+   * build that fetched before the removal (seq up to the repository's current one) cannot
+   * publish the ref again; a later fetch can (the ref was created again upstream).
+   */
   removeRef(repo: string, ref: string): boolean;
 
   /**

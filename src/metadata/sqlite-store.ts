@@ -107,6 +107,14 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (repo, seq)
   ) STRICT;
 
+  -- A removed ref: a build that fetched before the removal (seq <= this one) cannot bring it back.
+  CREATE TABLE ref_tombstones (
+    repo TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (repo, ref)
+  ) STRICT;
+
   CREATE TABLE composed_manifests (
     repo TEXT NOT NULL,
     inputs TEXT NOT NULL,
@@ -245,7 +253,12 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   removeRef(repo: string, ref: string): boolean {
-    return this.#stmt.removeRef.run(repo, ref).changes > 0;
+    return this.#db
+      .transaction(() => {
+        this.#stmt.tombstone.run({ repo, ref });
+        return this.#stmt.removeRef.run(repo, ref).changes > 0;
+      })
+      .immediate();
   }
 
   putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): void {
@@ -375,7 +388,12 @@ function prepareAll(db: Db) {
       s(`DELETE FROM repo_levels WHERE repo = ?`),
       s(`DELETE FROM refs_snapshots WHERE repo = ?`),
       s(`DELETE FROM composed_manifests WHERE repo = ?`),
+      s(`DELETE FROM ref_tombstones WHERE repo = ?`),
     ],
+    // WHERE true: an upsert after INSERT ... SELECT needs it to parse.
+    tombstone: s(`INSERT INTO ref_tombstones (repo, ref, seq)
+                  SELECT :repo, :ref, COALESCE((SELECT seq FROM repo_seq WHERE repo = :repo), 0) WHERE true
+                  ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`),
     removeRef: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ?`),
     removeFinishedJobs: s(`DELETE FROM jobs WHERE repo = ? AND state IN ('succeeded', 'failed')`),
     // One statement, so the increment is atomic across connections and processes.
@@ -390,6 +408,7 @@ function prepareAll(db: Db) {
     publishRef: s(`INSERT INTO ref_modes (repo, ref, mode, commit_oid, seq, built_at, view)
                    SELECT :repo, :ref, :mode, :commit, :seq, :builtAt, :view
                    WHERE EXISTS (SELECT 1 FROM repos WHERE name = :repo AND url = :upstream)
+                     AND NOT EXISTS (SELECT 1 FROM ref_tombstones WHERE repo = :repo AND ref = :ref AND seq >= :seq)
                    ON CONFLICT (repo, ref, mode) DO UPDATE SET
                      commit_oid = excluded.commit_oid,
                      seq = excluded.seq,

@@ -25,7 +25,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
-import { buildCommit, buildTagPack, followedTags, type CommitBuild, type ReuseIndex } from '../build/commit-build.js';
+import { buildCommit, buildTagPack, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
 import { updateLevels } from '../build/levels.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -199,6 +199,7 @@ class SyncRun {
       }
       if (job.commit !== commit) this.#meta.updateJob(job.id, { commit }); // what resolve's `newer` names
       const t0 = Date.now();
+      const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
       const build = await buildCommit(
         {
           mirrorDir: this.#dir,
@@ -206,6 +207,7 @@ class SyncRun {
           scratchDir: this.#scratchDir(),
           store: this.#store,
           reuse: await this.#reuseIndex(),
+          stats,
           report: (p) => this.report(`${p} (${commit.slice(0, 12)})`),
         },
         async (shallow) => {
@@ -218,7 +220,9 @@ class SyncRun {
       putCommitBuild(this.#meta, this.repo.name, build);
       await this.#options.beforeStep?.('files', this.repo.name);
       await this.#publishModes(commit, ['files']);
-      log.info(`built ${this.repo.name} ${commit} in ${Date.now() - t0} ms`);
+      log.info(
+        `built ${this.repo.name} ${commit} in ${Date.now() - t0} ms: ${stats.groupsReused}/${stats.groups} blob groups and ${stats.chunksReused}/${stats.chunks} archive chunks reused, ${stats.newBytes} new bytes`,
+      );
     }
   }
 
@@ -248,7 +252,10 @@ class SyncRun {
         maxPackBytes: this.#options.historyPackMaxBytes,
         report: this.report,
       });
-      if (update.changed) meta.setLevels(this.repo.name, update.levels);
+      if (update.changed) {
+        meta.setLevels(this.repo.name, update.levels);
+        log.info(`${this.repo.name}: history is ${update.levels.length} level(s), ${update.newBytes} new bytes`);
+      }
       const data: SnapshotData = { defaultBranch: this.defaultBranch, refs: this.refs, history: update.levels.flatMap((l) => l.packs) };
       if (latest && canonicalJson(latest.data) === canonicalJson(data)) return latest.seq;
       await this.#options.beforeStep?.('history', this.repo.name);

@@ -444,7 +444,11 @@ function defineTests(): void {
 
     assert.equal(store.removeRef('r', main), true);
     assert.deepEqual(store.getRefModes('r', main), []);
-    store.publishRef(refRecord('r', main, 8), UPSTREAM);
+    // A build that fetched before the removal cannot bring the ref back; a later fetch can.
+    const now = store.nextSeq('r');
+    assert.equal(store.removeRef('r', main), false);
+    assert.equal(store.publishRef(refRecord('r', main, now), UPSTREAM), false, 'a build from before the removal resurrected the ref');
+    assert.equal(store.publishRef(refRecord('r', main, now + 1), UPSTREAM), true);
     store.removeRepo('r');
     assert.deepEqual(store.listRefs('r'), []);
     assert.equal(store.getCommitBuild('r', c), null);

@@ -1,16 +1,27 @@
 /**
- * CONTRACT STUB (lead, issue 7): the signatures BUILD implements and SERVE calls.
- * BUILD replaces the bodies (and may split the code into more modules), keeping
- * these exported names and shapes unless it updates /work/coord/CONTRACTS.md and
- * tells SERVE.
+ * Commit builds (issue 7): the artifacts that depend on one commit only.
  *
  * A commit build depends on the commit only (never on refs or on earlier builds'
  * order): skeleton pack (commit + trees), content-defined blob groups reused by
  * key, the file table, and the CDC archive reused by raw-chunk digest. So a cold
  * and an incremental build of one commit are byte-identical.
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compress } from 'zstd-napi';
 import type { ArtifactRef, ChunkRef, PackRef, RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
+import { objectSpans, parseIdx } from '../git/idx.js';
+import { sha256Hex } from '../util/hash.js';
+import { SnapError } from '../util/errors.js';
+import { runGit } from './gitproc.js';
+import { listTree, type TreeItem } from './tree.js';
+import { checkoutConversions } from './attributes.js';
+import { packObjects, tagChains, type BuiltPack } from './packs.js';
+import { buildCdcArchive, type ArchiveItem } from './archive.js';
+import { putCounted } from './put-counted.js';
+import { DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
 export interface HeadGroup {
@@ -52,6 +63,36 @@ export interface CommitBuildRequest {
   store: ArtifactStore;
   reuse: ReuseIndex;
   report?: (phase: string) => void;
+  /** Chunking and compression; defaults are DEFAULT_COMMIT_BUILD_OPTIONS (tests use small sizes). */
+  options?: Partial<CommitBuildOptions>;
+  /** Filled in as the build goes (for logs and the bench). */
+  stats?: CommitBuildStats;
+}
+
+export interface CommitBuildOptions {
+  /** Archive chunks: content-defined over the table-ordered stream. */
+  archive: CdcParams;
+  /** Blob groups (HEAD packs 1..n), in raw blob bytes. */
+  groups: CdcParams;
+  zstdLevel: number;
+  /** Blob-group pack-objects run at once. */
+  parallel: number;
+}
+
+export const DEFAULT_COMMIT_BUILD_OPTIONS: CommitBuildOptions = {
+  archive: DEFAULT_ARCHIVE_CDC,
+  groups: DEFAULT_GROUP_CDC,
+  zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
+  parallel: 2,
+};
+
+export interface CommitBuildStats {
+  groups: number;
+  groupsReused: number;
+  chunks: number;
+  chunksReused: number;
+  /** Bytes this build put that the store did not hold before. */
+  newBytes: number;
 }
 
 /**
@@ -60,9 +101,149 @@ export interface CommitBuildRequest {
  * waits for it, then builds the archive and resolves with the `files` stage.
  */
 export async function buildCommit(req: CommitBuildRequest, onShallow: (b: CommitBuild) => Promise<void>): Promise<CommitBuild> {
-  void req;
-  void onShallow;
-  throw new Error('buildCommit: not implemented yet (BUILD)');
+  const opt: CommitBuildOptions = { ...DEFAULT_COMMIT_BUILD_OPTIONS, ...req.options };
+  const stats: CommitBuildStats = req.stats ?? { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
+  const report = req.report ?? (() => {});
+  const repo = req.mirrorDir;
+  const commit = req.commit;
+  if (!/^[0-9a-f]{40}$/.test(commit)) throw new SnapError('build-failed', `not a commit id: ${JSON.stringify(commit)}`);
+  const type = (await runGit(['cat-file', '-t', commit], { cwd: repo })).toString().trim();
+  if (type !== 'commit') throw new SnapError('build-failed', `${commit} is a ${type}, not a commit`);
+  mkdirSync(req.scratchDir, { recursive: true });
+  const packDir = join(req.scratchDir, 'packs');
+  const chunkDir = join(req.scratchDir, 'chunks');
+  mkdirSync(packDir, { recursive: true });
+  mkdirSync(chunkDir, { recursive: true });
+  const put = (path: string) => putCounted(req.store, path, (n) => (stats.newBytes += n));
+
+  report('reading tree');
+  const { trees, leaves } = await listTree(repo, commit);
+  const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: repo })).toString().trim();
+  report('checking attributes');
+  const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
+
+  report('packing');
+  // Head pack 0: the commit and its trees. Blobs: content-defined groups in table order.
+  const skeletonBuilt = await packOne(repo, [commit, rootTree, ...trees.filter((t) => t !== rootTree)], join(packDir, 'skeleton'));
+  const skeleton = await storePack(skeletonBuilt, put);
+  const groupLists = groupBlobs(uniqueBlobs(leaves), opt.groups);
+  stats.groups = groupLists.length;
+  const spans = new Map<string, { pack: number; offset: number; length: number }>();
+  const groups = await mapLimit(groupLists, opt.parallel, async (blobs, i): Promise<HeadGroup> => {
+    const oids = blobs.map((b) => b.oid);
+    const key = groupKey(oids);
+    let pack: PackRef | null = null;
+    let idxBytes: Buffer | null = null;
+    const known = req.reuse.groups.get(key);
+    if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
+      idxBytes = await req.store.read(known.idx.digest);
+      pack = known;
+      stats.groupsReused++;
+    } else {
+      const built = await packOne(repo, oids, join(packDir, `group${i}`));
+      idxBytes = readFileSync(built.idxPath);
+      pack = await storePack(built, put);
+    }
+    const idx = parseIdx(idxBytes);
+    const wanted = new Set(oids);
+    let found = 0;
+    for (const s of objectSpans(idx, pack.pack.size)) {
+      if (!wanted.has(s.oid)) throw new SnapError('build-failed', `blob group ${key} holds an unexpected object ${s.oid}`);
+      spans.set(s.oid, { pack: i + 1, offset: s.offset, length: s.length });
+      found++;
+    }
+    if (found !== wanted.size) throw new SnapError('build-failed', `blob group ${key} holds ${found} of ${wanted.size} blobs`);
+    return { key, pack };
+  });
+
+  report('writing file table');
+  const table: TableEntry[] = leaves.map((l, i) => {
+    const content = converted.get(i);
+    const span = l.type === 'blob' ? spans.get(l.oid) : undefined;
+    if (l.type === 'blob' && !span) throw new SnapError('build-failed', `blob ${l.oid} missing from HEAD packs`);
+    return {
+      path: l.path,
+      mode: l.mode,
+      oid: Buffer.from(l.oid, 'hex'),
+      size: l.mode === MODE_GITLINK ? 0 : content ? content.length : l.size,
+      flags: content ? FLAG_CONVERTED : 0,
+      pack: span ? span.pack : NO_PACK,
+      packOffset: span ? span.offset : 0,
+      packLength: span ? span.length : 0,
+    };
+  });
+  const rawTable = encodeTable(table);
+  const tablePath = join(req.scratchDir, 'table');
+  writeFileSync(tablePath, compress(rawTable, { compressionLevel: opt.zstdLevel }));
+  const tableRef = { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length };
+
+  const archiveItems: ArchiveItem[] = [];
+  leaves.forEach((l, i) => {
+    if (l.mode === MODE_GITLINK) return;
+    const content = converted.get(i);
+    archiveItems.push(content ? { oid: l.oid, content } : { oid: l.oid });
+  });
+  const buildArchive = async () => {
+    report('writing archive');
+    const a = await buildCdcArchive({ repoDir: repo, items: archiveItems, outDir: chunkDir, cdc: opt.archive, level: opt.zstdLevel, store: req.store, reuse: req.reuse.chunks });
+    stats.chunks = a.chunks.length;
+    stats.chunksReused = a.reused;
+    stats.newBytes += a.newBytes;
+    return { bytes: a.bytes, chunks: a.chunks };
+  };
+  const isConverted = converted.size > 0;
+  // A converted file's bytes exist only in the archive, so a depth-1 clone needs it too.
+  const early = isConverted ? await buildArchive() : null;
+  const shallow: CommitBuild = { commit, stage: 'shallow', skeleton, groups, table: tableRef, converted: isConverted, archive: early };
+  await onShallow(shallow);
+  const archive = early ?? (await buildArchive());
+  return { ...shallow, stage: 'files', archive };
+}
+
+/** SHA-256 over the blob ids of a group, in order (the reuse key). */
+export function groupKey(oids: readonly string[]): string {
+  return sha256Hex(oids.join('\n'));
+}
+
+function uniqueBlobs(leaves: readonly TreeItem[]): BlobInfo[] {
+  const seen = new Set<string>();
+  const out: BlobInfo[] = [];
+  for (const l of leaves) {
+    if (l.type !== 'blob' || seen.has(l.oid)) continue;
+    seen.add(l.oid);
+    out.push({ oid: l.oid, size: l.size });
+  }
+  return out;
+}
+
+async function storeHas(store: ArtifactStore, a: ArtifactRef): Promise<boolean> {
+  return (await store.stat(a.digest))?.size === a.size;
+}
+
+/** One undeltified pack of exactly `oids` (recompressed: its bytes depend only on the objects). */
+async function packOne(repo: string, oids: readonly string[], base: string): Promise<BuiltPack> {
+  const packs = await packObjects(repo, oids.join('\n') + '\n', base, ['--window=0', '--no-reuse-object', '--non-empty']);
+  if (packs.length !== 1) throw new SnapError('build-failed', `expected one pack for ${base}, got ${packs.length}`);
+  return packs[0]!;
+}
+
+async function storePack(p: BuiltPack, put: (path: string) => Promise<ArtifactRef>): Promise<PackRef> {
+  const pack = await put(p.packPath);
+  const idx = await put(p.idxPath);
+  return { name: p.name, pack, idx, objects: p.objects };
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
 }
 
 /**
@@ -70,17 +251,41 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
  * peeled target is the commit, one of its trees or one of its blobs. Sorted names.
  */
 export async function followedTags(mirrorDir: string, commit: string, refs: RefEntry[]): Promise<string[]> {
-  void mirrorDir;
-  void commit;
-  void refs;
-  throw new Error('followedTags: not implemented yet (BUILD)');
+  const tags = refs.filter((r) => r.name.startsWith('refs/tags/'));
+  const others = tags.filter((r) => (r.peeled ?? r.oid) !== commit);
+  let closure: Set<string> | null = null;
+  if (others.length > 0) {
+    // Only a tag of a tree or blob needs the tree's closure; ask git the types first.
+    const targets = [...new Set(others.map((r) => r.peeled ?? r.oid))];
+    const out = (await runGit(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { cwd: mirrorDir, input: targets.join('\n') + '\n' })).toString('latin1');
+    const treeish = new Set(out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.slice(0, 40)));
+    if (treeish.size > 0) {
+      const { trees, leaves } = await listTree(mirrorDir, commit);
+      const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: mirrorDir })).toString().trim();
+      closure = new Set([rootTree, ...trees]);
+      for (const l of leaves) if (l.type === 'blob') closure.add(l.oid);
+    }
+  }
+  return tags
+    .filter((r) => {
+      const target = r.peeled ?? r.oid;
+      return target === commit || (closure !== null && closure.has(target));
+    })
+    .map((r) => r.name)
+    .sort();
 }
 
 /** A pack of every tag object on the chains of the given annotated tags (null when none are annotated). */
 export async function buildTagPack(mirrorDir: string, tags: RefEntry[], scratchDir: string, store: ArtifactStore): Promise<PackRef | null> {
-  void mirrorDir;
-  void tags;
-  void scratchDir;
-  void store;
-  throw new Error('buildTagPack: not implemented yet (BUILD)');
+  const annotated = [...new Set(tags.filter((r) => r.peeled !== undefined).map((r) => r.oid))].sort();
+  if (annotated.length === 0) return null;
+  // Sorted input: the pack's bytes depend on the set of tags only, not on ref order.
+  const chain = [...new Set(await tagChains(mirrorDir, annotated))].sort();
+  mkdirSync(scratchDir, { recursive: true });
+  const built = await packOne(mirrorDir, chain, join(scratchDir, 'tags'));
+  const put = async (path: string): Promise<ArtifactRef> => {
+    const s = await store.putFile(path);
+    return { digest: s.digest, size: s.size };
+  };
+  return storePack(built, put);
 }

@@ -1,13 +1,34 @@
 /**
- * CONTRACT STUB (lead, issue 7): history levels. BUILD implements.
+ * History levels (issue 7).
  *
  * The history of a repository is a chain of immutable levels, oldest first,
  * disjoint: each level's packs hold the objects reachable from its tips and
  * not from the tips of earlier levels. A sync adds one small level for what is
- * new; compaction merges the newest levels geometrically (see CONTRACTS.md).
+ * new; compaction merges the newest levels geometrically: while the level older
+ * than the newest run is smaller than twice the run's bytes, it joins the run,
+ * and the run is repacked as one level (also whenever the chain would exceed
+ * MAX_LEVELS). So a chain holds O(log) levels and a push costs a pack of what it
+ * added, plus now and then a merge of small recent levels.
+ *
+ * A merge repacks from the CURRENT tips only (force-pushed garbage of the merged
+ * levels is dropped) minus what the older, kept levels hold. The merged levels
+ * stay in the store (earlier manifests name them); only later chains stop naming them.
+ *
+ * Packs: `git pack-objects` single-threaded (deterministic for one mirror),
+ * --delta-base-offset, split at --max-pack-size (512 MiB), never thin (each pack
+ * is self-contained). Objects come from `git rev-list --objects <tips> ^<covered>`,
+ * filtered against the older levels' .idx files: rev-list alone may list an
+ * object that an uninteresting commit beyond its walk holds (a file deleted and
+ * re-added), which would put it in two levels.
  */
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { PackRef } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
+import { findOid, parseIdx, type PackIndex } from '../git/idx.js';
+import { putCounted } from './put-counted.js';
+import { runGit } from './gitproc.js';
+import { packObjects, type BuiltPack } from './packs.js';
 
 export interface HistoryLevel {
   /** Empty only for a level that added tips without new objects. */
@@ -26,6 +47,10 @@ export interface LevelUpdate {
   newBytes: number;
 }
 
+/** Most levels a chain holds after an update. */
+export const MAX_LEVELS = 12;
+export const DEFAULT_MAX_PACK_BYTES = 512 << 20;
+
 /** Bring the chain up to date with `tips` (every branch and tag oid of the mirror now). */
 export async function updateLevels(req: {
   mirrorDir: string;
@@ -36,6 +61,102 @@ export async function updateLevels(req: {
   maxPackBytes?: number;
   report?: (phase: string) => void;
 }): Promise<LevelUpdate> {
-  void req;
-  throw new Error('updateLevels: not implemented yet (BUILD)');
+  const report = req.report ?? (() => {});
+  const tips = [...new Set(req.tips)].sort();
+  const covered = new Set(req.levels.flatMap((l) => l.tips));
+  const uncovered = tips.filter((t) => !covered.has(t));
+  if (uncovered.length === 0) return { levels: req.levels, changed: false, newBytes: 0 };
+  mkdirSync(req.scratchDir, { recursive: true });
+  let counter = 0;
+  const build = (negatives: string[], older: HistoryLevel[]) =>
+    buildLevelPacks(req.mirrorDir, tips, negatives, older, req.store, join(req.scratchDir, `level${counter++}`), req.maxPackBytes ?? DEFAULT_MAX_PACK_BYTES);
+  let newBytes = 0;
+  const store = async (packs: BuiltPack[], levelTips: string[]): Promise<HistoryLevel> => {
+    const refs: PackRef[] = [];
+    for (const p of packs) {
+      const pack = await putCounted(req.store, p.packPath, (n) => (newBytes += n));
+      const idx = await putCounted(req.store, p.idxPath, (n) => (newBytes += n));
+      refs.push({ name: p.name, pack, idx, objects: p.objects });
+    }
+    return { packs: refs, tips: levelTips, bytes: refs.reduce((a, p) => a + p.pack.size, 0) };
+  };
+
+  // Force-pushed garbage may be gone from the mirror (gc): a covered tip we cannot
+  // name as ^tip makes the walk fail, so start over from the current tips.
+  if ((await missingObjects(req.mirrorDir, [...covered])).length > 0) {
+    report('packing history (full)');
+    return { levels: [await store(await build([], []), tips)], changed: true, newBytes };
+  }
+
+  report('packing new history');
+  const fresh = await build([...covered], req.levels);
+  const freshBytes = fresh.reduce((a, p) => a + p.packBytes, 0);
+  const bytes = [...req.levels.map((l) => l.bytes), freshBytes];
+  const last = bytes.length - 1;
+  let k = last;
+  let run = bytes[last]!;
+  while (k > 0 && (bytes[k - 1]! < 2 * run || k > MAX_LEVELS - 1)) {
+    k--;
+    run += bytes[k]!;
+  }
+  if (k === last) {
+    return { levels: [...req.levels, await store(fresh, uncovered)], changed: true, newBytes };
+  }
+  report('compacting history levels');
+  const kept = req.levels.slice(0, k);
+  const keptTips = new Set(kept.flatMap((l) => l.tips));
+  const merged = await build([...keptTips], kept);
+  const level = await store(merged, tips.filter((t) => !keptTips.has(t)));
+  // Nothing left to record (the merged levels held only tips that are gone): drop it.
+  const empty = level.packs.length === 0 && level.tips.length === 0;
+  return { levels: empty ? kept : [...kept, level], changed: true, newBytes };
+}
+
+type LevelPack = BuiltPack & { packBytes: number };
+
+/** Pack what `tips` reach and neither `negatives` nor the `older` levels hold. Files only; nothing stored yet. */
+async function buildLevelPacks(
+  repo: string,
+  tips: string[],
+  negatives: string[],
+  older: HistoryLevel[],
+  store: ArtifactStore,
+  dir: string,
+  maxPackBytes: number,
+): Promise<LevelPack[]> {
+  mkdirSync(dir, { recursive: true });
+  const walk = [...tips, ...negatives.map((n) => `^${n}`)].join('\n') + '\n';
+  const listed = await runGit(['rev-list', '--objects', '--stdin'], { cwd: repo, input: walk });
+  const held = await olderIndexes(store, older);
+  const lines: string[] = [];
+  for (const line of listed.toString('latin1').split('\n')) {
+    if (!/^[0-9a-f]{40}( |$)/.test(line)) continue;
+    const oid = Buffer.from(line.slice(0, 40), 'hex');
+    if (held.some((idx) => findOid(idx, oid) >= 0)) continue;
+    lines.push(line);
+  }
+  if (lines.length === 0) return [];
+  const packs = await packObjects(repo, Buffer.from(lines.join('\n') + '\n', 'latin1'), join(dir, 'history'), [
+    '--delta-base-offset',
+    `--max-pack-size=${maxPackBytes}`,
+    '--non-empty',
+  ]);
+  return packs.map((p) => ({ ...p, packBytes: statSync(p.packPath).size })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+async function olderIndexes(store: ArtifactStore, levels: HistoryLevel[]): Promise<PackIndex[]> {
+  const out: PackIndex[] = [];
+  // The store verified each idx against its digest on the way in: skip the SHA-1 pass.
+  for (const l of levels) for (const p of l.packs) out.push(parseIdx(await store.read(p.idx.digest), { verifyChecksum: false }));
+  return out;
+}
+
+async function missingObjects(repo: string, oids: string[]): Promise<string[]> {
+  if (oids.length === 0) return [];
+  const out = await runGit(['cat-file', '--batch-check=%(objectname)'], { cwd: repo, input: oids.join('\n') + '\n' });
+  return out
+    .toString('latin1')
+    .split('\n')
+    .filter((l) => l.endsWith(' missing'))
+    .map((l) => l.slice(0, 40));
 }

@@ -27,7 +27,8 @@ export interface PackedObjectSpan {
   length: number;
 }
 
-async function packObjects(repoDir: string, input: string, base: string, args: string[]): Promise<BuiltPack[]> {
+/** Run pack-objects (single-threaded, deterministic) on `input`; returns the packs written as `<base>-<sha1>.pack/.idx`. */
+export async function packObjects(repoDir: string, input: string | Buffer, base: string, args: string[]): Promise<BuiltPack[]> {
   const out = await runGit(['-c', 'pack.threads=1', 'pack-objects', '-q', ...args, base], { cwd: repoDir, input });
   const hashes = out.toString('utf8').split('\n').filter(Boolean);
   return hashes.map((h) => {

@@ -13,12 +13,27 @@ export interface RepoRecord {
   createdAt: number; // ms since epoch
 }
 
+/** Bytes per clone mode, for status: what each mode downloads. */
+export interface ModeSizes {
+  editable: number;
+  shallow: number;
+  files: number;
+}
+
+/** Clone modes, as the manifest names them (clonepack/manifest.ts); later ones serve earlier ones. */
+export type RefMode = 'shallow' | 'files' | 'full';
+
+/**
+ * What serves one (repository, ref, clone mode): the newest commit whose build serves
+ * the mode, with the seq of the fetch it came from. `view` is what the manifest shows
+ * besides the commit build (JSON the serve layer defines, serve/records.ts); manifests
+ * are composed from these records when first asked for (serve/compose.ts).
+ */
 export interface RefRecord {
   repo: string;
   ref: string; // full ref name: refs/heads/main, refs/tags/v1
-  commit: string | null; // null: upstream has no commits
-  manifest: string; // manifest digest
-  manifestSize: number;
+  mode: RefMode;
+  commit: string | null; // null: the ref does not exist upstream (unborn default branch, empty upstream)
   /**
    * Ordering key, stamped when the build fetched the upstream (per repository,
    * strictly increasing). A record is replaced only by one with a larger seq,
@@ -26,8 +41,15 @@ export interface RefRecord {
    */
   seq: number;
   builtAt: number; // ms since epoch
-  /** Bytes per clone mode, for status: what each mode downloads. */
-  sizes: { editable: number; shallow: number; files: number };
+  view: unknown;
+}
+
+/** A repository's refs and history as one sync saw them (JSON of the serve layer); written only when changed. */
+export interface SnapshotRecord {
+  repo: string;
+  seq: number;
+  data: unknown;
+  createdAt: number;
 }
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
@@ -63,8 +85,8 @@ export interface MetadataStore {
   /** Point a repository at another upstream (throws not-found if unknown). */
   setRepoUrl(name: string, url: string): void;
   /**
-   * Unregister a repository: its record, its ref records and its finished jobs, in one
-   * transaction. Queued and running jobs stay so their end is still recorded; the seq
+   * Unregister a repository: its record, its ref records, commit builds, levels, snapshots,
+   * composed manifests and finished jobs, in one transaction. Queued and running jobs stay so their end is still recorded; the seq
    * counter stays so a later registration's builds still order after everything before.
    * Returns the removed record, or null if the name was not registered.
    */
@@ -72,16 +94,47 @@ export interface MetadataStore {
 
   /** Next ordering stamp for a repository's builds; strictly increasing, durable. */
   nextSeq(repo: string): number;
-  getRef(repo: string, ref: string): RefRecord | null;
+  /** The ref's record for one mode (default full), or null. */
+  getRef(repo: string, ref: string, mode?: RefMode): RefRecord | null;
+  /** Every record of a ref, one per mode that has one. */
+  getRefModes(repo: string, ref: string): RefRecord[];
+  /** Every record of a repository, by ref then mode. */
   listRefs(repo: string): RefRecord[];
   /**
-   * Conditional upsert, applied only if the repository is registered for `upstream` (the URL
-   * the build fetched, so a build of a removed or re-pointed repository never lands) and no
-   * record exists or rec.seq > existing seq. Returns whether it was applied.
+   * Conditional upsert of the (repo, ref, mode) record, one statement: applied only if the
+   * repository is registered for `upstream` (the URL the build fetched, so a build of a removed
+   * or re-pointed repository never lands) and no record exists or rec.seq > existing seq.
+   * Returns whether it was applied.
    */
   publishRef(rec: RefRecord, upstream: string): boolean;
-  /** Stop serving a ref (e.g. one the new upstream of a re-pointed repository lacks). */
+  /**
+   * Stop serving a ref in every mode (a deleted branch, or one a re-pointed upstream lacks). A
+   * build that fetched before the removal (seq up to the repository's current one) cannot
+   * publish the ref again; a later fetch can (the ref was created again upstream).
+   */
   removeRef(repo: string, ref: string): boolean;
+
+  /**
+   * Record the build of a commit (JSON of build/commit-build.ts). A stage never goes back:
+   * 'files' is not replaced by 'shallow'; an equal stage is replaced (a rebuild after damage).
+   */
+  putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): void;
+  getCommitBuild(repo: string, commit: string): { stage: 'shallow' | 'files'; data: unknown } | null;
+  /** The data of the most recently recorded commit builds of a repository, newest first (for reuse). */
+  recentCommitBuilds(repo: string, limit: number): unknown[];
+
+  /** The repository's current history level chain (JSON), or null before the first. */
+  getLevels(repo: string): unknown;
+  setLevels(repo: string, levels: unknown): void;
+  /** Insert a snapshot; a seq is written once (a second put of it changes nothing). */
+  putSnapshot(snap: SnapshotRecord): void;
+  getSnapshot(repo: string, seq: number): SnapshotRecord | null;
+  /** The snapshot with the largest seq, or null. */
+  latestSnapshot(repo: string): SnapshotRecord | null;
+
+  /** The stored manifest composed for inputs `key`, if any. */
+  getComposed(repo: string, key: string): { digest: string; size: number } | null;
+  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): void;
 
   createJob(job: NewJob): JobRecord;
   updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): void;

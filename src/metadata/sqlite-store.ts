@@ -2,11 +2,11 @@
  * MetadataStore on one SQLite file. Several processes may share the file: WAL
  * lets readers run beside the single writer, busy_timeout makes writers queue
  * instead of failing, and every write that must be atomic (publishRef,
- * nextSeq) is a single statement, so there is no read-then-write window.
+ * nextSeq, putCommitBuild) is a single statement, so there is no read-then-write window.
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobRecord, MetadataStore, NewJob, RefRecord, RepoRecord } from './metadata-store.js';
+import type { JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from './metadata-store.js';
 import { SnapError, invalid } from '../util/errors.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -61,6 +61,68 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE jobs ADD COLUMN error_code TEXT;
   `,
+  // 2 -> 3 (incremental builds, two-phase publish): records per (repo, ref, mode); commit builds
+  // shared by every ref at a commit; the history level chain; refs snapshots; composed manifests.
+  // A version 1 build's ref record becomes a full-mode record that serves its manifest as it is.
+  `
+  CREATE TABLE ref_modes (
+    repo TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('shallow', 'files', 'full')),
+    commit_oid TEXT,
+    seq INTEGER NOT NULL,
+    built_at INTEGER NOT NULL,
+    view TEXT NOT NULL,
+    PRIMARY KEY (repo, ref, mode)
+  ) STRICT;
+  INSERT INTO ref_modes (repo, ref, mode, commit_oid, seq, built_at, view)
+    SELECT repo, ref, 'full', commit_oid, seq, built_at,
+           json_object('defaultBranch', NULL, 'refs', json('[]'), 'followedTags', json('[]'), 'tagPack', NULL,
+                       'tagsKey', '', 'snapshot', NULL,
+                       'legacy', json_object('manifest', manifest, 'manifestSize', manifest_size,
+                                             'sizes', json_object('editable', size_editable, 'shallow', size_shallow, 'files', size_files)))
+    FROM refs;
+  DROP TABLE refs;
+
+  CREATE TABLE commit_builds (
+    repo TEXT NOT NULL,
+    commit_oid TEXT NOT NULL,
+    stage TEXT NOT NULL CHECK (stage IN ('shallow', 'files')),
+    data TEXT NOT NULL,
+    recorded INTEGER NOT NULL,
+    PRIMARY KEY (repo, commit_oid)
+  ) STRICT;
+  CREATE INDEX commit_builds_recent ON commit_builds (repo, recorded);
+
+  CREATE TABLE repo_levels (
+    repo TEXT PRIMARY KEY,
+    levels TEXT NOT NULL
+  ) STRICT;
+
+  CREATE TABLE refs_snapshots (
+    repo TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, seq)
+  ) STRICT;
+
+  -- A removed ref: a build that fetched before the removal (seq <= this one) cannot bring it back.
+  CREATE TABLE ref_tombstones (
+    repo TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (repo, ref)
+  ) STRICT;
+
+  CREATE TABLE composed_manifests (
+    repo TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (repo, inputs)
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -75,14 +137,11 @@ interface RepoRow {
 interface RefRow {
   repo: string;
   ref: string;
+  mode: string;
   commit_oid: string | null;
-  manifest: string;
-  manifest_size: number;
   seq: number;
   built_at: number;
-  size_editable: number;
-  size_shallow: number;
-  size_files: number;
+  view: string;
 }
 
 interface JobRow {
@@ -153,7 +212,7 @@ export class SqliteMetadataStore implements MetadataStore {
       .transaction(() => {
         const row = this.#stmt.getRepo.get(name) as RepoRow | undefined;
         if (!row) return null;
-        this.#stmt.removeRefs.run(name);
+        for (const st of this.#stmt.removeRepoData) st.run(name);
         this.#stmt.removeFinishedJobs.run(name);
         this.#stmt.removeRepo.run(name);
         return repoFromRow(row);
@@ -165,9 +224,13 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.#stmt.nextSeq.get(repo) as { seq: number }).seq;
   }
 
-  getRef(repo: string, ref: string): RefRecord | null {
-    const row = this.#stmt.getRef.get(repo, ref) as RefRow | undefined;
+  getRef(repo: string, ref: string, mode: RefMode = 'full'): RefRecord | null {
+    const row = this.#stmt.getRef.get(repo, ref, mode) as RefRow | undefined;
     return row ? refFromRow(row) : null;
+  }
+
+  getRefModes(repo: string, ref: string): RefRecord[] {
+    return (this.#stmt.getRefModes.all(repo, ref) as RefRow[]).map(refFromRow);
   }
 
   listRefs(repo: string): RefRecord[] {
@@ -180,20 +243,68 @@ export class SqliteMetadataStore implements MetadataStore {
       upstream,
       repo: rec.repo,
       ref: rec.ref,
+      mode: rec.mode,
       commit: rec.commit,
-      manifest: rec.manifest,
-      manifestSize: rec.manifestSize,
       seq: rec.seq,
       builtAt: rec.builtAt,
-      editable: rec.sizes.editable,
-      shallow: rec.sizes.shallow,
-      files: rec.sizes.files,
+      view: JSON.stringify(rec.view),
     });
     return info.changes === 1;
   }
 
   removeRef(repo: string, ref: string): boolean {
-    return this.#stmt.removeRef.run(repo, ref).changes === 1;
+    return this.#db
+      .transaction(() => {
+        this.#stmt.tombstone.run({ repo, ref });
+        return this.#stmt.removeRef.run(repo, ref).changes > 0;
+      })
+      .immediate();
+  }
+
+  putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): void {
+    this.#stmt.putCommitBuild.run({ repo, commit, stage, data: JSON.stringify(data), recorded: Date.now() });
+  }
+
+  getCommitBuild(repo: string, commit: string): { stage: 'shallow' | 'files'; data: unknown } | null {
+    const row = this.#stmt.getCommitBuild.get(repo, commit) as { stage: 'shallow' | 'files'; data: string } | undefined;
+    return row ? { stage: row.stage, data: JSON.parse(row.data) } : null;
+  }
+
+  recentCommitBuilds(repo: string, limit: number): unknown[] {
+    return (this.#stmt.recentCommitBuilds.all(repo, limit) as { data: string }[]).map((r) => JSON.parse(r.data));
+  }
+
+  getLevels(repo: string): unknown {
+    const row = this.#stmt.getLevels.get(repo) as { levels: string } | undefined;
+    return row ? JSON.parse(row.levels) : null;
+  }
+
+  setLevels(repo: string, levels: unknown): void {
+    this.#stmt.setLevels.run(repo, JSON.stringify(levels));
+  }
+
+  putSnapshot(snap: SnapshotRecord): void {
+    if (!Number.isSafeInteger(snap.seq)) throw invalid(`snapshot seq must be an integer, got ${snap.seq}`);
+    this.#stmt.putSnapshot.run(snap.repo, snap.seq, JSON.stringify(snap.data), snap.createdAt);
+  }
+
+  getSnapshot(repo: string, seq: number): SnapshotRecord | null {
+    const row = this.#stmt.getSnapshot.get(repo, seq) as SnapshotRow | undefined;
+    return row ? snapshotFromRow(row) : null;
+  }
+
+  latestSnapshot(repo: string): SnapshotRecord | null {
+    const row = this.#stmt.latestSnapshot.get(repo) as SnapshotRow | undefined;
+    return row ? snapshotFromRow(row) : null;
+  }
+
+  getComposed(repo: string, key: string): { digest: string; size: number } | null {
+    const row = this.#stmt.getComposed.get(repo, key) as { digest: string; size: number } | undefined;
+    return row ? { digest: row.digest, size: row.size } : null;
+  }
+
+  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): void {
+    this.#stmt.putComposed.run(repo, key, manifest.digest, manifest.size);
   }
 
   createJob(newJob: NewJob): JobRecord {
@@ -271,32 +382,56 @@ function prepareAll(db: Db) {
     setDefaultBranch: s(`UPDATE repos SET default_branch = ? WHERE name = ?`),
     setRepoUrl: s(`UPDATE repos SET url = ? WHERE name = ?`),
     removeRepo: s(`DELETE FROM repos WHERE name = ?`),
-    removeRefs: s(`DELETE FROM refs WHERE repo = ?`),
-    removeRef: s(`DELETE FROM refs WHERE repo = ? AND ref = ?`),
+    removeRepoData: [
+      s(`DELETE FROM ref_modes WHERE repo = ?`),
+      s(`DELETE FROM commit_builds WHERE repo = ?`),
+      s(`DELETE FROM repo_levels WHERE repo = ?`),
+      s(`DELETE FROM refs_snapshots WHERE repo = ?`),
+      s(`DELETE FROM composed_manifests WHERE repo = ?`),
+      s(`DELETE FROM ref_tombstones WHERE repo = ?`),
+    ],
+    // WHERE true: an upsert after INSERT ... SELECT needs it to parse.
+    tombstone: s(`INSERT INTO ref_tombstones (repo, ref, seq)
+                  SELECT :repo, :ref, COALESCE((SELECT seq FROM repo_seq WHERE repo = :repo), 0) WHERE true
+                  ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`),
+    removeRef: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ?`),
     removeFinishedJobs: s(`DELETE FROM jobs WHERE repo = ? AND state IN ('succeeded', 'failed')`),
     // One statement, so the increment is atomic across connections and processes.
     nextSeq: s(`INSERT INTO repo_seq (repo, seq) VALUES (?, 1)
                 ON CONFLICT (repo) DO UPDATE SET seq = seq + 1
                 RETURNING seq`),
-    getRef: s(`SELECT * FROM refs WHERE repo = ? AND ref = ?`),
-    listRefs: s(`SELECT * FROM refs WHERE repo = ? ORDER BY ref`),
+    getRef: s(`SELECT * FROM ref_modes WHERE repo = ? AND ref = ? AND mode = ?`),
+    getRefModes: s(`SELECT * FROM ref_modes WHERE repo = ? AND ref = ? ORDER BY mode`),
+    listRefs: s(`SELECT * FROM ref_modes WHERE repo = ? ORDER BY ref, mode`),
     // The registration check and the seq comparison live in the statement, so no concurrent
     // writer (a removal, a re-point, a newer build) can slip in between.
-    publishRef: s(`INSERT INTO refs (repo, ref, commit_oid, manifest, manifest_size, seq, built_at,
-                                     size_editable, size_shallow, size_files)
-                   SELECT :repo, :ref, :commit, :manifest, :manifestSize, :seq, :builtAt,
-                          :editable, :shallow, :files
+    publishRef: s(`INSERT INTO ref_modes (repo, ref, mode, commit_oid, seq, built_at, view)
+                   SELECT :repo, :ref, :mode, :commit, :seq, :builtAt, :view
                    WHERE EXISTS (SELECT 1 FROM repos WHERE name = :repo AND url = :upstream)
-                   ON CONFLICT (repo, ref) DO UPDATE SET
+                     AND NOT EXISTS (SELECT 1 FROM ref_tombstones WHERE repo = :repo AND ref = :ref AND seq >= :seq)
+                   ON CONFLICT (repo, ref, mode) DO UPDATE SET
                      commit_oid = excluded.commit_oid,
-                     manifest = excluded.manifest,
-                     manifest_size = excluded.manifest_size,
                      seq = excluded.seq,
                      built_at = excluded.built_at,
-                     size_editable = excluded.size_editable,
-                     size_shallow = excluded.size_shallow,
-                     size_files = excluded.size_files
-                   WHERE excluded.seq > refs.seq`),
+                     view = excluded.view
+                   WHERE excluded.seq > ref_modes.seq`),
+    putCommitBuild: s(`INSERT INTO commit_builds (repo, commit_oid, stage, data, recorded)
+                       VALUES (:repo, :commit, :stage, :data, :recorded)
+                       ON CONFLICT (repo, commit_oid) DO UPDATE SET
+                         stage = excluded.stage, data = excluded.data, recorded = excluded.recorded
+                       WHERE NOT (commit_builds.stage = 'files' AND excluded.stage = 'shallow')`),
+    getCommitBuild: s(`SELECT stage, data FROM commit_builds WHERE repo = ? AND commit_oid = ?`),
+    recentCommitBuilds: s(`SELECT data FROM commit_builds WHERE repo = ? ORDER BY recorded DESC, rowid DESC LIMIT ?`),
+    getLevels: s(`SELECT levels FROM repo_levels WHERE repo = ?`),
+    setLevels: s(`INSERT INTO repo_levels (repo, levels) VALUES (?, ?)
+                  ON CONFLICT (repo) DO UPDATE SET levels = excluded.levels`),
+    putSnapshot: s(`INSERT INTO refs_snapshots (repo, seq, data, created_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (repo, seq) DO NOTHING`),
+    getSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? AND seq = ?`),
+    latestSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? ORDER BY seq DESC LIMIT 1`),
+    getComposed: s(`SELECT digest, size FROM composed_manifests WHERE repo = ? AND inputs = ?`),
+    putComposed: s(`INSERT INTO composed_manifests (repo, inputs, digest, size) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (repo, inputs) DO NOTHING`),
     createJob: s(`INSERT INTO jobs (repo, kind, ref, state, phase, error, error_code, commit_oid, created_at, started_at, finished_at)
                   VALUES (:repo, :kind, :ref, :state, :phase, :error, :errorCode, :commit, :createdAt, :startedAt, :finishedAt)`),
     updateJob: s(`UPDATE jobs SET
@@ -323,13 +458,23 @@ function refFromRow(r: RefRow): RefRecord {
   return {
     repo: r.repo,
     ref: r.ref,
+    mode: r.mode as RefMode,
     commit: r.commit_oid,
-    manifest: r.manifest,
-    manifestSize: r.manifest_size,
     seq: r.seq,
     builtAt: r.built_at,
-    sizes: { editable: r.size_editable, shallow: r.size_shallow, files: r.size_files },
+    view: JSON.parse(r.view),
   };
+}
+
+interface SnapshotRow {
+  repo: string;
+  seq: number;
+  data: string;
+  created_at: number;
+}
+
+function snapshotFromRow(r: SnapshotRow): SnapshotRecord {
+  return { repo: r.repo, seq: r.seq, data: JSON.parse(r.data), createdAt: r.created_at };
 }
 
 function jobFromRow(r: JobRow): JobRecord {

@@ -24,6 +24,8 @@ import type { ArtifactIntegrity } from './integrity.js';
 import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
 import { receiveWebhook } from './hooks.js';
+import { ManifestComposer } from './compose.js';
+import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
 
 export interface ApiContext {
@@ -37,11 +39,14 @@ export interface ApiContext {
   /** Bound on builds started by resolves without the admin token (default ON_DEMAND_LIMITS). */
   onDemandLimits?: OnDemandLimits;
   integrity: ArtifactIntegrity;
+  /** Composes and remembers manifests from ref records (one per server: the scrubber shares it). */
+  composer?: ManifestComposer;
 }
 
 interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
+  composer: ManifestComposer;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -49,7 +54,9 @@ export function apiHandler(context: ApiContext) {
     const job = context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
-  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs() };
+  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
+    composer: context.composer ?? new ManifestComposer(context.store, context.meta),
+  };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(ctx, req, res);
@@ -90,7 +97,11 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     const name = parts[2]!;
     const action = parts[3];
     if (parts.length === 3 && method === 'GET')
-      return sendJson(res, 200, { ...status(ctx, name), damaged: await damagedArtifacts(ctx.store, ctx.meta.listRefs(name).map((r) => r.manifest)) });
+    {
+      const st = await status(ctx, name);
+      const digests = st.refs.flatMap((r) => (r.manifest ? [r.manifest.digest] : []));
+      return sendJson(res, 200, { ...st, damaged: await damagedArtifacts(ctx.store, digests) });
+    }
     if (parts.length === 3 && method === 'DELETE') {
       requireAdmin(ctx, req);
       return removeRepo(ctx, name, res);
@@ -99,7 +110,8 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       requireAdmin(ctx, req);
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
-    if (action === 'resolve' && parts.length === 4 && method === 'GET') return resolve(ctx, name, url.searchParams.get('ref') ?? '', isAdmin(ctx, req), res);
+    if (action === 'resolve' && parts.length === 4 && method === 'GET')
+      return resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), res);
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -142,10 +154,6 @@ function jobView(job: JobRecord) {
     startedAt: job.startedAt,
     finishedAt: job.finishedAt,
   };
-}
-
-function refView(r: RefRecord) {
-  return { ref: r.ref, commit: r.commit, manifest: { digest: r.manifest, size: r.manifestSize }, builtAt: r.builtAt, sizes: r.sizes };
 }
 
 function getRepoOr404(ctx: ApiContext, name: string) {
@@ -215,27 +223,112 @@ function pickRef(candidates: string[], remote: RemoteRefs): string | null {
   return candidates.find((c) => remote.refs.has(c)) ?? null;
 }
 
-function status(ctx: ApiContext, name: string) {
+/** The clone mode a resolve asks for: shallow (--depth 1), files, or full (the default). */
+function parseMode(v: string | null): ManifestMode {
+  if (v === null || v === '') return 'full';
+  if (!(MANIFEST_MODES as readonly string[]).includes(v)) throw new SnapError('usage', `mode must be one of ${MANIFEST_MODES.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as ManifestMode;
+}
+
+/**
+ * The record that serves `want` for a ref: the newest (largest seq) of the modes serving it; on
+ * a tie the earliest such mode, whose manifest is just what the clone needs (a shallow one lists
+ * only the ref and its followed tags, as git clone --depth 1 has them).
+ */
+function servingRecord(ctx: ApiContext, name: string, ref: string, want: ManifestMode): RefRecord | null {
+  let best: RefRecord | null = null;
+  for (const r of ctx.meta.getRefModes(name, ref)) {
+    if (!modeServes(r.mode, want)) continue;
+    if (!best || r.seq > best.seq || (r.seq === best.seq && modeServes(best.mode, r.mode))) best = r;
+  }
+  return best;
+}
+
+async function status(ctx: Api, name: string) {
   const repo = getRepoOr404(ctx, name);
+  const byRef = new Map<string, RefRecord[]>();
+  for (const r of ctx.meta.listRefs(name)) byRef.set(r.ref, [...(byRef.get(r.ref) ?? []), r]);
+  const refs = [];
+  for (const [ref, recs] of byRef) {
+    // The full record when there is one (what a plain clone gets), else the latest mode built so far.
+    const shown = servingRecord(ctx, name, ref, 'full') ?? servingRecord(ctx, name, ref, 'files') ?? servingRecord(ctx, name, ref, 'shallow')!;
+    let manifest: { digest: string; size: number } | null = null;
+    let sizes = null;
+    try {
+      const m = await ctx.composer.manifestFor(shown);
+      manifest = { digest: m.digest, size: m.size };
+      sizes = m.sizes;
+    } catch (err) {
+      log.warn(`cannot compose the manifest of ${name} ${ref} (${shown.mode}): ${(err as Error).message}`);
+    }
+    const modes: Record<string, { commit: string | null } | null> = {};
+    for (const mode of MANIFEST_MODES) {
+      const r = recs.find((x) => x.mode === mode);
+      modes[mode] = r ? { commit: r.commit } : null;
+    }
+    refs.push({ ref, commit: shown.commit, mode: shown.mode, manifest, builtAt: shown.builtAt, sizes, modes });
+  }
   return {
     name: repo.name,
     url: repo.url,
     defaultBranch: repo.defaultBranch,
-    refs: ctx.meta.listRefs(name).map(refView),
+    refs,
     jobs: ctx.meta.listJobs(name, 10).map(jobView),
   };
 }
 
-async function resolve(ctx: Api, name: string, refParam: string, admin: boolean, res: ServerResponse): Promise<void> {
+/**
+ * `newer` of a resolve: set when a sync of the ref is queued or running and the ref's tip in
+ * the mirror (as the server last fetched it) is not the commit being served.
+ */
+async function newerBuild(ctx: Api, name: string, ref: string, commit: string | null): Promise<{ commit: string | null; job: number | null } | null> {
+  const jobs = ctx.meta.listJobs(name, 20).filter((j) => isUnfinished(j) && (j.ref === null || j.ref === ref));
+  if (jobs.length === 0) return null;
+  const job = jobs.find((j) => j.state === 'running') ?? jobs[jobs.length - 1]!;
+  const mirror = ctx.sync.mirrorDir(name);
+  if (!existsSync(`${mirror}/HEAD`)) return null;
+  let tip: string | null = null;
+  try {
+    const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
+    tip = entry ? (entry.peeled ?? entry.oid) : null;
+  } catch {
+    return null; // the mirror is being replaced: nothing known
+  }
+  if (tip === null || tip === commit) return null;
+  return { commit: tip, job: job.id };
+}
+
+/** Seconds a client waits before asking again while the first build of a mode runs. */
+const BUILDING_RETRY_AFTER = 2;
+
+function building(res: ServerResponse, job: JobRecord): void {
+  res.setHeader('retry-after', String(BUILDING_RETRY_AFTER));
+  sendJson(res, 202, { status: 'building', job: jobView(job), retryAfter: BUILDING_RETRY_AFTER });
+}
+
+async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, res: ServerResponse): Promise<void> {
   const repo = getRepoOr404(ctx, name);
   const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
   const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
   for (const c of candidates) {
-    const rec = ctx.meta.getRef(name, c);
+    const rec = servingRecord(ctx, name, c, want);
     // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
-    if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) return sendJson(res, 200, { repo: name, upstream: repo.url, ...refView(rec) });
+    if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) {
+      const m = await ctx.composer.manifestFor(rec);
+      return sendJson(res, 200, {
+        repo: name,
+        upstream: repo.url,
+        ref: rec.ref,
+        commit: rec.commit,
+        mode: rec.mode,
+        manifest: { digest: m.digest, size: m.size },
+        builtAt: rec.builtAt,
+        sizes: m.sizes,
+        newer: await newerBuild(ctx, name, rec.ref, rec.commit),
+      });
+    }
   }
-  // Not built yet. A build in flight, or one we can start, means "come back later".
+  // Not built yet for this mode. A build in flight, or one we can start, means "come back later".
   const mirror = ctx.sync.mirrorDir(name);
   const mirrored = existsSync(`${mirror}/HEAD`);
   // A job is about this request if it builds one of the candidates; a plain sync builds the
@@ -243,7 +336,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
   const about = (j: JobRecord) => (j.ref === null ? !mirrored || defaultRef === null || candidates.includes(defaultRef) : candidates.includes(j.ref));
   const recent = ctx.meta.listJobs(name, 20);
   const inFlight = recent.find((j) => isUnfinished(j) && about(j));
-  if (inFlight) return sendJson(res, 202, { status: 'building', job: jobView(inFlight) });
+  if (inFlight) return building(res, inFlight);
   // The last finished job about these refs: if it failed, say why (with its code) rather than
   // retrying on every request. A later successful plain sync clears the way for a retry.
   const last = recent.find((j) => (j.state === 'failed' && about(j)) || (j.state === 'succeeded' && (about(j) || j.ref === null)));
@@ -259,7 +352,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
   }
   // Checked again after the await above, in the same synchronous step as the enqueue.
   const joined = ctx.meta.listJobs(name, 20).find((j) => isUnfinished(j) && j.ref === target);
-  if (joined) return sendJson(res, 202, { status: 'building', job: jobView(joined) });
+  if (joined) return building(res, joined);
   const enqueue = () => ctx.queue.enqueue({ repo: name, ref: target });
   let job: JobRecord;
   try {
@@ -268,7 +361,7 @@ async function resolve(ctx: Api, name: string, refParam: string, admin: boolean,
     if (err instanceof RateLimited) res.setHeader('retry-after', String(err.retryAfterSeconds));
     throw err;
   }
-  sendJson(res, 202, { status: 'building', job: jobView(job) });
+  building(res, job);
 }
 
 function isUnfinished(j: JobRecord): boolean {

@@ -1,6 +1,6 @@
 /**
  * A slow background scan that hashes every artifact the published manifests
- * name, so damage is found even in artifacts nobody reads (first reads and
+ * (composed from the ref records of every mode) name, so damage is found even in artifacts nobody reads (first reads and
  * client reports only see what is downloaded). It reads at most a given number
  * of bytes per second, then rests between passes. Off unless configured
  * (SNAPCLONE_VERIFY_MBPS): a scan competes with clones for disk and CPU.
@@ -11,6 +11,7 @@ import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import { log } from '../util/log.js';
 import type { ArtifactIntegrity } from './integrity.js';
+import { ManifestComposer } from './compose.js';
 
 export interface ScrubOptions {
   bytesPerSecond: number;
@@ -21,13 +22,17 @@ export interface ScrubOptions {
 export class ArtifactScrubber {
   readonly #stop = new AbortController();
   #running: Promise<void> | null = null;
+  readonly composer: ManifestComposer;
 
   constructor(
     private readonly store: ArtifactStore,
     private readonly meta: MetadataStore,
     private readonly integrity: ArtifactIntegrity,
     private readonly opts: ScrubOptions,
-  ) {}
+    composer?: ManifestComposer,
+  ) {
+    this.composer = composer ?? new ManifestComposer(store, meta);
+  }
 
   start(): void {
     this.#running ??= this.#loop();
@@ -53,10 +58,17 @@ export class ArtifactScrubber {
     };
     for (const repo of this.meta.listRepos()) {
       for (const ref of this.meta.listRefs(repo.name)) {
-        await scan(ref.manifest);
+        let manifest: string;
+        try {
+          manifest = (await this.composer.manifestFor(ref)).digest;
+        } catch (err) {
+          log.warn(`cannot compose the manifest of ${repo.name} ${ref.ref} (${ref.mode}): ${(err as Error).message}`);
+          continue;
+        }
+        await scan(manifest);
         let names: string[] = [];
         try {
-          names = manifestArtifacts(parseManifest(await this.store.read(ref.manifest))).map((a) => a.digest);
+          names = manifestArtifacts(parseManifest(await this.store.read(manifest))).map((a) => a.digest);
         } catch {
           // Absent or damaged: the check above said so.
         }

@@ -20,7 +20,7 @@ import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
 import { pollSeconds, UpstreamPoller } from './poller.js';
 import { RecheckAfterBuild } from './recheck.js';
-import type { BuildOptions } from '../build/builder.js';
+import type { SyncOptions } from './sync.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
@@ -30,7 +30,7 @@ export interface ServeOptions {
   dataDir: string;
   adminToken?: string | undefined;
   buildConcurrency?: number;
-  buildOptions?: Partial<BuildOptions>;
+  buildOptions?: Partial<SyncOptions>;
   /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
   cacheBytes?: number;
   /** Rate of the background scan that hashes every published artifact, MB/s (default $SNAPCLONE_VERIFY_MBPS; 0 or unset: off). */

@@ -1,38 +1,87 @@
 /**
  * A sync job: ask the upstream what it has, fetch it into the mirror, stamp the
- * ordering seq, then build and publish every ref that needs it. The seq is
- * taken after the fetch, so a build started later always carries a newer
- * upstream state, and publishRef keeps the newest.
+ * ordering seq, then build what is new and publish it in steps (two-phase
+ * publish), each durable before it is visible:
  *
- * What a sync builds: the job's ref, or (a plain sync) the default branch and
- * every ref built before, whether by add, sync --branch or on demand. Each is
- * rebuilt only when its own commit moved (or its build lost an artifact): a
- * push to one branch or a new tag never rebuilds the others (on a repository
- * with hundreds of built tags that was minutes per sync). The default branch
- * is the exception: it is also rebuilt when the branch and tag list changed, so
- * its full clone shows them as git clone would. Other builds keep the list of
- * other refs from when they were built, until their own commit moves.
+ *  1. per target commit without a complete commit build: its shallow stage (HEAD
+ *     packs, table), then the shallow records of every target at that commit;
+ *  2. its files stage (the archive), then the files records;
+ *  3. the history levels for every mirror tip, the refs snapshot (only when the
+ *     refs or levels changed), then the full records.
+ *
+ * A record is replaced only by one with a larger seq, so a slow older sync never
+ * hides a newer one. Fetch, refs read and seq are one step per repository (an
+ * in-process lock), so a larger seq always carries an equal or newer mirror state.
+ * Manifests are not written here: serve/compose.ts composes them from the records
+ * when a resolve first asks. A sync with nothing new writes no artifact, no
+ * snapshot and no record.
+ *
+ * Targets: the job's ref, or (a plain sync) the default branch and every ref
+ * built before. A ref deleted upstream keeps its last records (a webhook's branch
+ * delete removes them).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
-import { buildClonepack, type BuildOptions } from '../build/builder.js';
-import { parseManifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
+import { buildCommit, buildTagPack, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
+import { updateLevels } from '../build/levels.js';
+import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import { manifestIntact } from './manifest-health.js';
-import type { JobRecord, MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
+import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
+import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
+import { pidExists } from '../util/process.js';
+import { shallowRefs } from './compose.js';
+import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
+
+export interface SyncOptions {
+  /** Largest history pack before a level is split (default: the build's, 512 MiB). */
+  historyPackMaxBytes: number;
+  /** How many recent commit builds a new one may reuse blob groups and archive chunks from. */
+  reuseBuilds: number;
+  /** Test hook: awaited before each publish step ('shallow', 'files', 'history'); a gate in the build. */
+  beforeStep?: (step: 'shallow' | 'files' | 'history', repo: string) => Promise<void>;
+}
+
+const DEFAULTS: SyncOptions = { historyPackMaxBytes: 512 << 20, reuseBuilds: 8 };
+
+interface Target {
+  ref: string;
+  commit: string | null;
+}
+
+interface TagInfo {
+  followedTags: string[];
+  tagPack: PackRef | null;
+}
 
 export class SyncService {
+  readonly #options: SyncOptions;
+  readonly #fetchLock = new KeyedLock();
+  readonly #levelLock = new KeyedLock();
+
   constructor(
     private readonly dataDir: string,
     private readonly store: ArtifactStore,
     private readonly meta: MetadataStore,
-    private readonly buildOptions: Partial<BuildOptions> = {},
-  ) {}
+    options: Partial<SyncOptions> = {},
+  ) {
+    this.#options = { ...DEFAULTS, ...options };
+    this.#removeStaleScratch();
+  }
+
+  /** Scratch dirs of syncs whose process died (killed mid-build): never published, so just removed. */
+  #removeStaleScratch(): void {
+    const tmp = join(this.dataDir, 'tmp');
+    if (!existsSync(tmp)) return;
+    for (const name of readdirSync(tmp)) {
+      const m = /^(?:sync|build)-\d+-(\d+)-\d+$/.exec(name);
+      if (m && Number(m[1]) !== process.pid && !pidExists(Number(m[1]))) rmSync(join(tmp, name), { recursive: true, force: true });
+    }
+  }
 
   mirrorDir(repo: string): string {
     return join(this.dataDir, 'mirrors', `${encodeURIComponent(repo)}.git`);
@@ -57,23 +106,24 @@ export class SyncService {
     const dir = this.mirrorDir(repo.name);
     report('asking upstream');
     const remote = await lsRemote(repo.url);
-    await ensureMirror(dir, repo.url);
-    const before = await snapshotRefs(dir);
-    if (!sameTips(before, remote.refs)) {
-      report('fetching');
-      await fetchMirror(dir);
-    }
-    const seq = this.meta.nextSeq(repo.name);
-    await setMirrorHead(dir, remote.head);
+    const { seq, refs } = await this.#fetchLock.run(repo.name, async () => {
+      await ensureMirror(dir, repo.url);
+      let refs = await snapshotRefs(dir);
+      if (!sameTips(refs, remote.refs)) {
+        report('fetching');
+        await fetchMirror(dir);
+        refs = await snapshotRefs(dir);
+      }
+      await setMirrorHead(dir, remote.head);
+      return { seq: this.meta.nextSeq(repo.name), refs };
+    });
     this.assertStillRegistered(repo);
-    this.meta.setDefaultBranch(repo.name, remote.head);
-    const refs = await snapshotRefs(dir);
+    if (this.meta.getRepo(repo.name)?.defaultBranch !== remote.head) this.meta.setDefaultBranch(repo.name, remote.head);
 
     const defaultRef = `refs/heads/${remote.head ?? 'main'}`;
-    const targets = job.ref ? [job.ref] : [...new Set([defaultRef, ...this.meta.listRefs(repo.name).map((r) => r.ref)])];
-    let primaryCommit: string | null = null;
-    let history: PackRef[] | undefined;
-    for (const ref of targets) {
+    const names = job.ref ? [job.ref] : [...new Set([defaultRef, ...this.meta.listRefs(repo.name).map((r) => r.ref)])];
+    const targets: Target[] = [];
+    for (const ref of names) {
       const entry = refs.find((r) => r.name === ref);
       if (!entry && refs.length > 0) {
         if (job.ref) throw new SnapError('not-found', `${ref} does not exist in ${repo.url}`);
@@ -81,68 +131,249 @@ export class SyncService {
         // a commit (git clone leaves HEAD unborn and fetches everything else).
         if (ref !== defaultRef || remote.head === null) continue; // a built ref that the upstream deleted: keep serving its last build
       }
-      const commit = entry ? (entry.peeled ?? entry.oid) : null;
-      if (ref === targets[0]) primaryCommit = commit;
-      const existing = this.meta.getRef(repo.name, ref);
-      // Rebuilt only when its own commit moved, or a stored artifact of its build is
-      // damaged; the default branch also when the branches and tags changed, so a full
-      // clone of it lists them as git clone would. Other refs keep the branch and tag list
-      // of their build (the freshness issue separates the two).
-      if (
-        existing &&
-        existing.commit === commit &&
-        (ref !== defaultRef || (await this.sameRefsAsBuilt(existing.manifest, refs))) &&
-        (await manifestIntact(this.store, existing.manifest))
-      )
-        continue;
-      report(`building ${ref}`);
-      const scratch = join(this.dataDir, 'tmp', `build-${job.id}-${process.pid}-${Date.now()}`);
-      mkdirSync(scratch, { recursive: true });
-      try {
-        const t0 = Date.now();
-        const result = await buildClonepack({
-          mirrorDir: dir,
-          ref,
-          refs,
-          defaultBranch: remote.head,
-          scratchDir: scratch,
-          store: this.store,
-          options: this.buildOptions,
-          reuseHistory: history,
-          report: (p) => report(`${p} (${ref})`),
-        });
-        history = result.manifest.historyPacks;
-        const applied = this.meta.publishRef(
-          { repo: repo.name, ref, commit, manifest: result.digest, manifestSize: result.size, seq, builtAt: Date.now(), sizes: result.sizes },
-          repo.url,
-        );
-        if (!applied) this.assertStillRegistered(repo);
-        log.info(`built ${repo.name} ${ref} at ${commit ?? '(empty)'} in ${Date.now() - t0} ms${applied ? '' : ' (a newer build was already published)'}`);
-      } finally {
-        rmSync(scratch, { recursive: true, force: true });
-      }
+      targets.push({ ref, commit: entry ? (entry.peeled ?? entry.oid) : null });
     }
-    return { commit: primaryCommit };
-  }
+    const primary = targets[0]?.ref === names[0] ? targets[0]!.commit : null;
 
-  private async sameRefsAsBuilt(manifestDigest: string, refs: RefEntry[]): Promise<boolean> {
+    const scratch = join(this.dataDir, 'tmp', `sync-${job.id}-${process.pid}-${Date.now()}`);
     try {
-      const m = parseManifest(await this.store.read(manifestDigest));
-      return JSON.stringify(m.refs) === JSON.stringify(refs);
-    } catch {
-      return false; // unreadable or damaged: rebuild
+      const run = new SyncRun(this, repo, seq, refs, remote.head, targets, scratch, report);
+      await run.commitBuilds(job);
+      await run.history();
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
     }
+    return { commit: primary };
   }
 
   /** A repository removed or re-pointed while this job ran gets nothing from it. */
-  private assertStillRegistered(repo: RepoRecord): void {
+  assertStillRegistered(repo: RepoRecord): void {
     const now = this.meta.getRepo(repo.name);
     if (!now) throw new SnapError('not-found', `${repo.name} was removed during the build; nothing was published`);
     if (now.url !== repo.url) throw new SnapError('conflict', `${repo.name} was re-pointed to ${now.url} during the build; nothing was published`);
   }
+
+  /** @internal for SyncRun */
+  get parts() {
+    return { store: this.store, meta: this.meta, options: this.#options, levelLock: this.#levelLock, mirrorDir: (r: string) => this.mirrorDir(r) };
+  }
+}
+
+/** One sync's build and publish steps, after the fetch. */
+class SyncRun {
+  readonly #store: ArtifactStore;
+  readonly #meta: MetadataStore;
+  readonly #options: SyncOptions;
+  readonly #dir: string;
+  readonly #tagsKey: string;
+  readonly #tags = new Map<string, Promise<TagInfo>>();
+  #scratchUsed = 0;
+
+  constructor(
+    private readonly sync: SyncService,
+    private readonly repo: RepoRecord,
+    private readonly seq: number,
+    private readonly refs: RefEntry[],
+    private readonly defaultBranch: string | null,
+    private readonly targets: Target[],
+    private readonly scratch: string,
+    private readonly report: (phase: string) => void,
+  ) {
+    const p = sync.parts;
+    this.#store = p.store;
+    this.#meta = p.meta;
+    this.#options = p.options;
+    this.#dir = p.mirrorDir(repo.name);
+    const tags = refs.filter((r) => r.name.startsWith('refs/tags/')).map((r) => [r.name, r.oid, r.peeled ?? null]);
+    this.#tagsKey = sha256Hex(JSON.stringify(tags));
+  }
+
+  /** Steps 1 and 2: build each target commit without a complete build, publishing its shallow then files records. */
+  async commitBuilds(job: JobRecord): Promise<void> {
+    const commits = [...new Set(this.targets.map((t) => t.commit).filter((c): c is string => c !== null))];
+    for (const commit of commits) {
+      const existing = getCommitBuild(this.#meta, this.repo.name, commit);
+      if (existing?.stage === 'files' && (await buildIntact(this.#store, existing))) {
+        await this.#publishModes(commit, ['shallow', 'files']); // new tags on a built commit: records only
+        continue;
+      }
+      if (job.commit !== commit) this.#meta.updateJob(job.id, { commit }); // what resolve's `newer` names
+      const t0 = Date.now();
+      const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
+      const build = await buildCommit(
+        {
+          mirrorDir: this.#dir,
+          commit,
+          scratchDir: this.#scratchDir(),
+          store: this.#store,
+          reuse: await this.#reuseIndex(),
+          stats,
+          report: (p) => this.report(`${p} (${commit.slice(0, 12)})`),
+        },
+        async (shallow) => {
+          putCommitBuild(this.#meta, this.repo.name, shallow); // durable before any record names it
+          await this.#options.beforeStep?.('shallow', this.repo.name);
+          await this.#publishModes(commit, ['shallow']);
+        },
+      );
+      if (build.stage !== 'files') throw new SnapError('build-failed', `the build of ${commit} ended at stage ${build.stage}`);
+      putCommitBuild(this.#meta, this.repo.name, build);
+      await this.#options.beforeStep?.('files', this.repo.name);
+      await this.#publishModes(commit, ['files']);
+      log.info(
+        `built ${this.repo.name} ${commit} in ${Date.now() - t0} ms: ${stats.groupsReused}/${stats.groups} blob groups and ${stats.chunksReused}/${stats.chunks} archive chunks reused, ${stats.newBytes} new bytes`,
+      );
+    }
+  }
+
+  /** Step 3: history levels and the refs snapshot, then the full records. */
+  async history(): Promise<void> {
+    const { levelLock, meta } = { levelLock: this.sync.parts.levelLock, meta: this.#meta };
+    const snapshotSeq = await levelLock.run(this.repo.name, async () => {
+      const latest = latestSnapshot(meta, this.repo.name);
+      const sameRefs = latest && canonicalJson(latest.data.refs) === canonicalJson(this.refs) && latest.data.defaultBranch === this.defaultBranch;
+      let chain = getLevels(meta, this.repo.name);
+      // A level that lost a pack (quarantined, truncated) cannot be extended: pack the history
+      // again from the current tips. Packing is deterministic, so an unchanged single-level chain
+      // gets back the very artifacts it lost.
+      const intact = await allStored(this.#store, chain.flatMap((l) => l.packs));
+      if (sameRefs && intact && (await allStored(this.#store, latest.data.history))) return latest.seq; // nothing moved: no level, no snapshot
+      if (!intact) {
+        log.warn(`${this.repo.name}: a history level lost an artifact; packing the history again`);
+        chain = [];
+      }
+      this.report('packing history');
+      const update = await updateLevels({
+        mirrorDir: this.#dir,
+        levels: chain,
+        tips: [...new Set(this.refs.map((r) => r.oid))].sort(),
+        scratchDir: this.#scratchDir(),
+        store: this.#store,
+        maxPackBytes: this.#options.historyPackMaxBytes,
+        report: this.report,
+      });
+      if (update.changed) {
+        meta.setLevels(this.repo.name, update.levels);
+        log.info(`${this.repo.name}: history is ${update.levels.length} level(s), ${update.newBytes} new bytes`);
+      }
+      const data: SnapshotData = { defaultBranch: this.defaultBranch, refs: this.refs, history: update.levels.flatMap((l) => l.packs) };
+      if (latest && canonicalJson(latest.data) === canonicalJson(data)) return latest.seq;
+      await this.#options.beforeStep?.('history', this.repo.name);
+      meta.putSnapshot({ repo: this.repo.name, seq: this.seq, data, createdAt: Date.now() }); // durable before any record names it
+      return this.seq;
+    });
+    for (const t of this.targets) {
+      if (t.commit !== null && getCommitBuild(meta, this.repo.name, t.commit)?.stage !== 'files') continue;
+      await this.#publish(t, 'full', snapshotSeq);
+    }
+  }
+
+  async #publishModes(commit: string, modes: RefMode[]): Promise<void> {
+    for (const t of this.targets) if (t.commit === commit) for (const mode of modes) await this.#publish(t, mode, null);
+  }
+
+  /** Publish the (ref, mode) record unless the published one already says the same. */
+  async #publish(t: Target, mode: RefMode, snapshot: number | null): Promise<void> {
+    const tags = t.commit ? await this.#tagInfo(t.commit) : { followedTags: [], tagPack: null };
+    const view: RefView = {
+      defaultBranch: this.defaultBranch,
+      refs: mode === 'full' || !t.commit ? [] : shallowRefs(this.refs, t.ref, tags.followedTags),
+      followedTags: tags.followedTags,
+      tagPack: tags.tagPack,
+      tagsKey: this.#tagsKey,
+      snapshot,
+    };
+    const existing = this.#meta.getRef(this.repo.name, t.ref, mode);
+    if (existing && existing.commit === t.commit && canonicalJson(existing.view) === canonicalJson(view)) return;
+    if (existing && existing.seq >= this.seq) return; // a newer sync published it: nothing to do
+    const applied = this.#meta.publishRef({ repo: this.repo.name, ref: t.ref, mode, commit: t.commit, seq: this.seq, builtAt: Date.now(), view }, this.repo.url);
+    if (!applied) this.sync.assertStillRegistered(this.repo);
+    log.debug(`published ${this.repo.name} ${t.ref} ${mode} at ${t.commit ?? '(none)'} seq ${this.seq}${applied ? '' : ' (a newer one was already published)'}`);
+  }
+
+  /** Followed tags and their pack for a commit: reused from a record computed from the same tag list. */
+  #tagInfo(commit: string): Promise<TagInfo> {
+    let info = this.#tags.get(commit);
+    if (!info) {
+      info = (async () => {
+        for (const r of this.#meta.listRefs(this.repo.name)) {
+          const v = viewOf(r);
+          if (r.commit === commit && !v.legacy && v.tagsKey === this.#tagsKey) return { followedTags: v.followedTags, tagPack: v.tagPack };
+        }
+        const followed = await followedTags(this.#dir, commit, this.refs);
+        const entries = this.refs.filter((r) => followed.includes(r.name));
+        const tagPack = entries.some((e) => e.peeled !== undefined) ? await buildTagPack(this.#dir, entries, this.#scratchDir(), this.#store) : null;
+        return { followedTags: followed, tagPack };
+      })();
+      this.#tags.set(commit, info);
+    }
+    return info;
+  }
+
+  /** What earlier commit builds stored and still holds: a damaged artifact is built again, not reused. */
+  async #reuseIndex(): Promise<ReuseIndex> {
+    const reuse: ReuseIndex = { groups: new Map(), chunks: new Map() };
+    for (const b of recentCommitBuilds(this.#meta, this.repo.name, this.#options.reuseBuilds)) {
+      for (const g of b.groups) if (!reuse.groups.has(g.key) && (await packStored(this.#store, g.pack))) reuse.groups.set(g.key, g.pack);
+      for (const c of b.archive?.chunks ?? []) {
+        if (reuse.chunks.has(c.rawDigest) || !(await stored(this.#store, c))) continue;
+        const chunk: ChunkRef = { digest: c.digest, size: c.size, rawSize: c.rawSize };
+        reuse.chunks.set(c.rawDigest, chunk);
+      }
+    }
+    return reuse;
+  }
+
+  #scratchDir(): string {
+    const d = join(this.scratch, String(this.#scratchUsed++));
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+}
+
+async function stored(store: ArtifactStore, a: { digest: string; size: number }): Promise<boolean> {
+  const info = await store.stat(a.digest);
+  return !!info && info.size === a.size;
+}
+
+async function allStored(store: ArtifactStore, packs: PackRef[]): Promise<boolean> {
+  for (const p of packs) if (!(await packStored(store, p))) return false;
+  return true;
+}
+
+async function packStored(store: ArtifactStore, p: PackRef): Promise<boolean> {
+  return (await stored(store, p.pack)) && (await stored(store, p.idx));
+}
+
+/** Every artifact of a commit build is stored with its size (a stat each, no hashing: see manifest-health.ts). */
+async function buildIntact(store: ArtifactStore, b: CommitBuild): Promise<boolean> {
+  if (!(await packStored(store, b.skeleton)) || !(await stored(store, b.table))) return false;
+  for (const g of b.groups) if (!(await packStored(store, g.pack))) return false;
+  for (const c of b.archive?.chunks ?? []) if (!(await stored(store, c))) return false;
+  return true;
 }
 
 function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
   if (mirror.length !== upstream.size) return false;
   return mirror.every((r) => upstream.get(r.name) === r.oid);
+}
+
+/** One holder at a time per key, in arrival order. */
+class KeyedLock {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = before.then(() => mine);
+    this.#tails.set(key, tail);
+    await before;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    }
+  }
 }

@@ -26,12 +26,11 @@ function refRecord(repo: string, ref: string, seq: number): RefRecord {
   return {
     repo,
     ref,
+    mode: 'full',
     commit: sha256Hex(`commit ${seq}`).slice(0, 40),
-    manifest: sha256Hex(`manifest ${ref} ${seq}`),
-    manifestSize: 1000 + seq,
     seq,
     builtAt: 1_700_000_000_000 + seq,
-    sizes: { editable: seq * 3, shallow: seq * 2, files: seq },
+    view: { tagsKey: sha256Hex(`view ${ref} ${seq}`), snapshot: seq, followedTags: [] },
   };
 }
 
@@ -158,7 +157,7 @@ function defineTests(): void {
     assert.equal(store.publishRef(refRecord('r', main, 5), UPSTREAM), true);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
     assert.equal(store.publishRef(refRecord('r', main, 3), UPSTREAM), false);
-    assert.equal(store.publishRef({ ...refRecord('r', main, 5), manifest: sha256Hex('other') }, UPSTREAM), false);
+    assert.equal(store.publishRef({ ...refRecord('r', main, 5), view: { other: true } }, UPSTREAM), false);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 5));
     assert.equal(store.publishRef(refRecord('r', main, 9), UPSTREAM), true);
     assert.deepEqual(store.getRef('r', main), refRecord('r', main, 9));
@@ -371,6 +370,90 @@ function defineTests(): void {
     const check = new Database(dbPath);
     t.after(() => check.close());
     assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    assert.equal(SCHEMA_VERSION, 2);
+    assert.equal(SCHEMA_VERSION, 3);
+  });
+
+  test('a version 2 database keeps its builds: a ref row becomes a full record serving its manifest as it is', (t) => {
+    const dbPath = tempDb(t);
+    const raw = new Database(dbPath);
+    raw.exec(MIGRATIONS[0]!);
+    raw.exec(MIGRATIONS[1]!);
+    raw.pragma('user_version = 2');
+    raw.prepare(`INSERT INTO repos VALUES ('old/one', '/srv/one/', 'main', 7)`).run();
+    const digest = sha256Hex('a v1 manifest');
+    const commit = 'c'.repeat(40);
+    raw.prepare(`INSERT INTO refs VALUES ('old/one', 'refs/heads/main', ?, ?, 1234, 5, 99, 30, 20, 10)`).run(commit, digest);
+    raw.close();
+    const store = new SqliteMetadataStore(dbPath);
+    t.after(() => store.close());
+    assert.deepEqual(store.listRefs('old/one'), [
+      {
+        repo: 'old/one',
+        ref: 'refs/heads/main',
+        mode: 'full',
+        commit,
+        seq: 5,
+        builtAt: 99,
+        view: {
+          defaultBranch: null,
+          refs: [],
+          followedTags: [],
+          tagPack: null,
+          tagsKey: '',
+          snapshot: null,
+          legacy: { manifest: digest, manifestSize: 1234, sizes: { editable: 30, shallow: 20, files: 10 } },
+        },
+      },
+    ]);
+    assert.equal(store.getRef('old/one', 'refs/heads/main', 'shallow'), null);
+  });
+
+  test('records per mode; commit build stages never go back; snapshots are create-only; removeRef and removeRepo clear every mode', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    register(store, 'r');
+    const main = 'refs/heads/main';
+    const shallow = { ...refRecord('r', main, 7), mode: 'shallow' as const };
+    assert.equal(store.publishRef(shallow, UPSTREAM), true);
+    assert.equal(store.publishRef(refRecord('r', main, 6), UPSTREAM), true, 'modes are independent');
+    assert.equal(store.publishRef({ ...shallow, seq: 6 }, UPSTREAM), false);
+    assert.deepEqual(store.getRefModes('r', main), [refRecord('r', main, 6), shallow]);
+    assert.deepEqual(store.getRef('r', main, 'shallow'), shallow);
+    assert.equal(store.getRef('r', main, 'files'), null);
+
+    const c = 'a'.repeat(40);
+    store.putCommitBuild('r', c, 'shallow', { n: 1 });
+    assert.deepEqual(store.getCommitBuild('r', c), { stage: 'shallow', data: { n: 1 } });
+    store.putCommitBuild('r', c, 'files', { n: 2 });
+    store.putCommitBuild('r', c, 'shallow', { n: 3 }); // a late shallow stage never replaces the complete build
+    assert.deepEqual(store.getCommitBuild('r', c), { stage: 'files', data: { n: 2 } });
+    store.putCommitBuild('r', 'b'.repeat(40), 'files', { n: 4 });
+    assert.deepEqual(store.recentCommitBuilds('r', 1), [{ n: 4 }]);
+    assert.equal(store.recentCommitBuilds('r', 10).length, 2);
+
+    assert.equal(store.getLevels('r'), null);
+    store.setLevels('r', [{ tips: ['x'] }]);
+    assert.deepEqual(store.getLevels('r'), [{ tips: ['x'] }]);
+    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 1 }, createdAt: 1 });
+    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 2 }, createdAt: 2 });
+    store.putSnapshot({ repo: 'r', seq: 2, data: { a: 0 }, createdAt: 3 });
+    assert.deepEqual(store.getSnapshot('r', 3), { repo: 'r', seq: 3, data: { a: 1 }, createdAt: 1 });
+    assert.equal(store.latestSnapshot('r')!.seq, 3);
+    store.putComposed('r', 'k', { digest: 'd', size: 1 });
+    assert.deepEqual(store.getComposed('r', 'k'), { digest: 'd', size: 1 });
+
+    assert.equal(store.removeRef('r', main), true);
+    assert.deepEqual(store.getRefModes('r', main), []);
+    // A build that fetched before the removal cannot bring the ref back; a later fetch can.
+    const now = store.nextSeq('r');
+    assert.equal(store.removeRef('r', main), false);
+    assert.equal(store.publishRef(refRecord('r', main, now), UPSTREAM), false, 'a build from before the removal resurrected the ref');
+    assert.equal(store.publishRef(refRecord('r', main, now + 1), UPSTREAM), true);
+    store.removeRepo('r');
+    assert.deepEqual(store.listRefs('r'), []);
+    assert.equal(store.getCommitBuild('r', c), null);
+    assert.equal(store.getLevels('r'), null);
+    assert.equal(store.latestSnapshot('r'), null);
+    assert.equal(store.getComposed('r', 'k'), null);
   });
 }

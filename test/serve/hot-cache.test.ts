@@ -20,6 +20,9 @@ before(async () => {
   streamed = await startTestServer({ cacheBytes: 0 });
   for (const s of [cached, streamed]) await addAndBuild(s.url, up.dir, 'demo');
   const resolved = (await (await fetch(`${cached.url}/v1/repos/demo/resolve`)).json()) as { manifest: { digest: string } };
+  // Manifests are composed at the first resolve that needs them (issue 7): resolve on both.
+  const other = (await (await fetch(`${streamed.url}/v1/repos/demo/resolve`)).json()) as { manifest: { digest: string } };
+  assert.equal(other.manifest.digest, resolved.manifest.digest, 'one upstream state, one manifest');
   const manifest = (await (await fetch(`${cached.url}/v1/artifacts/${resolved.manifest.digest}`)).json()) as {
     table: { digest: string };
     historyPacks: { pack: { digest: string } }[];

@@ -1,0 +1,69 @@
+/**
+ * The serve layer's typed view of the JSON the metadata store keeps opaque
+ * (metadata may not import build or clonepack types): ref record views, commit
+ * builds, the history level chain and refs snapshots.
+ */
+import type { CommitBuild } from '../build/commit-build.js';
+import type { HistoryLevel } from '../build/levels.js';
+import type { ManifestMode, PackRef, RefEntry } from '../clonepack/manifest.js';
+import type { MetadataStore, ModeSizes, RefRecord } from '../metadata/metadata-store.js';
+
+/** What a (ref, mode) record's manifest shows besides the commit build (RefRecord.view). */
+export interface RefView {
+  /** The branch the upstream's HEAD named at the build's fetch. */
+  defaultBranch: string | null;
+  /** Shallow and files: the ref's entry and its followed tags' entries, sorted. Full: [] (the snapshot's). */
+  refs: RefEntry[];
+  /** git's tag following for the commit (sorted names) and the pack of their tag objects. */
+  followedTags: string[];
+  tagPack: PackRef | null;
+  /** Digest of the tag list the followed tags were computed from: recomputed only when it changes. */
+  tagsKey: string;
+  /** Full: the seq of the refs snapshot that names the ref at the record's commit. */
+  snapshot: number | null;
+  /** A version 1 build from before schema 3: its manifest is served as it is. */
+  legacy?: { manifest: string; manifestSize: number; sizes: ModeSizes };
+}
+
+/** A repository's refs and history as one sync saw them. */
+export interface SnapshotData {
+  defaultBranch: string | null;
+  refs: RefEntry[];
+  /** The history levels' packs, oldest level first. */
+  history: PackRef[];
+}
+
+export function viewOf(rec: RefRecord): RefView {
+  return rec.view as RefView;
+}
+
+export function modeOf(rec: RefRecord): ManifestMode {
+  return rec.mode;
+}
+
+export function getCommitBuild(meta: MetadataStore, repo: string, commit: string): CommitBuild | null {
+  const row = meta.getCommitBuild(repo, commit);
+  return row ? (row.data as CommitBuild) : null;
+}
+
+export function putCommitBuild(meta: MetadataStore, repo: string, build: CommitBuild): void {
+  meta.putCommitBuild(repo, build.commit, build.stage, build);
+}
+
+export function recentCommitBuilds(meta: MetadataStore, repo: string, limit: number): CommitBuild[] {
+  return meta.recentCommitBuilds(repo, limit) as CommitBuild[];
+}
+
+export function getLevels(meta: MetadataStore, repo: string): HistoryLevel[] {
+  return (meta.getLevels(repo) as HistoryLevel[] | null) ?? [];
+}
+
+export function getSnapshot(meta: MetadataStore, repo: string, seq: number): SnapshotData | null {
+  const row = meta.getSnapshot(repo, seq);
+  return row ? (row.data as SnapshotData) : null;
+}
+
+export function latestSnapshot(meta: MetadataStore, repo: string): { seq: number; data: SnapshotData } | null {
+  const row = meta.latestSnapshot(repo);
+  return row ? { seq: row.seq, data: row.data as SnapshotData } : null;
+}

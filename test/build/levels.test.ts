@@ -1,0 +1,162 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { git, gitText, gitTry, tmpDir } from '../support/git.js';
+import { updateLevels, MAX_LEVELS, type HistoryLevel } from '../../src/build/levels.js';
+import type { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { commitFiles, emptyRepo, gitDir, installPacks, manyFiles, newRepo, newStore, packObjectIds, revListObjects } from './helpers.js';
+
+function tipsOf(mirror: string): string[] {
+  return gitText(['for-each-ref', '--format=%(objectname)', 'refs/heads', 'refs/tags'], { cwd: mirror }).split('\n').filter(Boolean);
+}
+
+async function sync(repo: string, store: LocalArtifactStore, levels: HistoryLevel[]) {
+  const mirror = gitDir(repo);
+  return { mirror, ...(await updateLevels({ mirrorDir: mirror, levels, tips: tipsOf(mirror), scratchDir: tmpDir('levels-scratch'), store })) };
+}
+
+async function levelObjects(store: LocalArtifactStore, level: HistoryLevel, cwd: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of level.packs) out.push(...(await packObjectIds(store, p, cwd)));
+  return out.sort();
+}
+
+/** The chain holds exactly what the mirror's refs reach, each object once. */
+async function assertChainIsMirror(store: LocalArtifactStore, levels: HistoryLevel[], mirror: string): Promise<string[][]> {
+  const per = [];
+  for (const l of levels) per.push(await levelObjects(store, l, mirror));
+  const all = per.flat();
+  assert.equal(new Set(all).size, all.length, 'levels are disjoint');
+  assert.deepEqual([...all].sort(), revListObjects(mirror, ['--all']));
+  return per;
+}
+
+test('new commits pack only new objects; a sync with nothing new changes nothing; a new ref at a known commit adds a packless level', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  const a0 = commitFiles(repo, { 'first.txt': 'first\n' });
+  commitFiles(repo, manyFiles(30, 2000, 1));
+  const first = await sync(repo, store, []);
+  assert.equal(first.changed, true);
+  assert.equal(first.levels.length, 1);
+  assert.ok(first.newBytes > 0);
+  const a = gitText(['rev-parse', 'HEAD'], { cwd: repo });
+
+  const b = commitFiles(repo, { 'src/added.txt': 'new\n' });
+  const second = await sync(repo, store, first.levels);
+  assert.equal(second.changed, true);
+  const per = await assertChainIsMirror(store, second.levels, second.mirror);
+  assert.deepEqual(second.levels[0], first.levels[0], 'the old level is kept as it was');
+  assert.deepEqual(per[per.length - 1], revListObjects(second.mirror, [b, `^${a}`]));
+  assert.equal(per[per.length - 1]!.length, 4); // commit, root tree, src tree, blob
+
+  const noop = await sync(repo, store, second.levels);
+  assert.equal(noop.changed, false);
+  assert.equal(noop.newBytes, 0);
+  assert.equal(noop.levels, second.levels);
+
+  git(['branch', 'other', a0], { cwd: repo }); // reachable, but never a tip: no objects to add
+  const branch = await sync(repo, store, second.levels);
+  assert.equal(branch.changed, true);
+  assert.equal(branch.newBytes, 0);
+  assert.equal(branch.levels.length, second.levels.length + 1);
+  assert.deepEqual(branch.levels.at(-1), { packs: [], tips: [a0], bytes: 0 });
+  await assertChainIsMirror(store, branch.levels, branch.mirror);
+  git(['branch', '-D', 'other'], { cwd: repo });
+  const deleted = await sync(repo, store, branch.levels);
+  assert.equal(deleted.changed, false, 'a deleted branch adds nothing');
+});
+
+test('levels stay disjoint when a file is deleted and re-added', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  const files = manyFiles(20, 2000, 2);
+  commitFiles(repo, files);
+  commitFiles(repo, { 'src/f0005.bin': null });
+  commitFiles(repo, { 'y.txt': 'y\n' });
+  // The first level's tip has no f0005 in its tree; only its history does. A walk
+  // `new ^tip` stops at the tip and lists the re-added blob again.
+  const levels = (await sync(repo, store, [])).levels;
+  commitFiles(repo, { 'src/f0005.bin': files['src/f0005.bin']!, 'x.txt': 'x\n' });
+  const r = await sync(repo, store, levels);
+  await assertChainIsMirror(store, r.levels, r.mirror);
+});
+
+test('force push: compaction repacks from current tips and drops the garbage; a gc-ed mirror falls back to full compaction', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  commitFiles(repo, manyFiles(40, 4000, 3));
+  let r = await sync(repo, store, []);
+  const base = gitText(['rev-parse', 'HEAD'], { cwd: repo });
+  const garbage = commitFiles(repo, manyFiles(3, 4000, 4, 'g'));
+  r = await sync(repo, store, r.levels);
+  assert.equal(r.levels.length, 2);
+  git(['reset', '-q', '--hard', base], { cwd: repo });
+  commitFiles(repo, manyFiles(3, 4000, 5, 'h'));
+  r = await sync(repo, store, r.levels);
+  // The two small levels were merged (the older one is < 2x the new one) from the current tips.
+  assert.equal(r.levels.length, 2);
+  const per = await assertChainIsMirror(store, r.levels, r.mirror);
+  assert.ok(!per.flat().includes(garbage));
+  assert.ok(gitText(['cat-file', '-t', garbage], { cwd: r.mirror }) === 'commit', 'garbage is still in the mirror, just unreachable');
+
+  // Now a level covers a tip the mirror lost (force push, then gc): start over from the tips.
+  const tip = gitText(['rev-parse', 'HEAD'], { cwd: repo });
+  const lost = commitFiles(repo, { 'lost.txt': 'lost\n' });
+  r = await sync(repo, store, r.levels);
+  assert.ok(r.levels.some((l) => l.tips.includes(lost)));
+  git(['reset', '-q', '--hard', tip], { cwd: repo });
+  commitFiles(repo, { 'kept.txt': 'kept\n' });
+  const mirror = gitDir(repo);
+  git(['reflog', 'expire', '--expire=now', '--all'], { cwd: mirror });
+  git(['gc', '-q', '--prune=now'], { cwd: mirror });
+  assert.notEqual(gitTry(['cat-file', '-e', lost], { cwd: mirror }).status, 0, 'gc removed the lost commit');
+  r = await sync(repo, store, r.levels);
+  assert.equal(r.levels.length, 1);
+  await assertChainIsMirror(store, r.levels, r.mirror);
+});
+
+test('the chain stays within MAX_LEVELS and, written into an empty repository, is the source history (git fsck --strict)', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  let levels: HistoryLevel[] = [];
+  for (let i = 0; i < 8; i++) {
+    commitFiles(repo, manyFiles(2 + i, 1500, 10 + i, `d${i}`));
+    levels = (await sync(repo, store, levels)).levels;
+  }
+  // Tags on existing commits add packless levels, which never trigger the geometric rule: the cap does.
+  const commits = gitText(['rev-list', 'HEAD'], { cwd: repo }).split('\n');
+  for (let i = 0; i < 16; i++) {
+    git(['tag', '-a', '-m', `t${i}`, `t${i}`, commits[i % commits.length]!], { cwd: repo, date: 1577836800 + i });
+    levels = (await sync(repo, store, levels)).levels;
+    assert.ok(levels.length <= MAX_LEVELS, `${levels.length} levels`);
+  }
+  git(['branch', 'side', commits[3]!], { cwd: repo });
+  const r = await sync(repo, store, levels);
+  await assertChainIsMirror(store, r.levels, r.mirror);
+
+  const check = emptyRepo();
+  await installPacks(store, r.levels.flatMap((l) => l.packs), check);
+  const refs = gitText(['for-each-ref', '--format=%(objectname) %(refname)'], { cwd: r.mirror });
+  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${refs}\n`);
+  git(['fsck', '--strict', '--no-dangling'], { cwd: check });
+  assert.deepEqual(revListObjects(check, ['--all']), revListObjects(r.mirror, ['--all']));
+  for (const l of r.levels) for (const p of l.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
+});
+
+test('a level larger than maxPackBytes is split into self-contained packs', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  commitFiles(repo, manyFiles(24, 128 << 10, 40)); // 3 MiB of incompressible blobs
+  const mirror = gitDir(repo);
+  const r = await updateLevels({ mirrorDir: mirror, levels: [], tips: tipsOf(mirror), scratchDir: tmpDir('levels-scratch'), store, maxPackBytes: 1 << 20 });
+  assert.ok(r.levels[0]!.packs.length >= 3, `${r.levels[0]!.packs.length} packs`);
+  assert.equal(r.levels[0]!.bytes, r.levels[0]!.packs.reduce((a, p) => a + p.pack.size, 0));
+  await assertChainIsMirror(store, r.levels, mirror);
+  const check = emptyRepo();
+  await installPacks(store, r.levels[0]!.packs, check);
+  for (const p of r.levels[0]!.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
+  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['rev-parse', 'HEAD'], { cwd: repo })} refs/heads/main\n`);
+  git(['fsck', '--strict', '--no-dangling'], { cwd: check });
+});

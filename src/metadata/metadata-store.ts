@@ -111,8 +111,10 @@ export interface MetadataStore {
    * Stop serving a ref in every mode (a deleted branch, or one a re-pointed upstream lacks). A
    * build that fetched before the removal (seq up to the repository's current one) cannot
    * publish the ref again; a later fetch can (the ref was created again upstream).
+   * With `seq` (a sync that fetched the deletion): only records older than that seq go, and
+   * the tombstone is at that seq, so a newer sync that saw the ref re-created keeps it.
    */
-  removeRef(repo: string, ref: string): boolean;
+  removeRef(repo: string, ref: string, seq?: number): boolean;
 
   /**
    * Record the build of a commit (JSON of build/commit-build.ts). A stage never goes back:

@@ -252,11 +252,15 @@ export class SqliteMetadataStore implements MetadataStore {
     return info.changes === 1;
   }
 
-  removeRef(repo: string, ref: string): boolean {
+  removeRef(repo: string, ref: string, seq?: number): boolean {
     return this.#db
       .transaction(() => {
-        this.#stmt.tombstone.run({ repo, ref });
-        return this.#stmt.removeRef.run(repo, ref).changes > 0;
+        if (seq === undefined) {
+          this.#stmt.tombstone.run({ repo, ref });
+          return this.#stmt.removeRef.run(repo, ref).changes > 0;
+        }
+        this.#stmt.tombstoneAt.run({ repo, ref, seq });
+        return this.#stmt.removeRefBefore.run(repo, ref, seq).changes > 0;
       })
       .immediate();
   }
@@ -395,6 +399,9 @@ function prepareAll(db: Db) {
                   SELECT :repo, :ref, COALESCE((SELECT seq FROM repo_seq WHERE repo = :repo), 0) WHERE true
                   ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`),
     removeRef: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ?`),
+    tombstoneAt: s(`INSERT INTO ref_tombstones (repo, ref, seq) VALUES (:repo, :ref, :seq)
+                    ON CONFLICT (repo, ref) DO UPDATE SET seq = MAX(seq, excluded.seq)`),
+    removeRefBefore: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ? AND seq < ?`),
     removeFinishedJobs: s(`DELETE FROM jobs WHERE repo = ? AND state IN ('succeeded', 'failed')`),
     // One statement, so the increment is atomic across connections and processes.
     nextSeq: s(`INSERT INTO repo_seq (repo, seq) VALUES (?, 1)

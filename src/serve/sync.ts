@@ -17,8 +17,9 @@
  * snapshot and no record.
  *
  * Targets: the job's ref, or (a plain sync) the default branch and every ref
- * built before. A ref deleted upstream keeps its last records (a webhook's branch
- * delete removes them).
+ * built before. A built ref the upstream deleted stops being served (its records go,
+ * with a tombstone at this sync's seq; its artifacts stay for older manifests), as
+ * a webhook's branch delete does.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -129,7 +130,11 @@ export class SyncService {
         if (job.ref) throw new SnapError('not-found', `${ref} does not exist in ${repo.url}`);
         // The branch the upstream's HEAD names but nobody created is built without
         // a commit (git clone leaves HEAD unborn and fetches everything else).
-        if (ref !== defaultRef || remote.head === null) continue; // a built ref that the upstream deleted: keep serving its last build
+        if (ref !== defaultRef || remote.head === null) {
+          // A built ref the upstream deleted: git clone --branch would fail now, so stop serving it.
+          if (this.meta.removeRef(repo.name, ref, seq)) log.info(`${repo.name} ${ref} was deleted upstream; no longer served`);
+          continue;
+        }
       }
       targets.push({ ref, commit: entry ? (entry.peeled ?? entry.oid) : null });
     }

@@ -408,6 +408,22 @@ function defineTests(): void {
     assert.equal(store.getRef('old/one', 'refs/heads/main', 'shallow'), null);
   });
 
+  test('removeRef at a seq: only older records go; the tombstone blocks older publishes, never newer ones', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    register(store, 'r');
+    const dev = 'refs/heads/dev';
+    assert.equal(store.publishRef(refRecord('r', dev, 4), UPSTREAM), true);
+    assert.equal(store.publishRef({ ...refRecord('r', dev, 6), mode: 'shallow' as const }, UPSTREAM), true);
+    // A sync at seq 5 saw dev deleted; a sync at seq 6 saw it created again and published first.
+    assert.equal(store.removeRef('r', dev, 5), true);
+    assert.deepEqual(store.getRefModes('r', dev).map((r) => [r.mode, r.seq]), [['shallow', 6]]);
+    assert.equal(store.publishRef(refRecord('r', dev, 5), UPSTREAM), false, 'as old as the deletion');
+    assert.equal(store.publishRef(refRecord('r', dev, 7), UPSTREAM), true, 'newer than the deletion');
+    assert.equal(store.removeRef('r', dev, 3), false, 'an older deletion removes nothing');
+    assert.equal(store.publishRef(refRecord('r', dev, 8), UPSTREAM), true, 'and does not lower the tombstone');
+  });
+
   test('records per mode; commit build stages never go back; snapshots are create-only; removeRef and removeRepo clear every mode', (t) => {
     const store = new SqliteMetadataStore(tempDb(t));
     t.after(() => store.close());

@@ -19,7 +19,8 @@ const MIRROR_CONFIG: [string, string][] = [
 
 export async function ensureMirror(dir: string, url: string): Promise<void> {
   if (existsSync(`${dir}/HEAD`)) {
-    await runGit(['config', 'remote.origin.url', url], { cwd: dir });
+    // Written only when it changed: a sync with nothing new should write (almost) nothing.
+    if ((await gitOutput(['config', '--get', 'remote.origin.url'], dir)) !== url) await runGit(['config', 'remote.origin.url', url], { cwd: dir });
     return;
   }
   const tmp = `${dir}.init-${process.pid}-${Date.now()}`;
@@ -45,7 +46,18 @@ export async function fetchMirror(dir: string): Promise<void> {
 }
 
 export async function setMirrorHead(dir: string, branch: string | null): Promise<void> {
-  if (branch) await runGit(['symbolic-ref', 'HEAD', `refs/heads/${branch}`], { cwd: dir });
+  if (!branch) return;
+  const ref = `refs/heads/${branch}`;
+  if ((await gitOutput(['symbolic-ref', '-q', 'HEAD'], dir)) !== ref) await runGit(['symbolic-ref', 'HEAD', ref], { cwd: dir });
+}
+
+/** A git command's trimmed output, or null when it fails (an unset key, a detached HEAD). */
+async function gitOutput(args: string[], cwd: string): Promise<string | null> {
+  try {
+    return (await runGit(args, { cwd })).toString('utf8').trim();
+  } catch {
+    return null;
+  }
 }
 
 /** All branches and tags of the mirror, sorted by name, annotated tags fully peeled. */

@@ -21,6 +21,9 @@ interface Waiter {
   resolve: (job: JobRecord) => void;
 }
 
+/** How often a running job's phase is written to the store, at most. */
+const PHASE_WRITE_MS = 300;
+
 export const INTERRUPTED = 'interrupted by server restart';
 export const CANCELLED = 'cancelled: server shutting down';
 
@@ -151,17 +154,27 @@ export class LocalJobQueue implements JobQueue {
   async #run(queued: JobRecord): Promise<JobPatch> {
     let done = false;
     let phase = 'starting';
+    let timer: NodeJS.Timeout | null = null;
     try {
       const job: JobRecord = { ...queued, state: 'running', phase, startedAt: Date.now() };
       this.#store.updateJob(job.id, { state: 'running', phase, startedAt: job.startedAt });
-      const report = (p: string): void => {
+      // Phases are written at most every PHASE_WRITE_MS (the final state carries the last one):
+      // a sync with nothing new then writes only its job's start and end.
+      let lastWrite = Date.now();
+      const write = (): void => {
+        timer = null;
         if (done) return; // a runner that reports after settling must not rewrite history
-        phase = p;
+        lastWrite = Date.now();
         try {
-          this.#store.updateJob(job.id, { phase: p });
+          this.#store.updateJob(job.id, { phase });
         } catch {
           // Progress is cosmetic; a failed update must not fail the build.
         }
+      };
+      const report = (p: string): void => {
+        if (done) return;
+        phase = p;
+        if (!timer) timer = setTimeout(write, Math.max(0, lastWrite + PHASE_WRITE_MS - Date.now())).unref();
       };
       const result = await this.#runner(job, report);
       return { state: 'succeeded', phase: 'done', commit: result?.commit ?? null, finishedAt: Date.now() };
@@ -170,6 +183,7 @@ export class LocalJobQueue implements JobQueue {
       return { state: 'failed', phase, error: errorMessage(err), errorCode: err instanceof SnapError ? err.code : 'build-failed', finishedAt: Date.now() };
     } finally {
       done = true;
+      if (timer) clearTimeout(timer);
     }
   }
 

@@ -101,7 +101,8 @@ test('records state, phase, times and commit through the store', async (t) => {
   );
   const job = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
   assert.deepEqual(store.getJob(job.id), job);
-  await sleep(20);
+  // Phases are written at most every 300 ms: wait for it rather than assume when.
+  for (let i = 0; i < 100 && store.getJob(job.id)!.phase !== 'fetching'; i++) await sleep(20);
   const running = store.getJob(job.id)!;
   assert.equal(running.state, 'running');
   assert.equal(running.phase, 'fetching');
@@ -114,6 +115,30 @@ test('records state, phase, times and commit through the store', async (t) => {
   assert.equal(final.error, null);
   assert.ok(final.finishedAt! >= final.startedAt!);
   assert.deepEqual(store.getJob(job.id), final);
+  await q.close();
+});
+
+test('phase reports are coalesced: a burst of them writes the store a few times, and the last phase lands', async (t) => {
+  const store = tempStore(t);
+  const writes: string[] = [];
+  const update = store.updateJob.bind(store);
+  store.updateJob = (id, patch) => {
+    if (patch.phase !== undefined && patch.state === undefined) writes.push(patch.phase);
+    update(id, patch);
+  };
+  let release!: () => void;
+  const hold = new Promise<void>((res) => (release = res));
+  const q = new LocalJobQueue(store, async (_job, report) => {
+    for (let i = 0; i < 200; i++) report(`step ${i}`);
+    await hold;
+    return { commit: null };
+  });
+  const job = q.enqueue({ repo: 'a/a', ref: null });
+  for (let i = 0; i < 100 && store.getJob(job.id)!.phase !== 'step 199'; i++) await sleep(20);
+  assert.equal(store.getJob(job.id)!.phase, 'step 199', 'the last phase is written');
+  assert.ok(writes.length <= 2, `200 reports wrote ${writes.length} phase updates`);
+  release();
+  assert.equal((await q.wait(job.id)).state, 'succeeded');
   await q.close();
 });
 

@@ -80,8 +80,15 @@ export async function snapshotRefs(dir: string): Promise<RefEntry[]> {
     }
     refs.push(entry);
   }
-  for (const e of nested) {
-    e.peeled = (await runGit(['rev-parse', `${e.oid}^{}`], { cwd: dir })).toString('utf8').trim();
+  if (nested.length > 0) {
+    // Tags of tags: for-each-ref peels one level; one cat-file peels them all (not a git run per tag).
+    const out = await runGit(['cat-file', '--batch-check=%(objectname)'], { cwd: dir, input: nested.map((e) => `${e.oid}^{}`).join('\n') + '\n' });
+    const lines = out.toString('utf8').split('\n');
+    nested.forEach((e, i) => {
+      const oid = lines[i] ?? '';
+      if (!/^[0-9a-f]{40}$/.test(oid)) throw new Error(`cannot peel tag ${e.name} (${e.oid}): ${oid || 'no answer'}`);
+      e.peeled = oid;
+    });
   }
   refs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return refs;

@@ -6,10 +6,10 @@
  * key, the file table, and the CDC archive reused by raw-chunk digest. So a cold
  * and an incremental build of one commit are byte-identical.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
-import type { ArtifactRef, ChunkRef, PackRef, RefEntry } from '../clonepack/manifest.js';
+import { MAX_CHUNK_RAW, type ArtifactRef, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
 import { objectSpans, parseIdx } from '../git/idx.js';
@@ -19,9 +19,13 @@ import { runGit } from './gitproc.js';
 import { listTree, type TreeItem } from './tree.js';
 import { checkoutConversions } from './attributes.js';
 import { packObjects, tagChains, type BuiltPack } from './packs.js';
-import { buildCdcArchive, type ArchiveItem } from './archive.js';
+import { buildCdcArchive, chunkReuseKey, type ArchiveItem } from './archive.js';
+
+export { chunkReuseKey };
 import { putCounted } from './put-counted.js';
-import { DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
+import { mapLimit } from '../util/limit.js';
+import { log } from '../util/log.js';
+import { checkCdcParams, DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
 export interface HeadGroup {
@@ -29,10 +33,26 @@ export interface HeadGroup {
   pack: PackRef;
 }
 
-/** An archive chunk plus the SHA-256 of its decompressed bytes (the reuse key). */
+/**
+ * An archive chunk plus what its frame was made from: the SHA-256 of its
+ * decompressed bytes, the zstd level and the build format (together the reuse
+ * key, chunkReuseKey). `level` and `format` are absent in rows stored before
+ * they were recorded; such chunks are never reused.
+ */
 export interface StoredChunk extends ChunkRef {
   rawDigest: string;
+  level?: number;
+  format?: number;
 }
+
+/**
+ * Salt of every reuse key (blob groups and archive chunks). A reused artifact must
+ * be what a cold build makes now, but pack and frame bytes also depend on the git,
+ * zlib and zstd library versions. Bump this when an upgrade of those changes the
+ * bytes they make (docs/ARCHITECTURE.md, Determinism): stored entries of an older
+ * format are then built again instead of reused.
+ */
+export const BUILD_FORMAT = 1;
 
 export type CommitStage = 'shallow' | 'files';
 
@@ -53,7 +73,7 @@ export interface CommitBuild {
 /** What earlier commit builds of the same repository stored, for reuse. */
 export interface ReuseIndex {
   groups: Map<string, PackRef>; // HeadGroup.key -> stored pack
-  chunks: Map<string, ChunkRef>; // StoredChunk.rawDigest -> stored chunk
+  chunks: Map<string, ChunkRef>; // chunkReuseKey(StoredChunk) -> stored chunk
 }
 
 export interface CommitBuildRequest {
@@ -74,6 +94,7 @@ export interface CommitBuildOptions {
   archive: CdcParams;
   /** Blob groups (HEAD packs 1..n), in raw blob bytes. */
   groups: CdcParams;
+  /** Of the table and the archive chunks: an integer from 1 to 19 (default: $SNAPCLONE_ZSTD_LEVEL, else 6). */
   zstdLevel: number;
   /** Blob-group pack-objects run at once. */
   parallel: number;
@@ -82,7 +103,7 @@ export interface CommitBuildOptions {
 export const DEFAULT_COMMIT_BUILD_OPTIONS: CommitBuildOptions = {
   archive: DEFAULT_ARCHIVE_CDC,
   groups: DEFAULT_GROUP_CDC,
-  zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
+  zstdLevel: 6,
   parallel: 2,
 };
 
@@ -101,7 +122,12 @@ export interface CommitBuildStats {
  * waits for it, then builds the archive and resolves with the `files` stage.
  */
 export async function buildCommit(req: CommitBuildRequest, onShallow: (b: CommitBuild) => Promise<void>): Promise<CommitBuild> {
-  const opt: CommitBuildOptions = { ...DEFAULT_COMMIT_BUILD_OPTIONS, ...req.options };
+  // The level is read per build, so a changed environment takes effect without a restart.
+  const opt: CommitBuildOptions = { ...DEFAULT_COMMIT_BUILD_OPTIONS, zstdLevel: zstdLevelFromEnv(process.env), ...req.options };
+  checkZstdLevel(opt.zstdLevel, 'zstd level');
+  // Checked before anything is built or published: the client holds 12 archive chunks of at most MAX_CHUNK_RAW.
+  checkCdcParams(opt.archive, MAX_CHUNK_RAW);
+  checkCdcParams(opt.groups);
   const stats: CommitBuildStats = req.stats ?? { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
   const report = req.report ?? (() => {});
   const repo = req.mirrorDir;
@@ -132,28 +158,22 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   const groups = await mapLimit(groupLists, opt.parallel, async (blobs, i): Promise<HeadGroup> => {
     const oids = blobs.map((b) => b.oid);
     const key = groupKey(oids);
-    let pack: PackRef | null = null;
-    let idxBytes: Buffer | null = null;
     const known = req.reuse.groups.get(key);
     if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
-      idxBytes = await req.store.read(known.idx.digest);
-      pack = known;
-      stats.groupsReused++;
-    } else {
-      const built = await packOne(repo, oids, join(packDir, `group${i}`));
-      idxBytes = readFileSync(built.idxPath);
-      pack = await storePack(built, put);
+      const found = groupSpans(await req.store.read(known.idx.digest), known.pack.size, oids, i + 1);
+      if (found) {
+        for (const [oid, span] of found) spans.set(oid, span);
+        stats.groupsReused++;
+        return { key, pack: known };
+      }
+      // A wrong entry must not fail every later build of this commit: pack the group again.
+      log.warn(`blob group ${key}: the stored pack ${known.name} does not hold exactly its blobs; packing it again`);
     }
-    const idx = parseIdx(idxBytes);
-    const wanted = new Set(oids);
-    let found = 0;
-    for (const s of objectSpans(idx, pack.pack.size)) {
-      if (!wanted.has(s.oid)) throw new SnapError('build-failed', `blob group ${key} holds an unexpected object ${s.oid}`);
-      spans.set(s.oid, { pack: i + 1, offset: s.offset, length: s.length });
-      found++;
-    }
-    if (found !== wanted.size) throw new SnapError('build-failed', `blob group ${key} holds ${found} of ${wanted.size} blobs`);
-    return { key, pack };
+    const built = await packOne(repo, oids, join(packDir, `group${i}`));
+    const found = groupSpans(readFileSync(built.idxPath), statSync(built.packPath).size, oids, i + 1);
+    if (!found) throw new SnapError('build-failed', `blob group ${key}: pack-objects did not pack exactly its ${oids.length} blobs`);
+    for (const [oid, span] of found) spans.set(oid, span);
+    return { key, pack: await storePack(built, put) };
   });
 
   report('writing file table');
@@ -185,7 +205,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   });
   const buildArchive = async () => {
     report('writing archive');
-    const a = await buildCdcArchive({ repoDir: repo, items: archiveItems, outDir: chunkDir, cdc: opt.archive, level: opt.zstdLevel, store: req.store, reuse: req.reuse.chunks });
+    const a = await buildCdcArchive({ repoDir: repo, items: archiveItems, outDir: chunkDir, cdc: opt.archive, level: opt.zstdLevel, store: req.store, reuse: req.reuse.chunks, format: BUILD_FORMAT });
     stats.chunks = a.chunks.length;
     stats.chunksReused = a.reused;
     stats.newBytes += a.newBytes;
@@ -200,9 +220,38 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   return { ...shallow, stage: 'files', archive };
 }
 
-/** SHA-256 over the blob ids of a group, in order (the reuse key). */
+/** The zstd level from $SNAPCLONE_ZSTD_LEVEL: an integer from 1 to 19, default 6. */
+export function zstdLevelFromEnv(env: NodeJS.ProcessEnv): number {
+  const text = env.SNAPCLONE_ZSTD_LEVEL ?? '';
+  if (text === '') return DEFAULT_COMMIT_BUILD_OPTIONS.zstdLevel;
+  const level = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  checkZstdLevel(level, 'SNAPCLONE_ZSTD_LEVEL', text);
+  return level;
+}
+
+function checkZstdLevel(level: number, what: string, shown = String(level)): void {
+  // zstd itself clamps any number silently; 20-22 ("ultra") need far more memory to decompress.
+  if (!(Number.isInteger(level) && level >= 1 && level <= 19)) {
+    throw new SnapError('usage', `${what} must be an integer from 1 to 19, got ${JSON.stringify(shown)}`);
+  }
+}
+
+/** SHA-256 over the build format and the blob ids of a group, in order (the reuse key). */
 export function groupKey(oids: readonly string[]): string {
-  return sha256Hex(oids.join('\n'));
+  return sha256Hex(`snapclone-build-${BUILD_FORMAT}\n${oids.join('\n')}`);
+}
+
+/** Where each blob of a group sits in its pack, or null unless the pack holds exactly `oids`. */
+function groupSpans(idxBytes: Buffer, packSize: number, oids: readonly string[], pack: number): Map<string, { pack: number; offset: number; length: number }> | null {
+  const idx = parseIdx(idxBytes);
+  const wanted = new Set(oids);
+  if (idx.count !== wanted.size) return null;
+  const out = new Map<string, { pack: number; offset: number; length: number }>();
+  for (const s of objectSpans(idx, packSize)) {
+    if (!wanted.has(s.oid)) return null;
+    out.set(s.oid, { pack, offset: s.offset, length: s.length });
+  }
+  return out;
 }
 
 function uniqueBlobs(leaves: readonly TreeItem[]): BlobInfo[] {
@@ -231,19 +280,6 @@ async function storePack(p: BuiltPack, put: (path: string) => Promise<ArtifactRe
   const pack = await put(p.packPath);
   const idx = await put(p.idxPath);
   return { name: p.name, pack, idx, objects: p.objects };
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  });
-  await Promise.all(workers);
-  return out;
 }
 
 /**
@@ -275,17 +311,16 @@ export async function followedTags(mirrorDir: string, commit: string, refs: RefE
     .sort();
 }
 
-/** A pack of every tag object on the chains of the given annotated tags (null when none are annotated). */
-export async function buildTagPack(mirrorDir: string, tags: RefEntry[], scratchDir: string, store: ArtifactStore): Promise<PackRef | null> {
+/**
+ * A pack of every tag object on the chains of the given annotated tags (null when none are annotated).
+ * `added(n)` is called with the bytes it stored that the store did not hold yet.
+ */
+export async function buildTagPack(mirrorDir: string, tags: RefEntry[], scratchDir: string, store: ArtifactStore, added: (n: number) => void = () => {}): Promise<PackRef | null> {
   const annotated = [...new Set(tags.filter((r) => r.peeled !== undefined).map((r) => r.oid))].sort();
   if (annotated.length === 0) return null;
   // Sorted input: the pack's bytes depend on the set of tags only, not on ref order.
   const chain = [...new Set(await tagChains(mirrorDir, annotated))].sort();
   mkdirSync(scratchDir, { recursive: true });
   const built = await packOne(mirrorDir, chain, join(scratchDir, 'tags'));
-  const put = async (path: string): Promise<ArtifactRef> => {
-    const s = await store.putFile(path);
-    return { digest: s.digest, size: s.size };
-  };
-  return storePack(built, put);
+  return storePack(built, (path) => putCounted(store, path, added));
 }

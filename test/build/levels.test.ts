@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { git, gitText, gitTry, tmpDir } from '../support/git.js';
 import { updateLevels, MAX_LEVELS, type HistoryLevel } from '../../src/build/levels.js';
-import type { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local-store.js';
 import { commitFiles, emptyRepo, gitDir, installPacks, manyFiles, newRepo, newStore, packObjectIds, revListObjects } from './helpers.js';
 
 function tipsOf(mirror: string): string[] {
@@ -125,13 +125,23 @@ test('the chain stays within MAX_LEVELS and, written into an empty repository, i
     commitFiles(repo, manyFiles(2 + i, 1500, 10 + i, `d${i}`));
     levels = (await sync(repo, store, levels)).levels;
   }
-  // Tags on existing commits add packless levels, which never trigger the geometric rule: the cap does.
+  for (let i = 0; i < 20; i++) commitFiles(repo, { [`small${i}.txt`]: `${i}\n` });
+  levels = (await sync(repo, store, levels)).levels;
+  // Lightweight tags on existing commits add packless levels (bytes 0), which the geometric
+  // rule never merges (0 < 2 * 0 is false): only the cap keeps the chain at MAX_LEVELS.
   const commits = gitText(['rev-list', 'HEAD'], { cwd: repo }).split('\n');
-  for (let i = 0; i < 16; i++) {
-    git(['tag', '-a', '-m', `t${i}`, `t${i}`, commits[i % commits.length]!], { cwd: repo, date: 1577836800 + i });
-    levels = (await sync(repo, store, levels)).levels;
+  assert.ok(commits.length >= 28); // commits[1..19] are the small ones, none of them a tip
+  let longest = 0;
+  for (let i = 1; i <= 16; i++) {
+    git(['tag', `t${i}`, commits[i]!], { cwd: repo });
+    const r = await sync(repo, store, levels);
+    assert.equal(r.changed, true);
+    assert.equal(r.newBytes, 0, 'a tag on a known commit packs nothing');
+    levels = r.levels;
     assert.ok(levels.length <= MAX_LEVELS, `${levels.length} levels`);
+    longest = Math.max(longest, levels.length);
   }
+  assert.equal(longest, MAX_LEVELS, 'the chain reached the cap');
   git(['branch', 'side', commits[3]!], { cwd: repo });
   const r = await sync(repo, store, levels);
   await assertChainIsMirror(store, r.levels, r.mirror);
@@ -159,4 +169,29 @@ test('a level larger than maxPackBytes is split into self-contained packs', asyn
   for (const p of r.levels[0]!.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
   fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['rev-parse', 'HEAD'], { cwd: repo })} refs/heads/main\n`);
   git(['fsck', '--strict', '--no-dangling'], { cwd: check });
+});
+
+/** A store that records which artifacts were read back. */
+class CountingStore extends LocalArtifactStore {
+  reads: string[] = [];
+  override async read(digest: string): Promise<Buffer> {
+    this.reads.push(digest);
+    return super.read(digest);
+  }
+}
+
+test('the idx of a kept level is read from the store once, not on every sync that adds a level', async () => {
+  const repo = newRepo();
+  const store = new CountingStore(tmpDir('build-store'));
+  commitFiles(repo, manyFiles(30, 4000, 50));
+  let r = await sync(repo, store, []);
+  const base = r.levels[0]!;
+  const baseIdx = new Set(base.packs.map((p) => p.idx.digest));
+  for (let i = 0; i < 4; i++) {
+    commitFiles(repo, { [`n${i}.txt`]: `${i}\n` });
+    r = await sync(repo, store, r.levels);
+    assert.deepEqual(r.levels[0], base, 'the base level is kept');
+  }
+  await assertChainIsMirror(store, r.levels, r.mirror);
+  assert.equal(store.reads.filter((d) => baseIdx.has(d)).length, 1);
 });

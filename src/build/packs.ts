@@ -5,7 +5,7 @@
  * skeleton, blob groups, tag pack) and levels.ts (history levels).
  */
 import { readFileSync } from 'node:fs';
-import { runGit } from './gitproc.js';
+import { runGit, type GitRunOptions } from './gitproc.js';
 import { parseIdx } from '../git/idx.js';
 
 export interface BuiltPack {
@@ -16,7 +16,7 @@ export interface BuiltPack {
 }
 
 /** Run pack-objects (single-threaded, deterministic) on `input`; returns the packs written as `<base>-<sha1>.pack/.idx`. */
-export async function packObjects(repoDir: string, input: string | Buffer, base: string, args: string[]): Promise<BuiltPack[]> {
+export async function packObjects(repoDir: string, input: NonNullable<GitRunOptions['input']>, base: string, args: string[]): Promise<BuiltPack[]> {
   const out = await runGit(['-c', 'pack.threads=1', 'pack-objects', '-q', ...args, base], { cwd: repoDir, input });
   const hashes = out.toString('utf8').split('\n').filter(Boolean);
   return hashes.map((h) => {

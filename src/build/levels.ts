@@ -8,7 +8,9 @@
  * than the newest run is smaller than twice the run's bytes, it joins the run,
  * and the run is repacked as one level (also whenever the chain would exceed
  * MAX_LEVELS). So a chain holds O(log) levels and a push costs a pack of what it
- * added, plus now and then a merge of small recent levels.
+ * added, plus now and then a merge of small recent levels. The rule weighs the new
+ * level by its objects' sizes in the mirror (%(objectsize:disk)) before packing
+ * it, so a push that triggers a merge packs its objects once, in the merge.
  *
  * A merge repacks from the CURRENT tips only (force-pushed garbage of the merged
  * levels is dropped) minus what the older, kept levels hold. The merged levels
@@ -95,9 +97,10 @@ export async function updateLevels(req: {
     return { levels: [await store(await build([], []), tips)], changed: true, newBytes };
   }
 
-  report('packing new history');
-  const fresh = await build([...covered], req.levels);
-  const freshBytes = fresh.reduce((a, p) => a + p.packBytes, 0);
+  // Whether the new level is kept or merged at once is decided on an estimate of its size
+  // (the objects' sizes in the mirror), so a compaction does not pack the new objects twice.
+  report('sizing new history');
+  const freshBytes = req.levels.length === 0 ? 0 : await newObjectsDiskBytes(req.mirrorDir, walkOf(tips, [...covered]), await heldBy(req.levels, req.store, req.idxCache ?? sharedIdxCache));
   const bytes = [...req.levels.map((l) => l.bytes), freshBytes];
   const last = bytes.length - 1;
   let k = last;
@@ -107,7 +110,8 @@ export async function updateLevels(req: {
     run += bytes[k]!;
   }
   if (k === last) {
-    return { levels: [...req.levels, await store(fresh, uncovered)], changed: true, newBytes };
+    report('packing new history');
+    return { levels: [...req.levels, await store(await build([...covered], req.levels), uncovered)], changed: true, newBytes };
   }
   report('compacting history levels');
   const kept = req.levels.slice(0, k);
@@ -133,28 +137,49 @@ async function buildLevelPacks(
   maxPackBytes: number,
 ): Promise<LevelPack[]> {
   mkdirSync(dir, { recursive: true });
-  const walk = [...tips, ...negatives.map((n) => `^${n}`)].join('\n') + '\n';
+  const walk = walkOf(tips, negatives);
   const args = ['--delta-base-offset', `--max-pack-size=${maxPackBytes}`, '--non-empty'];
   let packs: BuiltPack[];
   if (older.length === 0) {
     // Nothing to filter against (negatives come only from older levels' tips): git walks.
     packs = await packObjects(repo, walk, join(dir, 'history'), ['--revs', ...args]);
   } else {
-    const held: OidSet[] = [];
-    for (const l of older) for (const p of l.packs) held.push(await idxCache.get(store, p.idx.digest));
-    packs = await packObjects(repo, newObjectLines(repo, walk, held), join(dir, 'history'), args);
+    packs = await packObjects(repo, newObjectLines(repo, walk, await heldBy(older, store, idxCache), true), join(dir, 'history'), args);
   }
   return packs.map((p) => ({ ...p, packBytes: statSync(p.packPath).size })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/** The lines of `rev-list --objects` for `walk` whose object none of `held` holds, in batches. */
-async function* newObjectLines(repo: string, walk: string, held: OidSet[]): AsyncGenerator<Buffer> {
+/** stdin of rev-list (and pack-objects --revs): what `tips` reach and `negatives` do not. */
+function walkOf(tips: string[], negatives: string[]): string {
+  return [...tips, ...negatives.map((n) => `^${n}`)].join('\n') + '\n';
+}
+
+async function heldBy(levels: HistoryLevel[], store: ArtifactStore, idxCache: IdxOidCache): Promise<OidSet[]> {
+  const held: OidSet[] = [];
+  for (const l of levels) for (const p of l.packs) held.push(await idxCache.get(store, p.idx.digest));
+  return held;
+}
+
+/** Bytes the objects of `walk` that no level holds take in the mirror (git's %(objectsize:disk)). */
+async function newObjectsDiskBytes(repo: string, walk: string, held: OidSet[]): Promise<number> {
+  const out = await runGit(['cat-file', '--batch-check=%(objectsize:disk)'], { cwd: repo, input: newObjectLines(repo, walk, held, false) });
+  let sum = 0;
+  for (const line of out.toString('latin1').split('\n')) if (line !== '') sum += Number(line);
+  return sum;
+}
+
+/**
+ * The lines of `rev-list --objects` for `walk` whose object none of `held` holds, in
+ * batches; with `paths` as rev-list wrote them (pack-objects uses the names for its
+ * delta search), else the object ids only.
+ */
+async function* newObjectLines(repo: string, walk: string, held: OidSet[], paths: boolean): AsyncGenerator<Buffer> {
   let batch: string[] = [];
   for await (const line of gitLines(['rev-list', '--objects', '--stdin'], { cwd: repo, input: walk })) {
     if (!/^[0-9a-f]{40}( |$)/.test(line)) continue;
     const oid = Buffer.from(line.slice(0, 40), 'hex');
     if (held.some((s) => s.has(oid))) continue;
-    batch.push(line);
+    batch.push(paths ? line : line.slice(0, 40));
     if (batch.length >= 4096) {
       yield Buffer.from(batch.join('\n') + '\n', 'latin1');
       batch = [];

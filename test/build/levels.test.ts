@@ -155,19 +155,42 @@ test('the chain stays within MAX_LEVELS and, written into an empty repository, i
   for (const l of r.levels) for (const p of l.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
 });
 
-test('a level larger than maxPackBytes is split into self-contained packs', async () => {
+test('a level larger than maxPackBytes is split into self-contained packs, deltas included', async () => {
   const repo = newRepo();
   const store = newStore();
-  commitFiles(repo, manyFiles(24, 128 << 10, 40)); // 3 MiB of incompressible blobs
+  // Large text files edited a little in many commits: most versions are stored as deltas,
+  // so a split can go wrong only one way, a delta whose base sits in a sibling pack.
+  const base = manyFiles(24, 96 << 10, 40, 'text'); // about 2.3 MiB packed
+  const text = Object.fromEntries(Object.entries(base).map(([p, b]) => [p, b.toString('base64')]));
+  commitFiles(repo, text);
+  for (let i = 0; i < 12; i++) {
+    const edits: Record<string, string> = {};
+    for (const [p, t] of Object.entries(text)) {
+      const at = (i * 7919 + p.length * 131) % (t.length - 100);
+      text[p] = `${t.slice(0, at)}edit ${i} of ${p}\n${t.slice(at)}`;
+      edits[p] = text[p]!;
+    }
+    commitFiles(repo, edits);
+  }
+  git(['tag', '-a', '-m', 'annotated', 'v1'], { cwd: repo, date: 1577836800 });
   const mirror = gitDir(repo);
   const r = await updateLevels({ mirrorDir: mirror, levels: [], tips: tipsOf(mirror), scratchDir: tmpDir('levels-scratch'), store, maxPackBytes: 1 << 20 });
-  assert.ok(r.levels[0]!.packs.length >= 3, `${r.levels[0]!.packs.length} packs`);
-  assert.equal(r.levels[0]!.bytes, r.levels[0]!.packs.reduce((a, p) => a + p.pack.size, 0));
+  const packs = r.levels[0]!.packs;
+  assert.ok(packs.length >= 2, `${packs.length} packs`);
+  assert.equal(r.levels[0]!.bytes, packs.reduce((a, p) => a + p.pack.size, 0));
   await assertChainIsMirror(store, r.levels, mirror);
+  let deltas = 0;
+  for (const p of packs) {
+    // Each pack alone in an empty repository: every delta resolves within it.
+    const alone = emptyRepo();
+    await installPacks(store, [p], alone);
+    const out = gitText(['verify-pack', '-v', path.join(alone, '.git/objects/pack', `${p.name}.idx`)], { cwd: alone });
+    deltas += out.split('\n').filter((l) => /^[0-9a-f]{40} blob +\d+ \d+ \d+ \d+ [0-9a-f]{40}$/.test(l)).length;
+  }
+  assert.ok(deltas >= 50, `${deltas} deltified blobs`);
   const check = emptyRepo();
-  await installPacks(store, r.levels[0]!.packs, check);
-  for (const p of r.levels[0]!.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
-  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['rev-parse', 'HEAD'], { cwd: repo })} refs/heads/main\n`);
+  await installPacks(store, packs, check);
+  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['for-each-ref', '--format=%(objectname) %(refname)'], { cwd: mirror })}\n`);
   git(['fsck', '--strict', '--no-dangling'], { cwd: check });
 });
 
@@ -194,4 +217,21 @@ test('the idx of a kept level is read from the store once, not on every sync tha
   }
   assert.equal(store.reads.filter((d) => baseIdx.has(d)).length, 1);
   await assertChainIsMirror(store, r.levels, r.mirror);
+});
+
+test('a compaction packs the new objects once, in the merged level, not first as a level of their own', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  commitFiles(repo, manyFiles(40, 4000, 80));
+  let r = await sync(repo, store, []);
+  commitFiles(repo, manyFiles(3, 4000, 81, 'a'));
+  r = await sync(repo, store, r.levels);
+  assert.equal(r.levels.length, 2);
+  commitFiles(repo, manyFiles(3, 4000, 82, 'b'));
+  const mirror = gitDir(repo);
+  const scratch = tmpDir('levels-scratch');
+  const merged = await updateLevels({ mirrorDir: mirror, levels: r.levels, tips: tipsOf(mirror), scratchDir: scratch, store });
+  assert.equal(merged.levels.length, 2, 'the two small levels were merged');
+  await assertChainIsMirror(store, merged.levels, mirror);
+  assert.deepEqual(fs.readdirSync(scratch), ['level0'], 'one pack-objects run');
 });

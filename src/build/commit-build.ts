@@ -145,6 +145,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   report('reading tree');
   const { trees, leaves } = await listTree(repo, commit);
   const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: repo })).toString().trim();
+  rememberClosure(repo, commit, rootTree, trees, leaves);
   report('checking attributes');
   const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
 
@@ -283,29 +284,57 @@ async function storePack(p: BuiltPack, put: (path: string) => Promise<ArtifactRe
 }
 
 /**
+ * Whether an object is in a commit's tree closure never changes, but finding out
+ * lists the whole tree. So followedTags keeps its answers (per mirror, commit and
+ * target; bounded), and the closure of the commit built last (buildCommit has just
+ * listed it; a sync asks followedTags about that commit next).
+ */
+const closureAnswers = new Map<string, boolean>();
+const MAX_CLOSURE_ANSWERS = 100_000;
+let lastClosure: { key: string; objects: Set<string> } | null = null;
+
+function rememberClosure(mirrorDir: string, commit: string, rootTree: string, trees: string[], leaves: readonly TreeItem[]): void {
+  const objects = new Set([rootTree, ...trees]);
+  for (const l of leaves) if (l.type === 'blob') objects.add(l.oid);
+  lastClosure = { key: `${mirrorDir}\0${commit}`, objects };
+}
+
+async function inTreeClosure(mirrorDir: string, commit: string, targets: readonly string[]): Promise<Set<string>> {
+  const key = `${mirrorDir}\0${commit}`;
+  const unknown = targets.filter((t) => !closureAnswers.has(`${key}\0${t}`));
+  if (unknown.length > 0) {
+    if (lastClosure?.key !== key) {
+      const { trees, leaves } = await listTree(mirrorDir, commit);
+      const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: mirrorDir })).toString().trim();
+      rememberClosure(mirrorDir, commit, rootTree, trees, leaves);
+    }
+    for (const t of unknown) {
+      if (closureAnswers.size >= MAX_CLOSURE_ANSWERS) closureAnswers.delete(closureAnswers.keys().next().value!);
+      closureAnswers.set(`${key}\0${t}`, lastClosure!.objects.has(t));
+    }
+  }
+  return new Set(targets.filter((t) => closureAnswers.get(`${key}\0${t}`)));
+}
+
+/**
  * git's tag following for a --depth 1 clone of `commit`: the tags of `refs` whose fully
  * peeled target is the commit, one of its trees or one of its blobs. Sorted names.
  */
 export async function followedTags(mirrorDir: string, commit: string, refs: RefEntry[]): Promise<string[]> {
   const tags = refs.filter((r) => r.name.startsWith('refs/tags/'));
   const others = tags.filter((r) => (r.peeled ?? r.oid) !== commit);
-  let closure: Set<string> | null = null;
+  let closure = new Set<string>();
   if (others.length > 0) {
     // Only a tag of a tree or blob needs the tree's closure; ask git the types first.
     const targets = [...new Set(others.map((r) => r.peeled ?? r.oid))];
     const out = (await runGit(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { cwd: mirrorDir, input: targets.join('\n') + '\n' })).toString('latin1');
-    const treeish = new Set(out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.slice(0, 40)));
-    if (treeish.size > 0) {
-      const { trees, leaves } = await listTree(mirrorDir, commit);
-      const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: mirrorDir })).toString().trim();
-      closure = new Set([rootTree, ...trees]);
-      for (const l of leaves) if (l.type === 'blob') closure.add(l.oid);
-    }
+    const treeish = out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.slice(0, 40));
+    if (treeish.length > 0) closure = await inTreeClosure(mirrorDir, commit, treeish);
   }
   return tags
     .filter((r) => {
       const target = r.peeled ?? r.oid;
-      return target === commit || (closure !== null && closure.has(target));
+      return target === commit || closure.has(target);
     })
     .map((r) => r.name)
     .sort();

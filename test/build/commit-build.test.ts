@@ -291,3 +291,36 @@ test('followedTags and buildTagPack: tags of the commit, its trees and blobs; ta
   git(['fsck', '--strict', '--no-dangling'], { cwd: check });
   assert.equal(gitText(['rev-parse', 'outer^{commit}'], { cwd: check }), c2);
 });
+
+test('followedTags lists a commit\'s tree at most once: not after buildCommit listed it, not on every call', async () => {
+  const repo = newRepo();
+  const c = commitFiles(repo, { 'a.txt': 'a\n', 'dir/b.txt': 'b\n' });
+  const other = commitFiles(repo, { 'c.txt': 'c\n' });
+  git(['tag', 'treetag', gitText(['rev-parse', `${c}:dir`], { cwd: repo })], { cwd: repo });
+  git(['tag', 'blobtag', gitText(['rev-parse', `${c}:a.txt`], { cwd: repo })], { cwd: repo });
+  const mirror = gitDir(repo);
+  const refs = gitText(['for-each-ref', '--format=%(refname) %(objectname)', 'refs/tags'], { cwd: mirror })
+    .split('\n')
+    .map((l) => ({ name: l.split(' ')[0]!, oid: l.split(' ')[1]! }));
+  const trace = path.join(tmpDir('git-trace'), 'trace');
+  const lsTrees = () => (fs.existsSync(trace) ? fs.readFileSync(trace, 'utf8').split('\n').filter((l) => / ls-tree /.test(l)).length : 0);
+  const saved = process.env.GIT_TRACE;
+  process.env.GIT_TRACE = trace;
+  try {
+    await buildCommit({ mirrorDir: mirror, commit: other, scratchDir: tmpDir('build-scratch'), store: newStore(), reuse: emptyReuse(), options: SMALL }, async () => {});
+    assert.equal(lsTrees(), 1);
+    // `other` still has dir/ and a.txt: both tags follow it, answered from the build's listing.
+    assert.deepEqual(await followedTags(mirror, other, refs), ['refs/tags/blobtag', 'refs/tags/treetag']);
+    assert.equal(lsTrees(), 1);
+    assert.deepEqual(await followedTags(mirror, c, refs), ['refs/tags/blobtag', 'refs/tags/treetag']);
+    assert.equal(lsTrees(), 2);
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await followedTags(mirror, other, refs), ['refs/tags/blobtag', 'refs/tags/treetag']);
+      assert.deepEqual(await followedTags(mirror, c, refs), ['refs/tags/blobtag', 'refs/tags/treetag']);
+    }
+    assert.equal(lsTrees(), 2);
+  } finally {
+    if (saved === undefined) delete process.env.GIT_TRACE;
+    else process.env.GIT_TRACE = saved;
+  }
+});

@@ -21,10 +21,11 @@ import { checkoutConversions } from './attributes.js';
 import { packObjects, tagChains, type BuiltPack } from './packs.js';
 import { buildCdcArchive, chunkReuseKey, type ArchiveItem } from './archive.js';
 
-export { chunkReuseKey };
+export { chunkReuseKey, zstdLevelFromEnv };
 import { putCounted } from './put-counted.js';
 import { mapLimit } from '../util/limit.js';
 import { log } from '../util/log.js';
+import { checkZstdLevel, DEFAULT_ZSTD_LEVEL, zstdLevelFromEnv } from '../util/zstd-level.js';
 import { checkCdcParams, DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
@@ -103,7 +104,7 @@ export interface CommitBuildOptions {
 export const DEFAULT_COMMIT_BUILD_OPTIONS: CommitBuildOptions = {
   archive: DEFAULT_ARCHIVE_CDC,
   groups: DEFAULT_GROUP_CDC,
-  zstdLevel: 6,
+  zstdLevel: DEFAULT_ZSTD_LEVEL,
   parallel: 2,
 };
 
@@ -219,22 +220,6 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   await onShallow(shallow);
   const archive = early ?? (await buildArchive());
   return { ...shallow, stage: 'files', archive };
-}
-
-/** The zstd level from $SNAPCLONE_ZSTD_LEVEL: an integer from 1 to 19, default 6. */
-export function zstdLevelFromEnv(env: NodeJS.ProcessEnv): number {
-  const text = env.SNAPCLONE_ZSTD_LEVEL ?? '';
-  if (text === '') return DEFAULT_COMMIT_BUILD_OPTIONS.zstdLevel;
-  const level = /^[0-9]+$/.test(text) ? Number(text) : NaN;
-  checkZstdLevel(level, 'SNAPCLONE_ZSTD_LEVEL', text);
-  return level;
-}
-
-function checkZstdLevel(level: number, what: string, shown = String(level)): void {
-  // zstd itself clamps any number silently; 20-22 ("ultra") need far more memory to decompress.
-  if (!(Number.isInteger(level) && level >= 1 && level <= 19)) {
-    throw new SnapError('usage', `${what} must be an integer from 1 to 19, got ${JSON.stringify(shown)}`);
-  }
 }
 
 /** SHA-256 over the build format and the blob ids of a group, in order (the reuse key). */

@@ -277,9 +277,13 @@ test('followedTags and buildTagPack: tags of the commit, its trees and blobs; ta
   const followed = await followedTags(gitDir(repo), c2, refs);
   assert.deepEqual(followed, ['refs/tags/ann', 'refs/tags/blobtag', 'refs/tags/light', 'refs/tags/outer', 'refs/tags/treetag']);
   const store = newStore();
-  const pack = await buildTagPack(gitDir(repo), refs.filter((r) => followed.includes(r.name)), tmpDir('tagpack'), store);
+  let added = 0;
+  const pack = await buildTagPack(gitDir(repo), refs.filter((r) => followed.includes(r.name)), tmpDir('tagpack'), store, (n) => (added += n));
   assert.ok(pack);
   assert.equal(pack.objects, 3); // ann, outer, treetag
+  assert.equal(added, pack.pack.size + pack.idx.size, 'the new bytes of a tag pack are counted');
+  assert.deepEqual(await buildTagPack(gitDir(repo), refs.filter((r) => followed.includes(r.name)), tmpDir('tagpack'), store, (n) => (added += n)), pack);
+  assert.equal(added, pack.pack.size + pack.idx.size, 'a tag pack the store holds adds nothing');
   assert.equal(await buildTagPack(gitDir(repo), refs.filter((r) => r.name === 'refs/tags/light'), tmpDir('tagpack'), store), null);
   // The tag pack plus the head packs make the tags resolvable in a fresh repository.
   const { files } = await build(repo, c2, store, emptyReuse());

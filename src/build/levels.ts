@@ -164,7 +164,7 @@ async function heldBy(levels: HistoryLevel[], store: ArtifactStore, idxCache: Id
 async function newObjectsDiskBytes(repo: string, walk: string, held: OidSet[]): Promise<number> {
   const out = await runGit(['cat-file', '--batch-check=%(objectsize:disk)'], { cwd: repo, input: newObjectLines(repo, walk, held, false) });
   let sum = 0;
-  for (const line of out.toString('latin1').split('\n')) if (line !== '') sum += Number(line);
+  for (const line of out.toString('latin1').split('\n')) if (/^\d+$/.test(line)) sum += Number(line);
   return sum;
 }
 

@@ -2,25 +2,28 @@
  * The work-tree archive: the contents of every file and symlink target, in
  * file-table order, as one logical stream cut into chunks, each compressed as an
  * independent zstd frame (so any chunk decompresses on its own, in parallel, in
- * any order). Files larger than a chunk span chunks. buildArchive cuts fixed
- * `chunkRaw` pieces (the old builder.ts); buildCdcArchive cuts by content (cdc.ts)
- * and reuses stored chunks (commit builds).
+ * any order). Files larger than a chunk span chunks. buildCdcArchive cuts by
+ * content (cdc.ts) and reuses stored chunks (commit builds).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
 import { streamObjects } from './catfile.js';
 import { sha256Hex } from '../util/hash.js';
-import { GearChunker, type CdcParams } from './cdc.js';
+import { checkCdcParams, GearChunker, type CdcParams } from './cdc.js';
+import { putCounted } from './put-counted.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import type { ChunkRef } from '../clonepack/manifest.js';
+import { MAX_CHUNK_RAW, type ChunkRef } from '../clonepack/manifest.js';
 import type { StoredChunk } from './commit-build.js';
 
-export interface BuiltChunk {
-  path: string;
-  digest: string;
-  size: number;
-  rawSize: number;
+/**
+ * The key under which a stored chunk may be reused: its raw digest, zstd level and
+ * build format, so a frame is reused only where a cold build would make the same
+ * one. Null for a chunk stored without level or format (an older row).
+ */
+export function chunkReuseKey(c: { rawDigest: string; level?: number; format?: number }): string | null {
+  if (c.level === undefined || c.format === undefined) return null;
+  return `${c.format}:${c.level}:${c.rawDigest}`;
 }
 
 export interface ArchiveItem {
@@ -28,56 +31,11 @@ export interface ArchiveItem {
   content?: Buffer; // converted work-tree bytes
 }
 
-export async function buildArchive(repoDir: string, items: ArchiveItem[], outDir: string, chunkRaw: number, level: number): Promise<BuiltChunk[]> {
-  const chunks: BuiltChunk[] = [];
-  let buf = Buffer.allocUnsafe(chunkRaw);
-  let fill = 0;
-  const flush = () => {
-    if (fill === 0) return;
-    const raw = buf.subarray(0, fill);
-    const z = compress(raw, { compressionLevel: level });
-    const digest = sha256Hex(z);
-    const path = join(outDir, `chunk-${chunks.length}`);
-    writeFileSync(path, z);
-    chunks.push({ path, digest, size: z.length, rawSize: fill });
-    buf = Buffer.allocUnsafe(chunkRaw);
-    fill = 0;
-  };
-  const push = (piece: Buffer) => {
-    let at = 0;
-    while (at < piece.length) {
-      const n = Math.min(piece.length - at, chunkRaw - fill);
-      piece.copy(buf, fill, at, at + n);
-      fill += n;
-      at += n;
-      if (fill === chunkRaw) flush();
-    }
-  };
-  // Read blobs in runs between converted items, keeping table order.
-  let run: string[] = [];
-  const drain = async () => {
-    if (run.length === 0) return;
-    const oids = run;
-    run = [];
-    await streamObjects(repoDir, oids, { start: () => {}, data: push, end: () => {} });
-  };
-  for (const item of items) {
-    if (item.content) {
-      await drain();
-      push(item.content);
-    } else {
-      run.push(item.oid);
-    }
-  }
-  await drain();
-  flush();
-  return chunks;
-}
-
 /**
  * The archive cut by content-defined chunking (cdc.ts), for commit builds: each
- * chunk whose raw bytes an earlier build already stored (same SHA-256, and the
- * store still has the frame) is reused without compressing; the others are
+ * chunk whose frame an earlier build already stored (same raw SHA-256, zstd
+ * level and build format: chunkReuseKey; and the store still has the frame) is
+ * reused without compressing; the others are
  * compressed and put. Holds at most one chunk (`cdc.max` bytes) in memory, and
  * waits for each put before reading on.
  */
@@ -87,10 +45,14 @@ export async function buildCdcArchive(req: {
   outDir: string;
   cdc: CdcParams;
   level: number;
+  /** BUILD_FORMAT of commit-build.ts (part of the reuse key). */
+  format: number;
   store: ArtifactStore;
-  reuse: ReadonlyMap<string, ChunkRef>;
+  reuse: ReadonlyMap<string, ChunkRef>; // chunkReuseKey -> stored chunk
 }): Promise<{ bytes: number; chunks: StoredChunk[]; reused: number; newBytes: number }> {
   const chunks: StoredChunk[] = [];
+  // The client holds up to 12 chunks: never cut one larger than it accepts.
+  checkCdcParams(req.cdc, MAX_CHUNK_RAW);
   const chunker = new GearChunker(req.cdc);
   let buf = Buffer.allocUnsafe(req.cdc.max);
   let fill = 0;
@@ -100,19 +62,16 @@ export async function buildCdcArchive(req: {
   const emit = async () => {
     if (fill === 0) return;
     const raw = buf.subarray(0, fill);
-    const rawDigest = sha256Hex(raw);
-    const known = req.reuse.get(rawDigest);
+    const made = { rawDigest: sha256Hex(raw), level: req.level, format: req.format };
+    const known = req.reuse.get(chunkReuseKey(made)!);
     if (known && known.rawSize === fill && (await req.store.stat(known.digest))?.size === known.size) {
-      chunks.push({ digest: known.digest, size: known.size, rawSize: fill, rawDigest });
+      chunks.push({ digest: known.digest, size: known.size, rawSize: fill, ...made });
       reused++;
     } else {
-      const z = compress(raw, { compressionLevel: req.level });
       const path = join(req.outDir, `cdc-${chunks.length}`);
-      writeFileSync(path, z);
-      const digest = sha256Hex(z);
-      if (!(await req.store.stat(digest))) newBytes += z.length;
-      await req.store.putFile(path, digest);
-      chunks.push({ digest, size: z.length, rawSize: fill, rawDigest });
+      writeFileSync(path, compress(raw, { compressionLevel: req.level }));
+      const stored = await putCounted(req.store, path, (n) => (newBytes += n));
+      chunks.push({ ...stored, rawSize: fill, ...made });
     }
     bytes += fill;
     fill = 0;

@@ -55,10 +55,12 @@ function topMask(bits: number): number {
   return ((0xffffffff << (32 - b)) >>> 0) | 0;
 }
 
-export function checkCdcParams(p: CdcParams): void {
+/** Sizes must be integers with 64 <= min <= avg <= max <= maxCap (archive chunks: MAX_CHUNK_RAW, the client's bound). */
+export function checkCdcParams(p: CdcParams, maxCap = Number.MAX_SAFE_INTEGER): void {
   if (!(Number.isSafeInteger(p.min) && Number.isSafeInteger(p.avg) && Number.isSafeInteger(p.max)) || p.min < 64 || !(p.min <= p.avg && p.avg <= p.max)) {
     throw new Error(`chunking: need 64 <= min <= avg <= max, got ${p.min}/${p.avg}/${p.max}`);
   }
+  if (p.max > maxCap) throw new Error(`chunking: max ${p.max} is larger than ${maxCap}`);
 }
 
 /**

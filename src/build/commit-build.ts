@@ -6,10 +6,10 @@
  * key, the file table, and the CDC archive reused by raw-chunk digest. So a cold
  * and an incremental build of one commit are byte-identical.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
-import type { ArtifactRef, ChunkRef, PackRef, RefEntry } from '../clonepack/manifest.js';
+import { MAX_CHUNK_RAW, type ArtifactRef, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
 import { objectSpans, parseIdx } from '../git/idx.js';
@@ -19,9 +19,14 @@ import { runGit } from './gitproc.js';
 import { listTree, type TreeItem } from './tree.js';
 import { checkoutConversions } from './attributes.js';
 import { packObjects, tagChains, type BuiltPack } from './packs.js';
-import { buildCdcArchive, type ArchiveItem } from './archive.js';
+import { buildCdcArchive, chunkReuseKey, type ArchiveItem } from './archive.js';
+
+export { chunkReuseKey, zstdLevelFromEnv };
 import { putCounted } from './put-counted.js';
-import { DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
+import { mapLimit } from '../util/limit.js';
+import { log } from '../util/log.js';
+import { checkZstdLevel, DEFAULT_ZSTD_LEVEL, zstdLevelFromEnv } from '../util/zstd-level.js';
+import { checkCdcParams, DEFAULT_ARCHIVE_CDC, DEFAULT_GROUP_CDC, groupBlobs, type BlobInfo, type CdcParams } from './cdc.js';
 
 /** One content-defined group of blobs, packed undeltified. key = SHA-256 over its blob ids in order. */
 export interface HeadGroup {
@@ -29,10 +34,26 @@ export interface HeadGroup {
   pack: PackRef;
 }
 
-/** An archive chunk plus the SHA-256 of its decompressed bytes (the reuse key). */
+/**
+ * An archive chunk plus what its frame was made from: the SHA-256 of its
+ * decompressed bytes, the zstd level and the build format (together the reuse
+ * key, chunkReuseKey). `level` and `format` are absent in rows stored before
+ * they were recorded; such chunks are never reused.
+ */
 export interface StoredChunk extends ChunkRef {
   rawDigest: string;
+  level?: number;
+  format?: number;
 }
+
+/**
+ * Salt of every reuse key (blob groups and archive chunks). A reused artifact must
+ * be what a cold build makes now, but pack and frame bytes also depend on the git,
+ * zlib and zstd library versions. Bump this when an upgrade of those changes the
+ * bytes they make (docs/ARCHITECTURE.md, Determinism): stored entries of an older
+ * format are then built again instead of reused.
+ */
+export const BUILD_FORMAT = 1;
 
 export type CommitStage = 'shallow' | 'files';
 
@@ -53,7 +74,7 @@ export interface CommitBuild {
 /** What earlier commit builds of the same repository stored, for reuse. */
 export interface ReuseIndex {
   groups: Map<string, PackRef>; // HeadGroup.key -> stored pack
-  chunks: Map<string, ChunkRef>; // StoredChunk.rawDigest -> stored chunk
+  chunks: Map<string, ChunkRef>; // chunkReuseKey(StoredChunk) -> stored chunk
 }
 
 export interface CommitBuildRequest {
@@ -74,6 +95,7 @@ export interface CommitBuildOptions {
   archive: CdcParams;
   /** Blob groups (HEAD packs 1..n), in raw blob bytes. */
   groups: CdcParams;
+  /** Of the table and the archive chunks: an integer from 1 to 19 (default: $SNAPCLONE_ZSTD_LEVEL, else 6). */
   zstdLevel: number;
   /** Blob-group pack-objects run at once. */
   parallel: number;
@@ -82,7 +104,7 @@ export interface CommitBuildOptions {
 export const DEFAULT_COMMIT_BUILD_OPTIONS: CommitBuildOptions = {
   archive: DEFAULT_ARCHIVE_CDC,
   groups: DEFAULT_GROUP_CDC,
-  zstdLevel: Number(process.env.SNAPCLONE_ZSTD_LEVEL) || 6,
+  zstdLevel: DEFAULT_ZSTD_LEVEL,
   parallel: 2,
 };
 
@@ -101,7 +123,12 @@ export interface CommitBuildStats {
  * waits for it, then builds the archive and resolves with the `files` stage.
  */
 export async function buildCommit(req: CommitBuildRequest, onShallow: (b: CommitBuild) => Promise<void>): Promise<CommitBuild> {
-  const opt: CommitBuildOptions = { ...DEFAULT_COMMIT_BUILD_OPTIONS, ...req.options };
+  // The level is read per build, so a changed environment takes effect without a restart.
+  const opt: CommitBuildOptions = { ...DEFAULT_COMMIT_BUILD_OPTIONS, zstdLevel: zstdLevelFromEnv(process.env), ...req.options };
+  checkZstdLevel(opt.zstdLevel, 'zstd level');
+  // Checked before anything is built or published: the client holds 12 archive chunks of at most MAX_CHUNK_RAW.
+  checkCdcParams(opt.archive, MAX_CHUNK_RAW);
+  checkCdcParams(opt.groups);
   const stats: CommitBuildStats = req.stats ?? { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
   const report = req.report ?? (() => {});
   const repo = req.mirrorDir;
@@ -119,6 +146,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   report('reading tree');
   const { trees, leaves } = await listTree(repo, commit);
   const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: repo })).toString().trim();
+  rememberClosure(repo, commit, rootTree, trees, leaves);
   report('checking attributes');
   const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
 
@@ -132,28 +160,22 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   const groups = await mapLimit(groupLists, opt.parallel, async (blobs, i): Promise<HeadGroup> => {
     const oids = blobs.map((b) => b.oid);
     const key = groupKey(oids);
-    let pack: PackRef | null = null;
-    let idxBytes: Buffer | null = null;
     const known = req.reuse.groups.get(key);
     if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
-      idxBytes = await req.store.read(known.idx.digest);
-      pack = known;
-      stats.groupsReused++;
-    } else {
-      const built = await packOne(repo, oids, join(packDir, `group${i}`));
-      idxBytes = readFileSync(built.idxPath);
-      pack = await storePack(built, put);
+      const found = groupSpans(await req.store.read(known.idx.digest), known.pack.size, oids, i + 1);
+      if (found) {
+        for (const [oid, span] of found) spans.set(oid, span);
+        stats.groupsReused++;
+        return { key, pack: known };
+      }
+      // A wrong entry must not fail every later build of this commit: pack the group again.
+      log.warn(`blob group ${key}: the stored pack ${known.name} does not hold exactly its blobs; packing it again`);
     }
-    const idx = parseIdx(idxBytes);
-    const wanted = new Set(oids);
-    let found = 0;
-    for (const s of objectSpans(idx, pack.pack.size)) {
-      if (!wanted.has(s.oid)) throw new SnapError('build-failed', `blob group ${key} holds an unexpected object ${s.oid}`);
-      spans.set(s.oid, { pack: i + 1, offset: s.offset, length: s.length });
-      found++;
-    }
-    if (found !== wanted.size) throw new SnapError('build-failed', `blob group ${key} holds ${found} of ${wanted.size} blobs`);
-    return { key, pack };
+    const built = await packOne(repo, oids, join(packDir, `group${i}`));
+    const found = groupSpans(readFileSync(built.idxPath), statSync(built.packPath).size, oids, i + 1);
+    if (!found) throw new SnapError('build-failed', `blob group ${key}: pack-objects did not pack exactly its ${oids.length} blobs`);
+    for (const [oid, span] of found) spans.set(oid, span);
+    return { key, pack: await storePack(built, put) };
   });
 
   report('writing file table');
@@ -185,7 +207,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   });
   const buildArchive = async () => {
     report('writing archive');
-    const a = await buildCdcArchive({ repoDir: repo, items: archiveItems, outDir: chunkDir, cdc: opt.archive, level: opt.zstdLevel, store: req.store, reuse: req.reuse.chunks });
+    const a = await buildCdcArchive({ repoDir: repo, items: archiveItems, outDir: chunkDir, cdc: opt.archive, level: opt.zstdLevel, store: req.store, reuse: req.reuse.chunks, format: BUILD_FORMAT });
     stats.chunks = a.chunks.length;
     stats.chunksReused = a.reused;
     stats.newBytes += a.newBytes;
@@ -200,9 +222,22 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   return { ...shallow, stage: 'files', archive };
 }
 
-/** SHA-256 over the blob ids of a group, in order (the reuse key). */
+/** SHA-256 over the build format and the blob ids of a group, in order (the reuse key). */
 export function groupKey(oids: readonly string[]): string {
-  return sha256Hex(oids.join('\n'));
+  return sha256Hex(`snapclone-build-${BUILD_FORMAT}\n${oids.join('\n')}`);
+}
+
+/** Where each blob of a group sits in its pack, or null unless the pack holds exactly `oids`. */
+function groupSpans(idxBytes: Buffer, packSize: number, oids: readonly string[], pack: number): Map<string, { pack: number; offset: number; length: number }> | null {
+  const idx = parseIdx(idxBytes);
+  const wanted = new Set(oids);
+  if (idx.count !== wanted.size) return null;
+  const out = new Map<string, { pack: number; offset: number; length: number }>();
+  for (const s of objectSpans(idx, packSize)) {
+    if (!wanted.has(s.oid)) return null;
+    out.set(s.oid, { pack, offset: s.offset, length: s.length });
+  }
+  return out;
 }
 
 function uniqueBlobs(leaves: readonly TreeItem[]): BlobInfo[] {
@@ -233,17 +268,37 @@ async function storePack(p: BuiltPack, put: (path: string) => Promise<ArtifactRe
   return { name: p.name, pack, idx, objects: p.objects };
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
+/**
+ * Whether an object is in a commit's tree closure never changes, but finding out
+ * lists the whole tree. So followedTags keeps its answers (per mirror, commit and
+ * target; bounded), and the closure of the commit built last (buildCommit has just
+ * listed it; a sync asks followedTags about that commit next).
+ */
+const closureAnswers = new Map<string, boolean>();
+const MAX_CLOSURE_ANSWERS = 100_000;
+let lastClosure: { key: string; objects: Set<string> } | null = null;
+
+function rememberClosure(mirrorDir: string, commit: string, rootTree: string, trees: string[], leaves: readonly TreeItem[]): void {
+  const objects = new Set([rootTree, ...trees]);
+  for (const l of leaves) if (l.type === 'blob') objects.add(l.oid);
+  lastClosure = { key: `${mirrorDir}\0${commit}`, objects };
+}
+
+async function inTreeClosure(mirrorDir: string, commit: string, targets: readonly string[]): Promise<Set<string>> {
+  const key = `${mirrorDir}\0${commit}`;
+  const unknown = targets.filter((t) => !closureAnswers.has(`${key}\0${t}`));
+  if (unknown.length > 0) {
+    if (lastClosure?.key !== key) {
+      const { trees, leaves } = await listTree(mirrorDir, commit);
+      const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: mirrorDir })).toString().trim();
+      rememberClosure(mirrorDir, commit, rootTree, trees, leaves);
     }
-  });
-  await Promise.all(workers);
-  return out;
+    for (const t of unknown) {
+      if (closureAnswers.size >= MAX_CLOSURE_ANSWERS) closureAnswers.delete(closureAnswers.keys().next().value!);
+      closureAnswers.set(`${key}\0${t}`, lastClosure!.objects.has(t));
+    }
+  }
+  return new Set(targets.filter((t) => closureAnswers.get(`${key}\0${t}`)));
 }
 
 /**
@@ -253,39 +308,33 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
 export async function followedTags(mirrorDir: string, commit: string, refs: RefEntry[]): Promise<string[]> {
   const tags = refs.filter((r) => r.name.startsWith('refs/tags/'));
   const others = tags.filter((r) => (r.peeled ?? r.oid) !== commit);
-  let closure: Set<string> | null = null;
+  let closure = new Set<string>();
   if (others.length > 0) {
     // Only a tag of a tree or blob needs the tree's closure; ask git the types first.
     const targets = [...new Set(others.map((r) => r.peeled ?? r.oid))];
     const out = (await runGit(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { cwd: mirrorDir, input: targets.join('\n') + '\n' })).toString('latin1');
-    const treeish = new Set(out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.slice(0, 40)));
-    if (treeish.size > 0) {
-      const { trees, leaves } = await listTree(mirrorDir, commit);
-      const rootTree = (await runGit(['rev-parse', `${commit}^{tree}`], { cwd: mirrorDir })).toString().trim();
-      closure = new Set([rootTree, ...trees]);
-      for (const l of leaves) if (l.type === 'blob') closure.add(l.oid);
-    }
+    const treeish = out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.slice(0, 40));
+    if (treeish.length > 0) closure = await inTreeClosure(mirrorDir, commit, treeish);
   }
   return tags
     .filter((r) => {
       const target = r.peeled ?? r.oid;
-      return target === commit || (closure !== null && closure.has(target));
+      return target === commit || closure.has(target);
     })
     .map((r) => r.name)
     .sort();
 }
 
-/** A pack of every tag object on the chains of the given annotated tags (null when none are annotated). */
-export async function buildTagPack(mirrorDir: string, tags: RefEntry[], scratchDir: string, store: ArtifactStore): Promise<PackRef | null> {
+/**
+ * A pack of every tag object on the chains of the given annotated tags (null when none are annotated).
+ * `added(n)` is called with the bytes it stored that the store did not hold yet.
+ */
+export async function buildTagPack(mirrorDir: string, tags: RefEntry[], scratchDir: string, store: ArtifactStore, added: (n: number) => void = () => {}): Promise<PackRef | null> {
   const annotated = [...new Set(tags.filter((r) => r.peeled !== undefined).map((r) => r.oid))].sort();
   if (annotated.length === 0) return null;
   // Sorted input: the pack's bytes depend on the set of tags only, not on ref order.
   const chain = [...new Set(await tagChains(mirrorDir, annotated))].sort();
   mkdirSync(scratchDir, { recursive: true });
   const built = await packOne(mirrorDir, chain, join(scratchDir, 'tags'));
-  const put = async (path: string): Promise<ArtifactRef> => {
-    const s = await store.putFile(path);
-    return { digest: s.digest, size: s.size };
-  };
-  return storePack(built, put);
+  return storePack(built, (path) => putCounted(store, path, added));
 }

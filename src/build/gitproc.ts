@@ -5,6 +5,8 @@
  * but never an interactive prompt) for talking to upstreams.
  */
 import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { SnapError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { log } from '../util/log.js';
@@ -28,7 +30,8 @@ export interface GitRunOptions {
   cwd?: string;
   env?: GitEnv;
   extraEnv?: Record<string, string>;
-  input?: string | Buffer;
+  /** stdin: all at once, or streamed (with backpressure) from an async iterable. */
+  input?: string | Buffer | AsyncIterable<string | Buffer>;
   /** Error code to use when git fails (default 'build-failed'). */
   errorCode?: 'build-failed' | 'unreachable' | 'not-found';
   timeoutMs?: number;
@@ -46,19 +49,66 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    let inputError: unknown = null;
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     child.on('error', (e) => reject(new SnapError('internal', `cannot run git: ${e.message}`)));
     child.on('close', (code, signal) => {
       const why = signal ? `killed by ${signal}` : `exit ${code}`;
       log.debug(`git ${describeArgs(args)}${opts.cwd ? ` (in ${opts.cwd})` : ''}: ${why}, ${Date.now() - t0} ms`);
+      // A streamed input that failed is never a success, even if git saw a clean end of input.
+      // Its error is the reason, unless git closed the pipe itself (then git's exit says why).
+      if (inputError !== null) {
+        const pipeClosedByGit = ['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE'].includes((inputError as NodeJS.ErrnoException).code ?? '');
+        if (code === 0 || !pipeClosedByGit) return reject(inputError);
+      }
       if (code === 0) return resolve(Buffer.concat(out));
       const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
       reject(new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${why})${reason ? `: ${reason}` : ''}`));
     });
     child.stdin.on('error', () => {}); // git may exit before reading all input; the exit code tells
-    child.stdin.end(opts.input ?? '');
+    const input = opts.input ?? '';
+    if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input);
+    else
+      pipeline(Readable.from(input), child.stdin).catch((e: unknown) => {
+        inputError = e;
+        child.kill();
+      });
   });
+}
+
+/**
+ * Run git and yield its stdout line by line (latin1, so every byte round-trips;
+ * without the LF), holding one pipe buffer at a time. Throws git's reason when it
+ * fails; stopping early kills it.
+ */
+export async function* gitLines(args: string[], opts: Omit<GitRunOptions, 'input'> & { input?: string | Buffer } = {}): AsyncGenerator<string> {
+  const child = spawn('git', args, { cwd: opts.cwd, env: gitEnv(opts.env ?? 'hermetic', opts.extraEnv), stdio: ['pipe', 'pipe', 'pipe'], timeout: opts.timeoutMs });
+  const err: Buffer[] = [];
+  child.stderr.on('data', (b: Buffer) => err.push(b));
+  const exited = new Promise<{ code: number | null; signal: string | null; spawnError?: Error }>((resolve) => {
+    child.on('error', (e) => resolve({ code: null, signal: null, spawnError: e }));
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  child.stdin.on('error', () => {});
+  child.stdin.end(opts.input ?? '');
+  try {
+    let rest = '';
+    for await (const piece of child.stdout) {
+      const lines = (rest + (piece as Buffer).toString('latin1')).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) yield line;
+    }
+    if (rest !== '') yield rest;
+    const { code, signal, spawnError } = await exited;
+    if (spawnError) throw new SnapError('internal', `cannot run git: ${spawnError.message}`);
+    if (code !== 0) {
+      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
+      throw new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${signal ? `killed by ${signal}` : `exit ${code}`})${reason ? `: ${reason}` : ''}`);
+    }
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  }
 }
 
 /** Options git takes before its subcommand with the value as the next argument. */

@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SnapError } from '../util/errors.js';
+import { zstdLevelFromEnv } from '../util/zstd-level.js';
 import type { Values } from './common.js';
 
 export async function serve(v: Values, args: string[]): Promise<number> {
@@ -15,6 +16,8 @@ export async function serve(v: Values, args: string[]): Promise<number> {
   if (pollEvery !== undefined && !(/^\d+(\.\d+)?$/.test(pollText.trim()) && Number.isFinite(pollEvery)))
     throw new SnapError('usage', '--poll-seconds (or $SNAPCLONE_POLL_SECONDS) must be a number of seconds (0 turns polling off)');
   const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
+  // A bad $SNAPCLONE_ZSTD_LEVEL fails here, in one line, not at every build.
+  zstdLevelFromEnv(process.env);
   // Signal handlers go in before the server starts: a signal that arrives while it starts
   // (right after its "serving on" line) must still shut it down cleanly, not kill it.
   let stopping = false;

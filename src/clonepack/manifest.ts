@@ -35,6 +35,13 @@ export const LIMITS = {
   maxManifestBytes: 256 * 2 ** 20,
 } as const;
 
+/**
+ * Most raw bytes one archive chunk may hold. The client keeps up to 12 chunks in
+ * memory, so this is what bounds it (12 x 4 MiB = 48 MiB) whatever a server
+ * declares. 4 MiB covers version 1's fixed 4 MiB chunks; builds cut at most this.
+ */
+export const MAX_CHUNK_RAW = 4 * 2 ** 20;
+
 export interface ArtifactRef {
   digest: string; // lowercase hex SHA-256 of the artifact's bytes
   size: number; // bytes
@@ -230,6 +237,7 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   a.chunks.forEach((c, i) => {
     checkArtifact(c, `archive.chunks[${i}]`, ['rawSize']);
     const raw = checkSize((c as unknown as ChunkRef).rawSize, `archive.chunks[${i}].rawSize`, 2 ** 31 - 1);
+    if (raw > MAX_CHUNK_RAW) fail(`archive.chunks[${i}].rawSize ${raw} is larger than a chunk may be (${MAX_CHUNK_RAW} bytes)`);
     if ((c as ChunkRef).size > zstdBound(raw)) fail(`archive.chunks[${i}].size is larger than zstd can produce for its rawSize`);
     total += raw;
   });

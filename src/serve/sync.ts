@@ -26,7 +26,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lsRemote } from '../build/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
-import { buildCommit, buildTagPack, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
+import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
 import { updateLevels } from '../build/levels.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
@@ -321,9 +321,10 @@ class SyncRun {
     for (const b of recentCommitBuilds(this.#meta, this.repo.name, this.#options.reuseBuilds)) {
       for (const g of b.groups) if (!reuse.groups.has(g.key) && (await packStored(this.#store, g.pack))) reuse.groups.set(g.key, g.pack);
       for (const c of b.archive?.chunks ?? []) {
-        if (reuse.chunks.has(c.rawDigest) || !(await stored(this.#store, c))) continue;
+        const key = chunkReuseKey(c); // null: a row from before levels were recorded, not reusable
+        if (key === null || reuse.chunks.has(key) || !(await stored(this.#store, c))) continue;
         const chunk: ChunkRef = { digest: c.digest, size: c.size, rawSize: c.rawSize };
-        reuse.chunks.set(c.rawDigest, chunk);
+        reuse.chunks.set(key, chunk);
       }
     }
     return reuse;

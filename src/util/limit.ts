@@ -1,4 +1,4 @@
-/** A counting semaphore for bounding concurrent downloads and buffered chunks. */
+/** Bounding concurrency: a counting semaphore (downloads, buffered chunks) and a bounded map. */
 export class Semaphore {
   private waiters: (() => void)[] = [];
   constructor(private free: number) {}
@@ -25,4 +25,18 @@ export class Semaphore {
       this.release();
     }
   }
+}
+
+/** `fn` over `items` with at most `limit` calls running at once; results in item order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { git, gitText, gitTry, tmpDir } from '../support/git.js';
 import { updateLevels, MAX_LEVELS, type HistoryLevel } from '../../src/build/levels.js';
-import type { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local-store.js';
 import { commitFiles, emptyRepo, gitDir, installPacks, manyFiles, newRepo, newStore, packObjectIds, revListObjects } from './helpers.js';
 
 function tipsOf(mirror: string): string[] {
@@ -125,13 +125,23 @@ test('the chain stays within MAX_LEVELS and, written into an empty repository, i
     commitFiles(repo, manyFiles(2 + i, 1500, 10 + i, `d${i}`));
     levels = (await sync(repo, store, levels)).levels;
   }
-  // Tags on existing commits add packless levels, which never trigger the geometric rule: the cap does.
+  for (let i = 0; i < 20; i++) commitFiles(repo, { [`small${i}.txt`]: `${i}\n` });
+  levels = (await sync(repo, store, levels)).levels;
+  // Lightweight tags on existing commits add packless levels (bytes 0), which the geometric
+  // rule never merges (0 < 2 * 0 is false): only the cap keeps the chain at MAX_LEVELS.
   const commits = gitText(['rev-list', 'HEAD'], { cwd: repo }).split('\n');
-  for (let i = 0; i < 16; i++) {
-    git(['tag', '-a', '-m', `t${i}`, `t${i}`, commits[i % commits.length]!], { cwd: repo, date: 1577836800 + i });
-    levels = (await sync(repo, store, levels)).levels;
+  assert.ok(commits.length >= 28); // commits[1..19] are the small ones, none of them a tip
+  let longest = 0;
+  for (let i = 1; i <= 16; i++) {
+    git(['tag', `t${i}`, commits[i]!], { cwd: repo });
+    const r = await sync(repo, store, levels);
+    assert.equal(r.changed, true);
+    assert.equal(r.newBytes, 0, 'a tag on a known commit packs nothing');
+    levels = r.levels;
     assert.ok(levels.length <= MAX_LEVELS, `${levels.length} levels`);
+    longest = Math.max(longest, levels.length);
   }
+  assert.equal(longest, MAX_LEVELS, 'the chain reached the cap');
   git(['branch', 'side', commits[3]!], { cwd: repo });
   const r = await sync(repo, store, levels);
   await assertChainIsMirror(store, r.levels, r.mirror);
@@ -145,18 +155,83 @@ test('the chain stays within MAX_LEVELS and, written into an empty repository, i
   for (const l of r.levels) for (const p of l.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
 });
 
-test('a level larger than maxPackBytes is split into self-contained packs', async () => {
+test('a level larger than maxPackBytes is split into self-contained packs, deltas included', async () => {
   const repo = newRepo();
   const store = newStore();
-  commitFiles(repo, manyFiles(24, 128 << 10, 40)); // 3 MiB of incompressible blobs
+  // Large text files edited a little in many commits: most versions are stored as deltas,
+  // so a split can go wrong only one way, a delta whose base sits in a sibling pack.
+  const base = manyFiles(24, 96 << 10, 40, 'text'); // about 2.3 MiB packed
+  const text = Object.fromEntries(Object.entries(base).map(([p, b]) => [p, b.toString('base64')]));
+  commitFiles(repo, text);
+  for (let i = 0; i < 12; i++) {
+    const edits: Record<string, string> = {};
+    for (const [p, t] of Object.entries(text)) {
+      const at = (i * 7919 + p.length * 131) % (t.length - 100);
+      text[p] = `${t.slice(0, at)}edit ${i} of ${p}\n${t.slice(at)}`;
+      edits[p] = text[p]!;
+    }
+    commitFiles(repo, edits);
+  }
+  git(['tag', '-a', '-m', 'annotated', 'v1'], { cwd: repo, date: 1577836800 });
   const mirror = gitDir(repo);
   const r = await updateLevels({ mirrorDir: mirror, levels: [], tips: tipsOf(mirror), scratchDir: tmpDir('levels-scratch'), store, maxPackBytes: 1 << 20 });
-  assert.ok(r.levels[0]!.packs.length >= 3, `${r.levels[0]!.packs.length} packs`);
-  assert.equal(r.levels[0]!.bytes, r.levels[0]!.packs.reduce((a, p) => a + p.pack.size, 0));
+  const packs = r.levels[0]!.packs;
+  assert.ok(packs.length >= 2, `${packs.length} packs`);
+  assert.equal(r.levels[0]!.bytes, packs.reduce((a, p) => a + p.pack.size, 0));
   await assertChainIsMirror(store, r.levels, mirror);
+  let deltas = 0;
+  for (const p of packs) {
+    // Each pack alone in an empty repository: every delta resolves within it.
+    const alone = emptyRepo();
+    await installPacks(store, [p], alone);
+    const out = gitText(['verify-pack', '-v', path.join(alone, '.git/objects/pack', `${p.name}.idx`)], { cwd: alone });
+    deltas += out.split('\n').filter((l) => /^[0-9a-f]{40} blob +\d+ \d+ \d+ \d+ [0-9a-f]{40}$/.test(l)).length;
+  }
+  assert.ok(deltas >= 50, `${deltas} deltified blobs`);
   const check = emptyRepo();
-  await installPacks(store, r.levels[0]!.packs, check);
-  for (const p of r.levels[0]!.packs) git(['verify-pack', path.join(check, '.git/objects/pack', `${p.name}.idx`)], { cwd: check });
-  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['rev-parse', 'HEAD'], { cwd: repo })} refs/heads/main\n`);
+  await installPacks(store, packs, check);
+  fs.writeFileSync(path.join(check, '.git/packed-refs'), `${gitText(['for-each-ref', '--format=%(objectname) %(refname)'], { cwd: mirror })}\n`);
   git(['fsck', '--strict', '--no-dangling'], { cwd: check });
+});
+
+/** A store that records which artifacts were read back. */
+class CountingStore extends LocalArtifactStore {
+  reads: string[] = [];
+  override async read(digest: string): Promise<Buffer> {
+    this.reads.push(digest);
+    return super.read(digest);
+  }
+}
+
+test('the idx of a kept level is read from the store once, not on every sync that adds a level', async () => {
+  const repo = newRepo();
+  const store = new CountingStore(tmpDir('build-store'));
+  commitFiles(repo, manyFiles(30, 4000, 50));
+  let r = await sync(repo, store, []);
+  const base = r.levels[0]!;
+  const baseIdx = new Set(base.packs.map((p) => p.idx.digest));
+  for (let i = 0; i < 4; i++) {
+    commitFiles(repo, { [`n${i}.txt`]: `${i}\n` });
+    r = await sync(repo, store, r.levels);
+    assert.deepEqual(r.levels[0], base, 'the base level is kept');
+  }
+  assert.equal(store.reads.filter((d) => baseIdx.has(d)).length, 1);
+  await assertChainIsMirror(store, r.levels, r.mirror);
+});
+
+test('a compaction packs the new objects once, in the merged level, not first as a level of their own', async () => {
+  const repo = newRepo();
+  const store = newStore();
+  commitFiles(repo, manyFiles(40, 4000, 80));
+  let r = await sync(repo, store, []);
+  commitFiles(repo, manyFiles(3, 4000, 81, 'a'));
+  r = await sync(repo, store, r.levels);
+  assert.equal(r.levels.length, 2);
+  commitFiles(repo, manyFiles(3, 4000, 82, 'b'));
+  const mirror = gitDir(repo);
+  const scratch = tmpDir('levels-scratch');
+  const merged = await updateLevels({ mirrorDir: mirror, levels: r.levels, tips: tipsOf(mirror), scratchDir: scratch, store });
+  assert.equal(merged.levels.length, 2, 'the two small levels were merged');
+  await assertChainIsMirror(store, merged.levels, mirror);
+  assert.deepEqual(fs.readdirSync(scratch), ['level0'], 'one pack-objects run');
 });

@@ -5,6 +5,7 @@ import {
   encodeManifest,
   LIMITS,
   manifestArtifacts,
+  MAX_CHUNK_RAW,
   parseManifest,
   validateManifest,
   type Manifest,
@@ -198,6 +199,18 @@ test('parseManifest rejects negative, fractional, huge and non-number sizes', ()
   ok.headPacks[0].pack.size = LIMITS.maxArtifactSize;
   ok.headPacks[0].objects = 2 ** 32 - 1;
   assert.doesNotThrow(() => parseManifest(raw(ok)));
+});
+
+test('an archive chunk may hold at most MAX_CHUNK_RAW (4 MiB) raw bytes: the client holds 12 of them', () => {
+  assert.equal(MAX_CHUNK_RAW, 4 * 2 ** 20);
+  rejects('chunk rawSize MAX_CHUNK_RAW + 1', (m) => {
+    m.archive.chunks[0].rawSize = MAX_CHUNK_RAW + 1;
+    m.archive.bytes = MAX_CHUNK_RAW + 1 + 5;
+  });
+  const ok: any = JSON.parse(GOLDEN);
+  ok.archive.chunks[0].rawSize = MAX_CHUNK_RAW; // v1's fixed 4 MiB chunks
+  ok.archive.bytes = MAX_CHUNK_RAW + 5;
+  assert.equal(parseManifest(raw(ok)).archive.chunks[0]!.rawSize, MAX_CHUNK_RAW);
 });
 
 test('parseManifest rejects unsorted, duplicate and badly named refs', () => {

@@ -385,6 +385,7 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   if (!removed) throw new SnapError('not-found', `unknown repository ${name}`);
   ctx.onDemand.forget(name);
   ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
+  ctx.composer.forget(name);
   // Queued jobs fail when they start (the repository is gone); a running one can no longer
   // publish (publishRef checks the registration), and keeps its mirror until it stops.
   const dropMirror = async () => {
@@ -409,14 +410,15 @@ async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>,
   const repo = getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {
     // A build of the old URL still running can no longer publish (publishRef checks the URL).
-    ctx.meta.setRepoUrl(name, url);
-    if (normalizeUpstreamUrl(repo.url) !== key) {
-      // Another upstream: nothing built from the old one may be served as the new one's, not
-      // even a ref at the same commit (its manifest lists the old upstream's branches and tags).
-      // Clones wait for the sync below, or get its error if it fails.
-      for (const r of ctx.meta.listRefs(name)) ctx.meta.removeRef(name, r.ref);
+    // Another upstream: nothing built from the old one may be served as the new one's, not even
+    // a ref at the same commit (its manifest lists the old upstream's branches and tags), and its
+    // history levels must not start the new one's chain. So records, levels and snapshots go in
+    // the same transaction as the URL. Clones wait for the sync below, or get its error if it fails.
+    const newUpstream = normalizeUpstreamUrl(repo.url) !== key;
+    ctx.meta.setRepoUrl(name, url, newUpstream ? { newUpstream, defaultBranch: remote.head } : {});
+    if (newUpstream) {
       ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
-      ctx.meta.setDefaultBranch(name, remote.head);
+      ctx.composer.forget(name);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { lsRemote, type RemoteRefs } from '../build/upstream.js';
 import { snapshotRefs } from '../build/mirror.js';
-import type { RefEntry } from '../clonepack/manifest.js';
+import { sameTips } from './mirror-refs.js';
 import type { MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import type { EnqueueRequest } from '../queue/job-queue.js';
 import type { JobRecord } from '../metadata/metadata-store.js';
@@ -43,11 +43,6 @@ export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote:
   if (!existsSync(`${mirrorDir}/HEAD`)) return true;
   if (remote.head !== repo.defaultBranch && remote.refs.size > 0) return true;
   return !sameTips(await snapshotRefs(mirrorDir), remote.refs);
-}
-
-function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
-  if (mirror.length !== upstream.size) return false;
-  return mirror.every((r) => upstream.get(r.name) === r.oid);
 }
 
 export function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): boolean {

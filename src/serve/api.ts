@@ -278,24 +278,35 @@ async function status(ctx: Api, name: string) {
 }
 
 /**
- * `newer` of a resolve: set when a sync of the ref is queued or running and the ref's tip in
- * the mirror (as the server last fetched it) is not the commit being served.
+ * `newer` of a resolve: set when a sync of the ref is queued or running and either the ref's
+ * tip in the mirror (as the server last fetched it) is not the commit being served, or the job
+ * has not asked the upstream and fetched yet (a push just arrived): then `commit` is null.
  */
 async function newerBuild(ctx: Api, name: string, ref: string, commit: string | null): Promise<{ commit: string | null; job: number | null } | null> {
   const jobs = ctx.meta.listJobs(name, 20).filter((j) => isUnfinished(j) && (j.ref === null || j.ref === ref));
   if (jobs.length === 0) return null;
   const job = jobs.find((j) => j.state === 'running') ?? jobs[jobs.length - 1]!;
+  const unfetched = jobs.filter((j) => !hasFetched(j)).at(-1); // the oldest: it fetches first
   const mirror = ctx.sync.mirrorDir(name);
-  if (!existsSync(`${mirror}/HEAD`)) return null;
   let tip: string | null = null;
-  try {
-    const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
-    tip = entry ? (entry.peeled ?? entry.oid) : null;
-  } catch {
-    return null; // the mirror is being replaced: nothing known
+  if (existsSync(`${mirror}/HEAD`)) {
+    try {
+      const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
+      tip = entry ? (entry.peeled ?? entry.oid) : null;
+    } catch {
+      tip = null; // the mirror is being replaced: nothing known
+    }
   }
-  if (tip === null || tip === commit) return null;
-  return { commit: tip, job: job.id };
+  if (tip !== null && tip !== commit) return { commit: tip, job: job.id };
+  return unfetched ? { commit: null, job: unfetched.id } : null;
+}
+
+/** Phases of a sync before its fetch is done (sync.ts reports them; the queue starts at these). */
+const BEFORE_FETCH = new Set(['queued', 'starting', 'asking upstream', 'fetching']);
+
+/** A sync names its commit once it has fetched (sync.ts); the phase (written at most every 300 ms) covers the rest. */
+function hasFetched(j: JobRecord): boolean {
+  return j.state === 'running' && (j.commit !== null || !BEFORE_FETCH.has(j.phase));
 }
 
 /** Seconds a client waits before asking again while the first build of a mode runs. */

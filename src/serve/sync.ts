@@ -149,6 +149,8 @@ export class SyncService {
       targets.push({ ref, commit: entry ? (entry.peeled ?? entry.oid) : null });
     }
     const primary = targets[0]?.ref === names[0] ? targets[0]!.commit : null;
+    // Known now, before any build: resolve's `newer` tells a job that fetched from one that has not.
+    if (primary !== null && job.commit !== primary) this.meta.updateJob(job.id, { commit: primary });
 
     const scratch = join(this.dataDir, 'tmp', `sync-${job.id}-${process.pid}-${Date.now()}`);
     try {
@@ -213,7 +215,7 @@ class SyncRun {
         await this.#publishModes(commit, ['shallow', 'files']); // new tags on a built commit: records only
         continue;
       }
-      if (job.commit !== commit) this.#meta.updateJob(job.id, { commit }); // what resolve's `newer` names
+      this.#meta.updateJob(job.id, { commit }); // what the job builds now
       const t0 = Date.now();
       const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
       const build = await buildCommit(

@@ -23,7 +23,7 @@ import type { HotArtifactCache } from './hot-cache.js';
 import type { ArtifactIntegrity } from './integrity.js';
 import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
-import { receiveWebhook } from './hooks.js';
+import { receiveWebhook, WebhookReads } from './hooks.js';
 import { ManifestComposer } from './compose.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
@@ -47,6 +47,7 @@ interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
+  hookReads: WebhookReads;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -56,6 +57,7 @@ export function apiHandler(context: ApiContext) {
   };
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
+    hookReads: new WebhookReads(),
   };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {

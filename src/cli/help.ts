@@ -27,7 +27,7 @@ else ~/.local/share/snapclone. Listening beyond loopback needs $SNAPCLONE_ADMIN_
 the admin commands (add, sync, remove, set-url) must then present. One server per data dir
 (another exits 14). SIGINT, SIGTERM or SIGHUP stop it once running builds end.
 Freshness: every upstream is asked for its tips (git ls-remote) once per --poll-seconds (else
-$SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off), spread over the interval, and synced when
+$SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off, at least 1), spread over the interval, and synced when
 they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).

@@ -11,10 +11,8 @@ export async function serve(v: Values, args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SnapError('usage', `invalid --port ${String(v.port)}`);
   const concurrency = Number(v['build-concurrency'] ?? 1);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new SnapError('usage', '--build-concurrency must be a positive integer');
-  const pollText = (v['poll-seconds'] as string | undefined) ?? process.env.SNAPCLONE_POLL_SECONDS ?? '';
-  const pollEvery = pollText.trim() === '' ? undefined : Number(pollText);
-  if (pollEvery !== undefined && !(/^\d+(\.\d+)?$/.test(pollText.trim()) && Number.isFinite(pollEvery)))
-    throw new SnapError('usage', '--poll-seconds (or $SNAPCLONE_POLL_SECONDS) must be a number of seconds (0 turns polling off)');
+  // The one check of the poll interval (a usage error before anything starts).
+  const pollEvery = (await import('../serve/poller.js')).pollSeconds(v['poll-seconds'] as string | undefined);
   const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
   // A bad $SNAPCLONE_ZSTD_LEVEL fails here, in one line, not at every build.
   zstdLevelFromEnv(process.env);

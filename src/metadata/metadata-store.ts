@@ -82,8 +82,14 @@ export interface MetadataStore {
   getRepo(name: string): RepoRecord | null;
   listRepos(): RepoRecord[];
   setDefaultBranch(name: string, branch: string | null): void;
-  /** Point a repository at another upstream (throws not-found if unknown). */
-  setRepoUrl(name: string, url: string): void;
+  /**
+   * Point a repository at another URL (throws not-found if unknown). With `newUpstream` (another
+   * repository, not another spelling of it), in the same transaction: every ref record is removed
+   * (tombstoned at the current seq), and the level chain, snapshots and composed manifests go, so
+   * nothing of the old upstream's history reaches the new one's manifests; the default branch is
+   * set when given.
+   */
+  setRepoUrl(name: string, url: string, opts?: { newUpstream?: boolean; defaultBranch?: string | null }): void;
   /**
    * Unregister a repository: its record, its ref records, commit builds, levels, snapshots,
    * composed manifests and finished jobs, in one transaction. Queued and running jobs stay so their end is still recorded; the seq
@@ -125,11 +131,18 @@ export interface MetadataStore {
   /** The data of the most recently recorded commit builds of a repository, newest first (for reuse). */
   recentCommitBuilds(repo: string, limit: number): unknown[];
 
-  /** The repository's current history level chain (JSON), or null before the first. */
-  getLevels(repo: string): unknown;
-  setLevels(repo: string, levels: unknown): void;
-  /** Insert a snapshot; a seq is written once (a second put of it changes nothing). */
-  putSnapshot(snap: SnapshotRecord): void;
+  /** The repository's history level chain (JSON) packed from `upstream`, with the seq of the sync that wrote it; null if none. */
+  getLevels(repo: string, upstream: string): { seq: number; levels: unknown } | null;
+  /**
+   * Conditional upsert, one statement: applied only if the repository is registered for
+   * `upstream` and the stored chain is of another upstream or has a smaller seq. Returns whether applied.
+   */
+  setLevels(repo: string, upstream: string, seq: number, levels: unknown): boolean;
+  /**
+   * Insert a snapshot, only if the repository is registered for `upstream` (the URL its sync
+   * fetched); a seq is written once (a second put of it changes nothing). Returns whether written.
+   */
+  putSnapshot(snap: SnapshotRecord, upstream: string): boolean;
   getSnapshot(repo: string, seq: number): SnapshotRecord | null;
   /** The snapshot with the largest seq, or null. */
   latestSnapshot(repo: string): SnapshotRecord | null;

@@ -123,6 +123,14 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (repo, inputs)
   ) STRICT;
   `,
+  // 3 -> 4: the level chain names the upstream it was packed from and the seq of the sync that
+  // wrote it, so a re-pointed repository starts a new chain and an older sync never replaces a
+  // newer one's chain.
+  `
+  ALTER TABLE repo_levels ADD COLUMN upstream TEXT NOT NULL DEFAULT '';
+  ALTER TABLE repo_levels ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE repo_levels SET upstream = COALESCE((SELECT url FROM repos WHERE repos.name = repo_levels.repo), '');
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -201,10 +209,21 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  setRepoUrl(name: string, url: string): void {
-    if (this.#stmt.setRepoUrl.run(url, name).changes === 0) {
-      throw new SnapError('not-found', `repository ${name} is not registered`);
-    }
+  setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): void {
+    this.#db
+      .transaction(() => {
+        if (this.#stmt.setRepoUrl.run(url, name).changes === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
+        if (!opts.newUpstream) return;
+        // Another upstream: every ref record goes (tombstoned at the current seq, so a build of
+        // the old upstream still running cannot bring one back), and so do the level chain,
+        // the snapshots and the composed manifests: none of the old upstream's history may end
+        // up in the new one's manifests.
+        const refs = this.#stmt.listRefNames.all(name) as { ref: string }[];
+        for (const { ref } of refs) this.#stmt.tombstone.run({ repo: name, ref });
+        for (const st of this.#stmt.resetHistory) st.run(name);
+        if (opts.defaultBranch !== undefined) this.#stmt.setDefaultBranch.run(opts.defaultBranch, name);
+      })
+      .immediate();
   }
 
   removeRepo(name: string): RepoRecord | null {
@@ -278,18 +297,19 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.#stmt.recentCommitBuilds.all(repo, limit) as { data: string }[]).map((r) => JSON.parse(r.data));
   }
 
-  getLevels(repo: string): unknown {
-    const row = this.#stmt.getLevels.get(repo) as { levels: string } | undefined;
-    return row ? JSON.parse(row.levels) : null;
+  getLevels(repo: string, upstream: string): { seq: number; levels: unknown } | null {
+    const row = this.#stmt.getLevels.get(repo, upstream) as { levels: string; seq: number } | undefined;
+    return row ? { seq: row.seq, levels: JSON.parse(row.levels) } : null;
   }
 
-  setLevels(repo: string, levels: unknown): void {
-    this.#stmt.setLevels.run(repo, JSON.stringify(levels));
+  setLevels(repo: string, upstream: string, seq: number, levels: unknown): boolean {
+    if (!Number.isSafeInteger(seq)) throw invalid(`levels seq must be an integer, got ${seq}`);
+    return this.#stmt.setLevels.run({ repo, upstream, seq, levels: JSON.stringify(levels) }).changes === 1;
   }
 
-  putSnapshot(snap: SnapshotRecord): void {
+  putSnapshot(snap: SnapshotRecord, upstream: string): boolean {
     if (!Number.isSafeInteger(snap.seq)) throw invalid(`snapshot seq must be an integer, got ${snap.seq}`);
-    this.#stmt.putSnapshot.run(snap.repo, snap.seq, JSON.stringify(snap.data), snap.createdAt);
+    return this.#stmt.putSnapshot.run({ repo: snap.repo, seq: snap.seq, data: JSON.stringify(snap.data), createdAt: snap.createdAt, upstream }).changes === 1;
   }
 
   getSnapshot(repo: string, seq: number): SnapshotRecord | null {
@@ -399,6 +419,13 @@ function prepareAll(db: Db) {
                   SELECT :repo, :ref, COALESCE((SELECT seq FROM repo_seq WHERE repo = :repo), 0) WHERE true
                   ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`),
     removeRef: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ?`),
+    listRefNames: s(`SELECT DISTINCT ref FROM ref_modes WHERE repo = ?`),
+    resetHistory: [
+      s(`DELETE FROM ref_modes WHERE repo = ?`),
+      s(`DELETE FROM repo_levels WHERE repo = ?`),
+      s(`DELETE FROM refs_snapshots WHERE repo = ?`),
+      s(`DELETE FROM composed_manifests WHERE repo = ?`),
+    ],
     tombstoneAt: s(`INSERT INTO ref_tombstones (repo, ref, seq) VALUES (:repo, :ref, :seq)
                     ON CONFLICT (repo, ref) DO UPDATE SET seq = MAX(seq, excluded.seq)`),
     removeRefBefore: s(`DELETE FROM ref_modes WHERE repo = ? AND ref = ? AND seq < ?`),
@@ -429,10 +456,17 @@ function prepareAll(db: Db) {
                        WHERE NOT (commit_builds.stage = 'files' AND excluded.stage = 'shallow')`),
     getCommitBuild: s(`SELECT stage, data FROM commit_builds WHERE repo = ? AND commit_oid = ?`),
     recentCommitBuilds: s(`SELECT data FROM commit_builds WHERE repo = ? ORDER BY recorded DESC, rowid DESC LIMIT ?`),
-    getLevels: s(`SELECT levels FROM repo_levels WHERE repo = ?`),
-    setLevels: s(`INSERT INTO repo_levels (repo, levels) VALUES (?, ?)
-                  ON CONFLICT (repo) DO UPDATE SET levels = excluded.levels`),
-    putSnapshot: s(`INSERT INTO refs_snapshots (repo, seq, data, created_at) VALUES (?, ?, ?, ?)
+    getLevels: s(`SELECT levels, seq FROM repo_levels WHERE repo = ? AND upstream = ?`),
+    // Applied only for the registered upstream, and over a chain of another upstream or of an
+    // older sync: one statement, so no other writer slips in between.
+    setLevels: s(`INSERT INTO repo_levels (repo, levels, upstream, seq)
+                  SELECT :repo, :levels, :upstream, :seq
+                  WHERE EXISTS (SELECT 1 FROM repos WHERE name = :repo AND url = :upstream)
+                  ON CONFLICT (repo) DO UPDATE SET levels = excluded.levels, upstream = excluded.upstream, seq = excluded.seq
+                  WHERE repo_levels.upstream != excluded.upstream OR excluded.seq > repo_levels.seq`),
+    putSnapshot: s(`INSERT INTO refs_snapshots (repo, seq, data, created_at)
+                    SELECT :repo, :seq, :data, :createdAt
+                    WHERE EXISTS (SELECT 1 FROM repos WHERE name = :repo AND url = :upstream)
                     ON CONFLICT (repo, seq) DO NOTHING`),
     getSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? AND seq = ?`),
     latestSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? ORDER BY seq DESC LIMIT 1`),

@@ -23,7 +23,7 @@ import type { HotArtifactCache } from './hot-cache.js';
 import type { ArtifactIntegrity } from './integrity.js';
 import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
-import { receiveWebhook } from './hooks.js';
+import { receiveWebhook, WebhookReads } from './hooks.js';
 import { ManifestComposer } from './compose.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
@@ -47,6 +47,7 @@ interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
+  hookReads: WebhookReads;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -56,6 +57,7 @@ export function apiHandler(context: ApiContext) {
   };
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
+    hookReads: new WebhookReads(),
   };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
@@ -278,24 +280,35 @@ async function status(ctx: Api, name: string) {
 }
 
 /**
- * `newer` of a resolve: set when a sync of the ref is queued or running and the ref's tip in
- * the mirror (as the server last fetched it) is not the commit being served.
+ * `newer` of a resolve: set when a sync of the ref is queued or running and either the ref's
+ * tip in the mirror (as the server last fetched it) is not the commit being served, or the job
+ * has not asked the upstream and fetched yet (a push just arrived): then `commit` is null.
  */
 async function newerBuild(ctx: Api, name: string, ref: string, commit: string | null): Promise<{ commit: string | null; job: number | null } | null> {
   const jobs = ctx.meta.listJobs(name, 20).filter((j) => isUnfinished(j) && (j.ref === null || j.ref === ref));
   if (jobs.length === 0) return null;
   const job = jobs.find((j) => j.state === 'running') ?? jobs[jobs.length - 1]!;
+  const unfetched = jobs.filter((j) => !hasFetched(j)).at(-1); // the oldest: it fetches first
   const mirror = ctx.sync.mirrorDir(name);
-  if (!existsSync(`${mirror}/HEAD`)) return null;
   let tip: string | null = null;
-  try {
-    const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
-    tip = entry ? (entry.peeled ?? entry.oid) : null;
-  } catch {
-    return null; // the mirror is being replaced: nothing known
+  if (existsSync(`${mirror}/HEAD`)) {
+    try {
+      const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
+      tip = entry ? (entry.peeled ?? entry.oid) : null;
+    } catch {
+      tip = null; // the mirror is being replaced: nothing known
+    }
   }
-  if (tip === null || tip === commit) return null;
-  return { commit: tip, job: job.id };
+  if (tip !== null && tip !== commit) return { commit: tip, job: job.id };
+  return unfetched ? { commit: null, job: unfetched.id } : null;
+}
+
+/** Phases of a sync before its fetch is done (sync.ts reports them; the queue starts at these). */
+const BEFORE_FETCH = new Set(['queued', 'starting', 'asking upstream', 'fetching']);
+
+/** A sync names its commit once it has fetched (sync.ts); the phase (written at most every 300 ms) covers the rest. */
+function hasFetched(j: JobRecord): boolean {
+  return j.state === 'running' && (j.commit !== null || !BEFORE_FETCH.has(j.phase));
 }
 
 /** Seconds a client waits before asking again while the first build of a mode runs. */
@@ -385,6 +398,7 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   if (!removed) throw new SnapError('not-found', `unknown repository ${name}`);
   ctx.onDemand.forget(name);
   ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
+  ctx.composer.forget(name);
   // Queued jobs fail when they start (the repository is gone); a running one can no longer
   // publish (publishRef checks the registration), and keeps its mirror until it stops.
   const dropMirror = async () => {
@@ -409,14 +423,15 @@ async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>,
   const repo = getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {
     // A build of the old URL still running can no longer publish (publishRef checks the URL).
-    ctx.meta.setRepoUrl(name, url);
-    if (normalizeUpstreamUrl(repo.url) !== key) {
-      // Another upstream: nothing built from the old one may be served as the new one's, not
-      // even a ref at the same commit (its manifest lists the old upstream's branches and tags).
-      // Clones wait for the sync below, or get its error if it fails.
-      for (const r of ctx.meta.listRefs(name)) ctx.meta.removeRef(name, r.ref);
+    // Another upstream: nothing built from the old one may be served as the new one's, not even
+    // a ref at the same commit (its manifest lists the old upstream's branches and tags), and its
+    // history levels must not start the new one's chain. So records, levels and snapshots go in
+    // the same transaction as the URL. Clones wait for the sync below, or get its error if it fails.
+    const newUpstream = normalizeUpstreamUrl(repo.url) !== key;
+    ctx.meta.setRepoUrl(name, url, newUpstream ? { newUpstream, defaultBranch: remote.head } : {});
+    if (newUpstream) {
       ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
-      ctx.meta.setDefaultBranch(name, remote.head);
+      ctx.composer.forget(name);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }

@@ -5,7 +5,8 @@
  * snapshot (every branch and tag, the history levels). So a sync that moves one
  * branch writes nothing for the others: their manifests are composed when a
  * resolve first asks, stored create-only, and remembered (memory + a DB row keyed
- * by the record, whose seq names its inputs: a record is never rewritten in place).
+ * by the record, whose seq names its inputs: a record is never rewritten in place,
+ * and by a digest of the commit build, the one input a rebuild may replace).
  *
  * composeManifest is pure: the same records give the same bytes.
  */
@@ -16,6 +17,7 @@ import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type 
 import type { MetadataStore, ModeSizes, RefRecord } from '../metadata/metadata-store.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { SnapError } from '../util/errors.js';
+import { sha256Hex } from '../util/hash.js';
 import { getCommitBuild, getSnapshot, viewOf, type RefView, type SnapshotData } from './records.js';
 
 /** The table of a manifest without a commit: no entries. Fixed bytes (level fixed), so one artifact. */
@@ -117,7 +119,10 @@ export class ManifestComposer {
   async manifestFor(rec: RefRecord): Promise<ComposedManifest> {
     const view = viewOf(rec);
     if (view.legacy) return { digest: view.legacy.manifest, size: view.legacy.manifestSize, sizes: view.legacy.sizes };
-    const key = `${rec.ref}\0${rec.mode}\0${rec.seq}`;
+    // The commit build is the one input a record does not fix: a rebuild after damage replaces
+    // its row (same stage), and its bytes may differ (another git or zlib). So the key names it.
+    const build = rec.commit ? getCommitBuild(this.meta, rec.repo, rec.commit) : null;
+    const key = `${rec.ref}\0${rec.mode}\0${rec.seq}\0${build ? sha256Hex(JSON.stringify(build)) : '-'}`;
     const memKey = `${rec.repo}\0${key}`;
     const hit = this.#memory.get(memKey);
     if (hit) return hit;
@@ -126,7 +131,7 @@ export class ManifestComposer {
       mode: rec.mode,
       commit: rec.commit,
       view,
-      build: rec.commit ? getCommitBuild(this.meta, rec.repo, rec.commit) : null,
+      build,
       snapshot: view.snapshot !== null ? getSnapshot(this.meta, rec.repo, view.snapshot) : null,
       emptyTable: rec.commit ? { digest: '', size: 0 } : await this.#storedEmptyTable(),
     });
@@ -154,7 +159,7 @@ export class ManifestComposer {
     return this.#emptyTable;
   }
 
-  /** Forget a removed repository's manifests. */
+  /** Forget a removed or re-pointed repository's manifests (called by the API). */
   forget(repo: string): void {
     for (const k of this.#memory.keys()) if (k.startsWith(`${repo}\0`)) this.#memory.delete(k);
   }

@@ -2,14 +2,14 @@
  * Webhooks: `POST /v1/hooks/github`, `/v1/hooks/gitlab`, `/v1/hooks/gitea`
  * (documented in docs/API.md). Anyone can reach these, so nothing is believed
  * before the sender proves it knows the provider's secret: the raw body is read
- * (bounded) and its signature checked in constant time before a byte of it is
- * parsed. A verified push queues a plain sync of every registered repository
+ * (bounded in size and in deliveries read at once, the HMAC fed as it arrives) and
+ * its signature checked in constant time before a byte of it is parsed. A verified push queues a plain sync of every registered repository
  * whose upstream URL the payload names (the queue coalesces bursts); a deleted
  * branch or tag stops being served at once, and the sync that follows brings
  * the rest up to date.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
@@ -18,7 +18,7 @@ import { snapshotRefs } from '../build/mirror.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
-import { sendJson } from './http-util.js';
+import { parseJsonObject, sendJson } from './http-util.js';
 
 export type Provider = 'github' | 'gitlab' | 'gitea';
 
@@ -29,8 +29,31 @@ export const WEBHOOK_SECRET_ENV: Record<Provider, string> = {
   gitea: 'SNAPCLONE_GITEA_WEBHOOK_SECRET',
 };
 
-/** GitHub caps payloads at 25 MB; nothing larger is read. */
-export const WEBHOOK_BODY_LIMIT = 25 * 2 ** 20;
+/**
+ * Largest body read. GitHub caps deliveries at 25 MB, but a push payload lists at most 20
+ * commits and is typically well under 1 MiB; a larger delivery is refused (413-style
+ * `invalid`) rather than held in memory, since anyone can send one before it is verified.
+ */
+export const WEBHOOK_BODY_LIMIT = 5 * 2 ** 20;
+
+/** Deliveries read at once (each holds up to WEBHOOK_BODY_LIMIT); more are answered 429 with Retry-After. */
+export const WEBHOOK_READS = 4;
+
+/** A count of the webhook bodies being read, one per API. */
+export class WebhookReads {
+  #busy = 0;
+  constructor(readonly limit = WEBHOOK_READS) {}
+  /** A slot, or null when all are taken. Call the returned function to give it back. */
+  take(): (() => void) | null {
+    if (this.#busy >= this.limit) return null;
+    this.#busy++;
+    let given = false;
+    return () => {
+      if (!given) this.#busy--;
+      given = true;
+    };
+  }
+}
 
 const ZERO_OID = /^0{40}$|^0{64}$/;
 
@@ -38,6 +61,7 @@ export interface HookContext {
   meta: MetadataStore;
   queue: JobQueue;
   sync: { mirrorDir(repo: string): string };
+  hookReads: WebhookReads;
 }
 
 /** What a verified payload asks for. */
@@ -62,13 +86,31 @@ export async function receiveWebhook(ctx: HookContext, provider: string, req: In
   const secret = process.env[WEBHOOK_SECRET_ENV[provider]];
   // Refused, not accepted unsigned: without a secret anyone could make the server fetch.
   if (!secret) throw new SnapError('not-found', `${provider} webhooks are off on this server (set ${WEBHOOK_SECRET_ENV[provider]} to turn them on)`);
-  const body = await readRawBody(req, res);
-  const problem = signatureProblem(provider, secret, req, body);
-  if (problem) {
-    log.warn(`webhook ${provider}: refused a delivery from ${req.socket.remoteAddress ?? '?'}: ${problem}`);
-    throw new SnapError('unauthorized', `webhook refused: ${problem}`);
+  const slot = ctx.hookReads.take();
+  if (!slot) {
+    res.setHeader('retry-after', '1');
+    res.setHeader('connection', 'close'); // the body is not read
+    throw new SnapError('rate-limited', `too many webhook deliveries at once (${ctx.hookReads.limit}); retry shortly`);
   }
-  const event = parseEvent(provider, eventHeader(provider, req), parseJson(body));
+  let body: Buffer;
+  try {
+    // The signature's form (and GitLab's token) is checked before a byte of the body is read;
+    // the HMAC is fed while reading, so the body is held once, never concatenated twice.
+    const check = signatureCheck(provider, secret, req);
+    if (typeof check === 'string') {
+      res.setHeader('connection', 'close'); // refused unread
+      refuse(provider, req, check);
+    }
+    const mac = check ? createHmac('sha256', secret) : null;
+    body = await readRawBody(req, res, mac);
+    if (check && mac) {
+      const problem = check.verify(mac.digest());
+      if (problem) refuse(provider, req, problem);
+    }
+  } finally {
+    slot();
+  }
+  const event = parseEvent(provider, eventHeader(provider, req), parseJsonObject(body, 'webhook body'));
   if (event.kind !== 'push') return sendJson(res, 200, { provider, event: event.event, ignored: event.kind === 'ignored', matched: [], jobs: [] });
   const matched = matchRepos(ctx.meta, event.urls);
   const jobs: JobRecord[] = [];
@@ -109,7 +151,12 @@ function forgetIfStillGone(ctx: HookContext, repo: string, ref: string, jobId: n
     .catch((err: unknown) => log.warn(`webhook: could not check ${repo} ${ref} after job ${jobId}: ${(err as Error).message}`));
 }
 
-async function readRawBody(req: IncomingMessage, res: ServerResponse): Promise<Buffer> {
+function refuse(provider: Provider, req: IncomingMessage, problem: string): never {
+  log.warn(`webhook ${provider}: refused a delivery from ${req.socket.remoteAddress ?? '?'}: ${problem}`);
+  throw new SnapError('unauthorized', `webhook refused: ${problem}`);
+}
+
+async function readRawBody(req: IncomingMessage, res: ServerResponse, mac: Hmac | null): Promise<Buffer> {
   const tooLarge = () => {
     res.setHeader('connection', 'close'); // the rest of the body is not read
     return new SnapError('invalid', `webhook body is larger than ${WEBHOOK_BODY_LIMIT} bytes`);
@@ -120,18 +167,27 @@ async function readRawBody(req: IncomingMessage, res: ServerResponse): Promise<B
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > WEBHOOK_BODY_LIMIT) throw tooLarge();
+    mac?.update(chunk);
     parts.push(chunk);
   }
-  return Buffer.concat(parts);
+  return Buffer.concat(parts, size);
 }
 
+/**
+ * A header's one value. Node joins a repeated header into one "a, b" string (so a repeated
+ * signature fails the exact-form match below); an array comes only for set-cookie.
+ */
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
-  return Array.isArray(v) ? undefined : v; // a repeated signature header is not one signature
+  return Array.isArray(v) ? undefined : v;
 }
 
-/** Why a delivery is not authentic, or null if it is. Never says anything about the secret. */
-export function signatureProblem(provider: Provider, secret: string, req: IncomingMessage, body: Buffer): string | null {
+/**
+ * What can be checked before the body is read: null when GitLab's token matches (no body
+ * signature), a problem string, or the signature to compare with the body's HMAC-SHA256.
+ * Never says anything about the secret.
+ */
+function signatureCheck(provider: Provider, secret: string, req: IncomingMessage): string | null | { verify(mac: Buffer): string | null } {
   if (provider === 'gitlab') {
     const token = header(req, 'x-gitlab-token');
     if (token === undefined) return 'no X-Gitlab-Token header';
@@ -146,24 +202,20 @@ export function signatureProblem(provider: Provider, secret: string, req: Incomi
   if (value === undefined) return `no ${shown} header`;
   const m = (provider === 'github' ? /^sha256=([0-9a-fA-F]{64})$/ : /^(?:sha256=)?([0-9a-fA-F]{64})$/).exec(value.trim());
   if (!m) return `${shown} is not ${provider === 'github' ? 'sha256=' : ''}<64 hex digits>`;
-  const expected = createHmac('sha256', secret).update(body).digest();
-  return timingSafeEqual(Buffer.from(m[1]!, 'hex'), expected) ? null : `${shown} does not match the body`;
+  const given = Buffer.from(m[1]!, 'hex');
+  return { verify: (mac) => (timingSafeEqual(given, mac) ? null : `${shown} does not match the body`) };
+}
+
+/** Why a delivery is not authentic, or null if it is (the whole body at once; receiveWebhook checks while reading). */
+export function signatureProblem(provider: Provider, secret: string, req: IncomingMessage, body: Buffer): string | null {
+  const check = signatureCheck(provider, secret, req);
+  if (check === null || typeof check === 'string') return check;
+  return check.verify(createHmac('sha256', secret).update(body).digest());
 }
 
 function eventHeader(provider: Provider, req: IncomingMessage): string | undefined {
   const name = provider === 'github' ? 'x-github-event' : provider === 'gitlab' ? 'x-gitlab-event' : 'x-gitea-event';
   return header(req, name) ?? (provider === 'gitea' ? header(req, 'x-github-event') : undefined);
-}
-
-function parseJson(body: Buffer): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new SnapError('invalid', 'webhook body is not JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SnapError('invalid', 'webhook body must be a JSON object');
-  return value as Record<string, unknown>;
 }
 
 function obj(v: unknown): Record<string, unknown> {

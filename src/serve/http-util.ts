@@ -87,12 +87,17 @@ export async function readJson(req: IncomingMessage, limit = 64 * 1024): Promise
     parts.push(chunk);
   }
   if (size === 0) return {};
+  return parseJsonObject(Buffer.concat(parts), 'request body');
+}
+
+/** A JSON object from raw bytes, or an `invalid` error naming `what`. */
+export function parseJsonObject(buf: Buffer, what: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    value = JSON.parse(buf.toString('utf8'));
   } catch {
-    throw new SnapError('invalid', 'request body is not JSON');
+    throw new SnapError('invalid', `${what} is not JSON`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SnapError('invalid', 'request body must be a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new SnapError('invalid', `${what} must be a JSON object`);
   return value as Record<string, unknown>;
 }

@@ -52,3 +52,9 @@ async function refsKey(dir: string): Promise<string> {
   );
   return parts.join('/');
 }
+
+/** Whether the mirror's refs have exactly the upstream's tips (ls-remote's name -> oid). */
+export function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
+  if (mirror.length !== upstream.size) return false;
+  return mirror.every((r) => upstream.get(r.name) === r.oid);
+}

@@ -4,13 +4,13 @@
  * `git ls-remote`, spread evenly over the interval so a server with many
  * repositories never asks them all at once, and queue a sync of those whose
  * tips differ from their mirror's. Errors are logged and the next round tries
- * again; the timers are unref'd and stop() ends the loop, so polling never
- * keeps a process alive or outlives its server.
+ * again; the timers are unref'd and stop() ends the loop without waiting for a
+ * check in flight, so polling never keeps a server from stopping.
  */
 import { existsSync } from 'node:fs';
 import { lsRemote, type RemoteRefs } from '../build/upstream.js';
 import { snapshotRefs } from '../build/mirror.js';
-import type { RefEntry } from '../clonepack/manifest.js';
+import { sameTips } from './mirror-refs.js';
 import type { MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import type { EnqueueRequest } from '../queue/job-queue.js';
 import type { JobRecord } from '../metadata/metadata-store.js';
@@ -19,13 +19,21 @@ import { log } from '../util/log.js';
 
 export const DEFAULT_POLL_SECONDS = 180;
 
-/** `--poll-seconds`, else $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off. A bad value is a usage error. */
+/** The shortest poll interval accepted: below it a round of ls-remotes would run back to back. */
+export const MIN_POLL_SECONDS = 1;
+
+/**
+ * `--poll-seconds`, else $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off. A bad value
+ * (not a number of seconds, or between 0 and MIN_POLL_SECONDS) is a usage error.
+ */
 export function pollSeconds(option: string | number | undefined, env = process.env.SNAPCLONE_POLL_SECONDS): number {
   const given = option ?? (env === undefined || env === '' ? undefined : env);
   if (given === undefined) return DEFAULT_POLL_SECONDS;
   const n = typeof given === 'number' ? given : Number(given);
   if (!Number.isFinite(n) || n < 0 || (typeof given === 'string' && !/^\d+(\.\d+)?$/.test(given.trim())))
     throw new SnapError('usage', `invalid poll interval ${JSON.stringify(String(given))} (seconds, 0 turns polling off)`);
+  if (n > 0 && n < MIN_POLL_SECONDS)
+    throw new SnapError('usage', `poll interval ${JSON.stringify(String(given))} is below ${MIN_POLL_SECONDS} s (0 turns polling off)`);
   return n;
 }
 
@@ -43,11 +51,6 @@ export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote:
   if (!existsSync(`${mirrorDir}/HEAD`)) return true;
   if (remote.head !== repo.defaultBranch && remote.refs.size > 0) return true;
   return !sameTips(await snapshotRefs(mirrorDir), remote.refs);
-}
-
-function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
-  if (mirror.length !== upstream.size) return false;
-  return mirror.every((r) => upstream.get(r.name) === r.oid);
 }
 
 export function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): boolean {
@@ -72,27 +75,39 @@ export class UpstreamPoller {
     this.#loop = this.#run();
   }
 
-  /** End the loop; resolves once a check in flight has finished (it queues nothing more). */
+  /**
+   * End the loop. A check in flight is not awaited (its ls-remote may hang for minutes on a
+   * dead upstream): it queues nothing once stopped and ends on its own.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#wake?.();
-    await this.#loop;
   }
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
       const start = Date.now();
-      const repos = this.#deps.meta.listRepos();
-      // Repository i of n is asked at (i + 1) / n of the interval: never all at once, and not
-      // at start-up (a restarted server's jobs list stays as it was until the first slot).
-      const slot = this.#intervalMs / Math.max(1, repos.length);
-      for (let i = 0; i < repos.length && !this.#stopped; i++) {
-        await this.#sleepUntil(start + (i + 1) * slot);
-        if (!this.#stopped) await this.check(repos[i]!.name);
+      try {
+        await this.#round(start);
+      } catch (err) {
+        // A failing round (the database busy or closed) must not end polling, nor reject unawaited.
+        log.warn(`poll: ${(err as Error).message}`);
+        await this.#sleepUntil(start + this.#intervalMs);
       }
-      if (repos.length === 0) await this.#sleepUntil(start + this.#intervalMs);
     }
+  }
+
+  async #round(start: number): Promise<void> {
+    const repos = this.#deps.meta.listRepos();
+    // Repository i of n is asked at (i + 1) / n of the interval: never all at once, and not
+    // at start-up (a restarted server's jobs list stays as it was until the first slot).
+    const slot = this.#intervalMs / Math.max(1, repos.length);
+    for (let i = 0; i < repos.length && !this.#stopped; i++) {
+      await this.#sleepUntil(start + (i + 1) * slot);
+      if (!this.#stopped) await this.check(repos[i]!.name);
+    }
+    if (repos.length === 0) await this.#sleepUntil(start + this.#intervalMs);
   }
 
   /** Poll one repository now: queue a sync if its upstream moved. Never throws. */

@@ -21,7 +21,6 @@ export class RecheckAfterBuild {
   readonly #maxChain: number;
   /** Syncs queued by re-checks in a row, per repository. */
   readonly #chain = new Map<string, number>();
-  readonly #inFlight = new Set<Promise<void>>();
   #stopped = false;
 
   constructor(deps: UpstreamChecks, maxChain = MAX_RECHECK_CHAIN) {
@@ -43,10 +42,9 @@ export class RecheckAfterBuild {
     };
   }
 
-  /** Queue nothing more; resolves once the checks in flight have ended. */
+  /** Queue nothing more. Checks in flight are not awaited (an ls-remote may hang for minutes): they queue nothing once stopped. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await Promise.all([...this.#inFlight]);
   }
 
   #afterSuccess(job: JobRecord): void {
@@ -57,8 +55,7 @@ export class RecheckAfterBuild {
       log.info(`re-check: ${job.repo} was re-synced ${done} times in a row; not re-checking after job ${job.id} (polling or the next push will catch up)`);
       return;
     }
-    const check = this.#check(job, done).finally(() => this.#inFlight.delete(check));
-    this.#inFlight.add(check);
+    void this.#check(job, done); // never throws: it logs
   }
 
   async #check(job: JobRecord, done: number): Promise<void> {

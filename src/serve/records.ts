@@ -17,7 +17,10 @@ export interface RefView {
   /** git's tag following for the commit (sorted names) and the pack of their tag objects. */
   followedTags: string[];
   tagPack: PackRef | null;
-  /** Digest of the tag list the followed tags were computed from: recomputed only when it changes. */
+  /**
+   * Digest of the followed tags' entries (name, oid, peeled: followedKey): a later sync reuses
+   * followedTags and tagPack while these entries are unchanged and no other tag names the commit.
+   */
   tagsKey: string;
   /** Full: the seq of the refs snapshot that names the ref at the record's commit. */
   snapshot: number | null;
@@ -54,8 +57,10 @@ export function recentCommitBuilds(meta: MetadataStore, repo: string, limit: num
   return meta.recentCommitBuilds(repo, limit) as CommitBuild[];
 }
 
-export function getLevels(meta: MetadataStore, repo: string): HistoryLevel[] {
-  return (meta.getLevels(repo) as HistoryLevel[] | null) ?? [];
+/** The level chain packed from `upstream`, with the seq of the sync that wrote it (seq 0, no levels, before the first). */
+export function getLevels(meta: MetadataStore, repo: string, upstream: string): { seq: number; levels: HistoryLevel[] } {
+  const row = meta.getLevels(repo, upstream);
+  return row ? { seq: row.seq, levels: row.levels as HistoryLevel[] } : { seq: 0, levels: [] };
 }
 
 export function getSnapshot(meta: MetadataStore, repo: string, seq: number): SnapshotData | null {

@@ -15,6 +15,7 @@ import { prepareDataDir, lockDataDir } from './datadir.js';
 import { sendJson } from './http-util.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
+import { ManifestComposer } from './compose.js';
 import { HotArtifactCache } from './hot-cache.js';
 import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
@@ -96,9 +97,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
     integrity = new ArtifactIntegrity(store);
     const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity }));
+    const composer = new ManifestComposer(store, meta); // one per server: resolves and the scrubber share what it composed
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity, composer }));
     const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
-    if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 });
+    if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }, composer);
   } catch (err) {
     server.closeAllConnections();
     server.close();

@@ -36,6 +36,8 @@ import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
 import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
+import { sameTips } from './mirror-refs.js';
+import { runGit } from '../build/gitproc.js';
 import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
 
 export interface SyncOptions {
@@ -57,6 +59,12 @@ interface Target {
 interface TagInfo {
   followedTags: string[];
   tagPack: PackRef | null;
+  tagsKey: string;
+}
+
+interface SnapshotAt {
+  seq: number;
+  data: SnapshotData;
 }
 
 export class SyncService {
@@ -116,10 +124,12 @@ export class SyncService {
         refs = await snapshotRefs(dir);
       }
       await setMirrorHead(dir, remote.head);
+      // In the same step as the seq (no await between): a slower, older sync never writes its
+      // HEAD after a newer one's, nor the old upstream's after a re-point.
+      this.assertStillRegistered(repo);
+      if (this.meta.getRepo(repo.name)?.defaultBranch !== remote.head) this.meta.setDefaultBranch(repo.name, remote.head);
       return { seq: this.meta.nextSeq(repo.name), refs };
     });
-    this.assertStillRegistered(repo);
-    if (this.meta.getRepo(repo.name)?.defaultBranch !== remote.head) this.meta.setDefaultBranch(repo.name, remote.head);
 
     const defaultRef = `refs/heads/${remote.head ?? 'main'}`;
     const names = job.ref ? [job.ref] : [...new Set([defaultRef, ...this.meta.listRefs(repo.name).map((r) => r.ref)])];
@@ -139,6 +149,8 @@ export class SyncService {
       targets.push({ ref, commit: entry ? (entry.peeled ?? entry.oid) : null });
     }
     const primary = targets[0]?.ref === names[0] ? targets[0]!.commit : null;
+    // Known now, before any build: resolve's `newer` tells a job that fetched from one that has not.
+    if (primary !== null && job.commit !== primary) this.meta.updateJob(job.id, { commit: primary });
 
     const scratch = join(this.dataDir, 'tmp', `sync-${job.id}-${process.pid}-${Date.now()}`);
     try {
@@ -170,8 +182,11 @@ class SyncRun {
   readonly #meta: MetadataStore;
   readonly #options: SyncOptions;
   readonly #dir: string;
-  readonly #tagsKey: string;
   readonly #tags = new Map<string, Promise<TagInfo>>();
+  /** The views published before this sync, one per commit (read once: see #tagInfo). */
+  #priorViews: Map<string, RefView> | null = null;
+  /** Tag targets that are trees or blobs (asked of git once per sync, when needed). */
+  #treeishTargets: Promise<Set<string>> | null = null;
   #scratchUsed = 0;
 
   constructor(
@@ -189,8 +204,6 @@ class SyncRun {
     this.#meta = p.meta;
     this.#options = p.options;
     this.#dir = p.mirrorDir(repo.name);
-    const tags = refs.filter((r) => r.name.startsWith('refs/tags/')).map((r) => [r.name, r.oid, r.peeled ?? null]);
-    this.#tagsKey = sha256Hex(JSON.stringify(tags));
   }
 
   /** Steps 1 and 2: build each target commit without a complete build, publishing its shallow then files records. */
@@ -202,7 +215,7 @@ class SyncRun {
         await this.#publishModes(commit, ['shallow', 'files']); // new tags on a built commit: records only
         continue;
       }
-      if (job.commit !== commit) this.#meta.updateJob(job.id, { commit }); // what resolve's `newer` names
+      this.#meta.updateJob(job.id, { commit }); // what the job builds now
       const t0 = Date.now();
       const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
       const build = await buildCommit(
@@ -233,44 +246,54 @@ class SyncRun {
 
   /** Step 3: history levels and the refs snapshot, then the full records. */
   async history(): Promise<void> {
-    const { levelLock, meta } = { levelLock: this.sync.parts.levelLock, meta: this.#meta };
-    const snapshotSeq = await levelLock.run(this.repo.name, async () => {
-      const latest = latestSnapshot(meta, this.repo.name);
-      const sameRefs = latest && canonicalJson(latest.data.refs) === canonicalJson(this.refs) && latest.data.defaultBranch === this.defaultBranch;
-      let chain = getLevels(meta, this.repo.name);
-      // A level that lost a pack (quarantined, truncated) cannot be extended: pack the history
-      // again from the current tips. Packing is deterministic, so an unchanged single-level chain
-      // gets back the very artifacts it lost.
-      const intact = await allStored(this.#store, chain.flatMap((l) => l.packs));
-      if (sameRefs && intact && (await allStored(this.#store, latest.data.history))) return latest.seq; // nothing moved: no level, no snapshot
-      if (!intact) {
-        log.warn(`${this.repo.name}: a history level lost an artifact; packing the history again`);
-        chain = [];
-      }
-      this.report('packing history');
-      const update = await updateLevels({
-        mirrorDir: this.#dir,
-        levels: chain,
-        tips: [...new Set(this.refs.map((r) => r.oid))].sort(),
-        scratchDir: this.#scratchDir(),
-        store: this.#store,
-        maxPackBytes: this.#options.historyPackMaxBytes,
-        report: this.report,
-      });
-      if (update.changed) {
-        meta.setLevels(this.repo.name, update.levels);
-        log.info(`${this.repo.name}: history is ${update.levels.length} level(s), ${update.newBytes} new bytes`);
-      }
-      const data: SnapshotData = { defaultBranch: this.defaultBranch, refs: this.refs, history: update.levels.flatMap((l) => l.packs) };
-      if (latest && canonicalJson(latest.data) === canonicalJson(data)) return latest.seq;
-      await this.#options.beforeStep?.('history', this.repo.name);
-      meta.putSnapshot({ repo: this.repo.name, seq: this.seq, data, createdAt: Date.now() }); // durable before any record names it
-      return this.seq;
-    });
+    const snapshot = await this.sync.parts.levelLock.run(this.repo.name, () => this.#levelsAndSnapshot());
     for (const t of this.targets) {
-      if (t.commit !== null && getCommitBuild(meta, this.repo.name, t.commit)?.stage !== 'files') continue;
-      await this.#publish(t, 'full', snapshotSeq);
+      if (t.commit !== null && getCommitBuild(this.#meta, this.repo.name, t.commit)?.stage !== 'files') continue;
+      // A newer sync's snapshot that has the ref elsewhere: that sync publishes its full record.
+      if (!snapshot || !holds(snapshot.data, t)) continue;
+      await this.#publish(t, 'full', snapshot.seq);
     }
+  }
+
+  /** The level chain and the refs snapshot for this sync's tips; null when a newer sync left no snapshot to name. */
+  async #levelsAndSnapshot(): Promise<SnapshotAt | null> {
+    const meta = this.#meta;
+    const latest = latestSnapshot(meta, this.repo.name);
+    const stored = getLevels(meta, this.repo.name, this.repo.url);
+    // A newer sync already wrote the chain or a snapshot from newer tips: extending or
+    // compacting it from this sync's older tips would regress it, so leave both alone.
+    if ((latest && latest.seq > this.seq) || stored.seq > this.seq) return latest;
+    const sameRefs = latest && canonicalJson(latest.data.refs) === canonicalJson(this.refs) && latest.data.defaultBranch === this.defaultBranch;
+    let chain = stored.levels;
+    // A level that lost a pack (quarantined, truncated) cannot be extended: pack the history
+    // again from the current tips. Packing is deterministic, so an unchanged single-level chain
+    // gets back the very artifacts it lost.
+    const intact = await allStored(this.#store, chain.flatMap((l) => l.packs));
+    if (sameRefs && intact && (await allStored(this.#store, latest.data.history))) return latest; // nothing moved: no level, no snapshot
+    if (!intact) {
+      log.warn(`${this.repo.name}: a history level lost an artifact; packing the history again`);
+      chain = [];
+    }
+    this.report('packing history');
+    const update = await updateLevels({
+      mirrorDir: this.#dir,
+      levels: chain,
+      tips: [...new Set(this.refs.map((r) => r.oid))].sort(),
+      scratchDir: this.#scratchDir(),
+      store: this.#store,
+      maxPackBytes: this.#options.historyPackMaxBytes,
+      report: this.report,
+    });
+    if (update.changed) {
+      if (!meta.setLevels(this.repo.name, this.repo.url, this.seq, update.levels)) this.sync.assertStillRegistered(this.repo);
+      log.info(`${this.repo.name}: history is ${update.levels.length} level(s), ${update.newBytes} new bytes`);
+    }
+    const data: SnapshotData = { defaultBranch: this.defaultBranch, refs: this.refs, history: update.levels.flatMap((l) => l.packs) };
+    if (latest && canonicalJson(latest.data) === canonicalJson(data)) return latest;
+    await this.#options.beforeStep?.('history', this.repo.name);
+    // Durable before any record names it; refused once the repository is removed or re-pointed.
+    if (!meta.putSnapshot({ repo: this.repo.name, seq: this.seq, data, createdAt: Date.now() }, this.repo.url)) this.sync.assertStillRegistered(this.repo);
+    return { seq: this.seq, data };
   }
 
   async #publishModes(commit: string, modes: RefMode[]): Promise<void> {
@@ -279,13 +302,13 @@ class SyncRun {
 
   /** Publish the (ref, mode) record unless the published one already says the same. */
   async #publish(t: Target, mode: RefMode, snapshot: number | null): Promise<void> {
-    const tags = t.commit ? await this.#tagInfo(t.commit) : { followedTags: [], tagPack: null };
+    const tags = t.commit ? await this.#tagInfo(t.commit) : { followedTags: [], tagPack: null, tagsKey: followedKey(this.refs, []) };
     const view: RefView = {
       defaultBranch: this.defaultBranch,
       refs: mode === 'full' || !t.commit ? [] : shallowRefs(this.refs, t.ref, tags.followedTags),
       followedTags: tags.followedTags,
       tagPack: tags.tagPack,
-      tagsKey: this.#tagsKey,
+      tagsKey: tags.tagsKey,
       snapshot,
     };
     const existing = this.#meta.getRef(this.repo.name, t.ref, mode);
@@ -296,23 +319,58 @@ class SyncRun {
     log.debug(`published ${this.repo.name} ${t.ref} ${mode} at ${t.commit ?? '(none)'} seq ${this.seq}${applied ? '' : ' (a newer one was already published)'}`);
   }
 
-  /** Followed tags and their pack for a commit: reused from a record computed from the same tag list. */
+  /**
+   * Followed tags and their pack for a commit. A tag change reaches a commit's set only through
+   * a tag whose peeled target is the commit, one of its trees or one of its blobs, so the
+   * published set is reused while its tags' entries are unchanged (tagsKey), no other tag names
+   * the commit, and no other tag names a tree or blob (rare: then git is asked again).
+   * A new tag on one commit so costs nothing for refs at the others.
+   */
   #tagInfo(commit: string): Promise<TagInfo> {
     let info = this.#tags.get(commit);
     if (!info) {
       info = (async () => {
-        for (const r of this.#meta.listRefs(this.repo.name)) {
-          const v = viewOf(r);
-          if (r.commit === commit && !v.legacy && v.tagsKey === this.#tagsKey) return { followedTags: v.followedTags, tagPack: v.tagPack };
-        }
+        const prior = this.#viewAt(commit);
+        if (prior && (await this.#stillFollowed(commit, prior))) return { followedTags: prior.followedTags, tagPack: prior.tagPack, tagsKey: prior.tagsKey };
         const followed = await followedTags(this.#dir, commit, this.refs);
         const entries = this.refs.filter((r) => followed.includes(r.name));
         const tagPack = entries.some((e) => e.peeled !== undefined) ? await buildTagPack(this.#dir, entries, this.#scratchDir(), this.#store) : null;
-        return { followedTags: followed, tagPack };
+        return { followedTags: followed, tagPack, tagsKey: followedKey(this.refs, followed) };
       })();
       this.#tags.set(commit, info);
     }
     return info;
+  }
+
+  #viewAt(commit: string): RefView | undefined {
+    if (!this.#priorViews) {
+      this.#priorViews = new Map();
+      for (const r of this.#meta.listRefs(this.repo.name)) {
+        const v = viewOf(r);
+        if (r.commit !== null && !v.legacy && !this.#priorViews.has(r.commit)) this.#priorViews.set(r.commit, v);
+      }
+    }
+    return this.#priorViews.get(commit);
+  }
+
+  async #stillFollowed(commit: string, prior: RefView): Promise<boolean> {
+    if (prior.tagsKey !== followedKey(this.refs, prior.followedTags)) return false; // one of its tags went or moved
+    const followed = new Set(prior.followedTags);
+    const others = this.refs.filter((r) => r.name.startsWith('refs/tags/') && !followed.has(r.name));
+    if (others.some((r) => (r.peeled ?? r.oid) === commit)) return false; // a tag of the commit was added
+    if (others.length === 0) return true;
+    const treeish = await this.#treeish();
+    return !others.some((r) => treeish.has(r.peeled ?? r.oid));
+  }
+
+  #treeish(): Promise<Set<string>> {
+    this.#treeishTargets ??= (async () => {
+      const targets = [...new Set(this.refs.filter((r) => r.name.startsWith('refs/tags/')).map((r) => r.peeled ?? r.oid))];
+      if (targets.length === 0) return new Set<string>();
+      const out = (await runGit(['cat-file', '--batch-check=%(objectname) %(objecttype)'], { cwd: this.#dir, input: targets.join('\n') + '\n' })).toString('latin1');
+      return new Set(out.split('\n').filter((l) => / (tree|blob)$/.test(l)).map((l) => l.split(' ')[0]!));
+    })();
+    return this.#treeishTargets;
   }
 
   /** What earlier commit builds stored and still holds: a damaged artifact is built again, not reused. */
@@ -359,9 +417,16 @@ async function buildIntact(store: ArtifactStore, b: CommitBuild): Promise<boolea
   return true;
 }
 
-function sameTips(mirror: RefEntry[], upstream: Map<string, string>): boolean {
-  if (mirror.length !== upstream.size) return false;
-  return mirror.every((r) => upstream.get(r.name) === r.oid);
+/** Digest of the entries (name, oid, peeled) of the named tags in `refs`; a missing name counts as such. */
+export function followedKey(refs: RefEntry[], names: string[]): string {
+  const byName = new Map(refs.map((r) => [r.name, r]));
+  return sha256Hex(JSON.stringify(names.map((n) => { const r = byName.get(n); return [n, r?.oid ?? null, r?.peeled ?? null]; })));
+}
+
+/** Whether a snapshot has the target's ref at the target's commit (or, for no commit, not at all). */
+function holds(data: SnapshotData, t: Target): boolean {
+  const entry = data.refs.find((r) => r.name === t.ref);
+  return t.commit === null ? !entry : !!entry && (entry.peeled ?? entry.oid) === t.commit;
 }
 
 /** One holder at a time per key, in arrival order. */

@@ -307,6 +307,46 @@ function defineTests(): void {
     assert.deepEqual(store.listRefs('r'), []);
   });
 
+  test('setLevels: an older sync\'s chain never replaces a newer one\'s; another upstream\'s chain is not read, and is replaced', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    register(store, 'r');
+    assert.equal(store.setLevels('r', UPSTREAM, 6, ['newer']), true);
+    assert.equal(store.setLevels('r', UPSTREAM, 5, ['older']), false, 'a slower older sync wrote its chain last');
+    assert.equal(store.setLevels('r', UPSTREAM, 6, ['same seq']), false);
+    assert.deepEqual(store.getLevels('r', UPSTREAM), { seq: 6, levels: ['newer'] });
+    assert.equal(store.setLevels('r', 'https://example.com/other.git', 9, ['other']), false, 'not the registered upstream');
+    store.setRepoUrl('r', 'https://example.com/other.git');
+    assert.equal(store.getLevels('r', 'https://example.com/other.git'), null, 'a chain of the old URL is not the new one\'s');
+    assert.equal(store.setLevels('r', 'https://example.com/other.git', 2, ['other']), true, 'a smaller seq of the new upstream replaces the old upstream\'s chain');
+    assert.deepEqual(store.getLevels('r', 'https://example.com/other.git'), { seq: 2, levels: ['other'] });
+    assert.equal(store.putSnapshot({ repo: 'r', seq: 7, data: {}, createdAt: 1 }, UPSTREAM), false, 'a snapshot of the old upstream after a re-point');
+    assert.equal(store.latestSnapshot('r'), null);
+  });
+
+  test('setRepoUrl to another upstream: records, level chain, snapshots and composed manifests go in the same step; old builds cannot publish again', (t) => {
+    const store = new SqliteMetadataStore(tempDb(t));
+    t.after(() => store.close());
+    register(store, 'r');
+    const main = 'refs/heads/main';
+    const seq = store.nextSeq('r');
+    assert.equal(store.publishRef(refRecord('r', main, seq), UPSTREAM), true);
+    assert.equal(store.setLevels('r', UPSTREAM, seq, ['a-level']), true);
+    store.putSnapshot({ repo: 'r', seq, data: { a: 1 }, createdAt: 1 }, UPSTREAM);
+    store.putComposed('r', 'k', { digest: 'd', size: 1 });
+    const other = 'https://example.com/b.git';
+    store.setRepoUrl('r', other, { newUpstream: true, defaultBranch: 'trunk' });
+    assert.deepEqual(store.listRefs('r'), []);
+    assert.equal(store.latestSnapshot('r'), null);
+    assert.equal(store.getComposed('r', 'k'), null);
+    assert.equal(store.getRepo('r')!.defaultBranch, 'trunk');
+    assert.equal(store.setLevels('r', other, 1, ['b']), true);
+    assert.deepEqual(store.getLevels('r', other), { seq: 1, levels: ['b'] });
+    // A build of B that fetched before the re-point (its seq) cannot publish main either.
+    assert.equal(store.publishRef(refRecord('r', main, seq), other), false);
+    assert.equal(store.publishRef(refRecord('r', main, store.nextSeq('r')), other), true);
+  });
+
   test('removeRepo: record, refs and finished jobs go in one step; unfinished jobs and the seq stay', (t) => {
     const store = new SqliteMetadataStore(tempDb(t));
     t.after(() => store.close());
@@ -370,7 +410,7 @@ function defineTests(): void {
     const check = new Database(dbPath);
     t.after(() => check.close());
     assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    assert.equal(SCHEMA_VERSION, 3);
+    assert.equal(SCHEMA_VERSION, 4);
   });
 
   test('a version 2 database keeps its builds: a ref row becomes a full record serving its manifest as it is', (t) => {
@@ -447,12 +487,12 @@ function defineTests(): void {
     assert.deepEqual(store.recentCommitBuilds('r', 1), [{ n: 4 }]);
     assert.equal(store.recentCommitBuilds('r', 10).length, 2);
 
-    assert.equal(store.getLevels('r'), null);
-    store.setLevels('r', [{ tips: ['x'] }]);
-    assert.deepEqual(store.getLevels('r'), [{ tips: ['x'] }]);
-    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 1 }, createdAt: 1 });
-    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 2 }, createdAt: 2 });
-    store.putSnapshot({ repo: 'r', seq: 2, data: { a: 0 }, createdAt: 3 });
+    assert.equal(store.getLevels('r', UPSTREAM), null);
+    assert.equal(store.setLevels('r', UPSTREAM, 3, [{ tips: ['x'] }]), true);
+    assert.deepEqual(store.getLevels('r', UPSTREAM), { seq: 3, levels: [{ tips: ['x'] }] });
+    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 1 }, createdAt: 1 }, UPSTREAM);
+    store.putSnapshot({ repo: 'r', seq: 3, data: { a: 2 }, createdAt: 2 }, UPSTREAM);
+    store.putSnapshot({ repo: 'r', seq: 2, data: { a: 0 }, createdAt: 3 }, UPSTREAM);
     assert.deepEqual(store.getSnapshot('r', 3), { repo: 'r', seq: 3, data: { a: 1 }, createdAt: 1 });
     assert.equal(store.latestSnapshot('r')!.seq, 3);
     store.putComposed('r', 'k', { digest: 'd', size: 1 });
@@ -468,7 +508,7 @@ function defineTests(): void {
     store.removeRepo('r');
     assert.deepEqual(store.listRefs('r'), []);
     assert.equal(store.getCommitBuild('r', c), null);
-    assert.equal(store.getLevels('r'), null);
+    assert.equal(store.getLevels('r', UPSTREAM), null);
     assert.equal(store.latestSnapshot('r'), null);
     assert.equal(store.getComposed('r', 'k'), null);
   });

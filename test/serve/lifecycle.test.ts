@@ -75,22 +75,23 @@ test('an upstream without commits builds an empty clonepack', async () => {
   }
 });
 
-test('a ref deleted upstream keeps its last build', async () => {
+test('a ref deleted upstream stops being served; the default branch\'s full manifest no longer lists it', async () => {
   const up = makeUpstream(tempDir());
   const s = await startTestServer();
   try {
     await addAndBuild(s.url, up.dir, 'prune');
     const sync = await call(s.url, 'POST', '/v1/repos/prune/sync', { branch: 'dev' });
     assert.equal((await waitJob(s.url, sync.json.job.id)).state, 'succeeded');
-    const dev = (await call(s.url, 'GET', '/v1/repos/prune/resolve?ref=dev')).json;
+    assert.equal((await call(s.url, 'GET', '/v1/repos/prune/resolve?ref=dev')).status, 200);
     const mainBefore = (await call(s.url, 'GET', '/v1/repos/prune/resolve')).json;
     git(up.dir, ['branch', '-D', 'dev']);
     const all = await call(s.url, 'POST', '/v1/repos/prune/sync', {});
     const job = await waitJob(s.url, all.json.job.id);
     assert.equal(job.state, 'succeeded', job.error);
+    // As git clone --branch dev would now fail (the records go; the artifacts stay for older manifests).
     const after = await call(s.url, 'GET', '/v1/repos/prune/resolve?ref=dev');
-    assert.equal(after.status, 200, after.text);
-    assert.equal(after.json.manifest.digest, dev.manifest.digest);
+    assert.equal(after.status, 404, after.text);
+    assert.equal(after.json.code, 'not-found');
     // main is rebuilt although its commit did not move: it is the default branch and the
     // branch list changed (dev is gone), which a full clone of it must show.
     const main = await call(s.url, 'GET', '/v1/repos/prune/resolve');

@@ -54,4 +54,8 @@ test('the poll interval: --poll-seconds, else $SNAPCLONE_POLL_SECONDS, else the 
   assert.equal(pollSeconds('5', '30'), 5);
   assert.equal(pollSeconds(0, '30'), 0);
   for (const bad of ['-1', 'abc', '1e3', ' ', 'Infinity']) assert.throws(() => pollSeconds(bad, undefined), /invalid poll interval/, bad);
+  // Below a second a round of ls-remotes would run back to back (0.001 s: a 1 ms loop).
+  for (const tiny of ['0.001', '0.5', 0.2]) assert.throws(() => pollSeconds(tiny, undefined), { code: 'usage', message: /below 1 s/ }, String(tiny));
+  assert.throws(() => pollSeconds(undefined, '0.01'), /below 1 s/);
+  assert.equal(pollSeconds('1', undefined), 1);
 });

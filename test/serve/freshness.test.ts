@@ -15,19 +15,11 @@ import { cliOk } from '../e2e/harness.js';
 import { compareClones } from '../support/compare.js';
 import { git as hermeticGit } from '../support/git.js';
 import { StepGate } from './step-gate.js';
-import { manifestArtifacts, parseManifest, type Manifest } from '../../src/clonepack/manifest.js';
+import { manifestOf, resolveMode as resolve } from './mode-helpers.js';
+import { manifestArtifacts, type Manifest } from '../../src/clonepack/manifest.js';
 
 const MODES = ['shallow', 'files', 'full'] as const;
 
-function resolve(base: string, repo: string, mode: string, ref = '') {
-  return call(base, 'GET', `/v1/repos/${repo}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}`);
-}
-
-async function manifestOf(base: string, digest: string): Promise<Manifest> {
-  const res = await fetch(`${base}/v1/artifacts/${digest}`);
-  assert.equal(res.status, 200);
-  return parseManifest(Buffer.from(await res.arrayBuffer()));
-}
 
 async function sync(base: string, repo: string, body: Record<string, unknown> = {}) {
   const r = await call(base, 'POST', `/v1/repos/${repo}/sync`, body);

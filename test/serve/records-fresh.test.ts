@@ -11,20 +11,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
 import { StepGate } from './step-gate.js';
-import { parseManifest, type Manifest } from '../../src/clonepack/manifest.js';
+import { manifestOf, resolveMode as resolve } from './mode-helpers.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
 import { LocalArtifactStore } from '../../src/storage/local-store.js';
 import { SyncService } from '../../src/serve/sync.js';
 
-function resolve(base: string, repo: string, mode: string, ref = '') {
-  return call(base, 'GET', `/v1/repos/${repo}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}`);
-}
-
-async function manifestOf(base: string, digest: string): Promise<Manifest> {
-  const res = await fetch(`${base}/v1/artifacts/${digest}`);
-  assert.equal(res.status, 200);
-  return parseManifest(Buffer.from(await res.arrayBuffer()));
-}
 
 async function sync(base: string, repo: string, body: Record<string, unknown> = {}): Promise<number> {
   const r = await call(base, 'POST', `/v1/repos/${repo}/sync`, body);

@@ -99,8 +99,12 @@ test('a resolve during a build gets the newest built commit and names the newer 
       assert.deepEqual(r.json.newer, { commit: next, job }, mode);
     }
     const work = tempDir();
-    await cliOk(s.url, ['clone', 'busy', join(work, 'old')]);
+    const cloned = await cliOk(s.url, ['clone', '--quiet', 'busy', join(work, 'old')]);
     assert.equal(git(join(work, 'old'), ['rev-parse', 'HEAD']), up.head);
+    // Told so, even with --quiet: which commit it got and that a newer one is building.
+    assert.equal(cloned.stderr, `snapclone: cloned refs/heads/main at ${up.head.slice(0, 12)}; the server is still building ${next.slice(0, 12)}\n`);
+    const shallow = await cliOk(s.url, ['clone', '--depth', '1', '--json', 'busy', join(work, 'old-shallow')]);
+    assert.deepEqual(JSON.parse(shallow.stdout).newer, { commit: next, job });
     gate.open('shallow');
     assert.equal((await waitJob(s.url, job)).state, 'succeeded');
     for (const mode of MODES) {

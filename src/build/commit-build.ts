@@ -150,6 +150,55 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
   report('checking attributes');
   const converted = await checkoutConversions(repo, commit, leaves, join(req.scratchDir, 'attr'));
 
+  report('packing');
+  // Head pack 0: the commit and its trees. Blobs: content-defined groups in table order.
+  const skeletonBuilt = await packOne(repo, [commit, rootTree, ...trees.filter((t) => t !== rootTree)], join(packDir, 'skeleton'));
+  const skeleton = await storePack(skeletonBuilt, put);
+  const groupLists = groupBlobs(uniqueBlobs(leaves), opt.groups);
+  stats.groups = groupLists.length;
+  const spans = new Map<string, { pack: number; offset: number; length: number }>();
+  const groups = await mapLimit(groupLists, opt.parallel, async (blobs, i): Promise<HeadGroup> => {
+    const oids = blobs.map((b) => b.oid);
+    const key = groupKey(oids);
+    const known = req.reuse.groups.get(key);
+    if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
+      const found = groupSpans(await req.store.read(known.idx.digest), known.pack.size, oids, i + 1);
+      if (found) {
+        for (const [oid, span] of found) spans.set(oid, span);
+        stats.groupsReused++;
+        return { key, pack: known };
+      }
+      // A wrong entry must not fail every later build of this commit: pack the group again.
+      log.warn(`blob group ${key}: the stored pack ${known.name} does not hold exactly its blobs; packing it again`);
+    }
+    const built = await packOne(repo, oids, join(packDir, `group${i}`));
+    const found = groupSpans(readFileSync(built.idxPath), statSync(built.packPath).size, oids, i + 1);
+    if (!found) throw new SnapError('build-failed', `blob group ${key}: pack-objects did not pack exactly its ${oids.length} blobs`);
+    for (const [oid, span] of found) spans.set(oid, span);
+    return { key, pack: await storePack(built, put) };
+  });
+
+  report('writing file table');
+  const table: TableEntry[] = leaves.map((l, i) => {
+    const content = converted.get(i);
+    const span = l.type === 'blob' ? spans.get(l.oid) : undefined;
+    if (l.type === 'blob' && !span) throw new SnapError('build-failed', `blob ${l.oid} missing from HEAD packs`);
+    return {
+      path: l.path,
+      mode: l.mode,
+      oid: Buffer.from(l.oid, 'hex'),
+      size: l.mode === MODE_GITLINK ? 0 : content ? content.length : l.size,
+      flags: content ? FLAG_CONVERTED : 0,
+      pack: span ? span.pack : NO_PACK,
+      packOffset: span ? span.offset : 0,
+      packLength: span ? span.length : 0,
+    };
+  });
+  const rawTable = encodeTable(table);
+  const tablePath = join(req.scratchDir, 'table');
+  writeFileSync(tablePath, compress(rawTable, { compressionLevel: opt.zstdLevel }));
+  const tableRef = { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length };
+
   const archiveItems: ArchiveItem[] = [];
   leaves.forEach((l, i) => {
     if (l.mode === MODE_GITLINK) return;
@@ -164,70 +213,12 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
     stats.newBytes += a.newBytes;
     return { bytes: a.bytes, chunks: a.chunks };
   };
-  // A converted file's bytes exist only in the archive, so a depth-1 clone needs it too: then
-  // it is built alongside the packs (its CDC runs here while git packs in child processes).
   const isConverted = converted.size > 0;
-  const early = isConverted ? buildArchive() : null;
-  early?.catch(() => {}); // awaited below; a failure of the packs must not leave it unhandled
-
-  let shallow: CommitBuild;
-  try {
-    report('packing');
-    // Head pack 0: the commit and its trees. Blobs: content-defined groups in table order.
-    const skeletonBuilt = await packOne(repo, [commit, rootTree, ...trees.filter((t) => t !== rootTree)], join(packDir, 'skeleton'));
-    const skeleton = await storePack(skeletonBuilt, put);
-    const groupLists = groupBlobs(uniqueBlobs(leaves), opt.groups);
-    stats.groups = groupLists.length;
-    const spans = new Map<string, { pack: number; offset: number; length: number }>();
-    const groups = await mapLimit(groupLists, opt.parallel, async (blobs, i): Promise<HeadGroup> => {
-      const oids = blobs.map((b) => b.oid);
-      const key = groupKey(oids);
-      const known = req.reuse.groups.get(key);
-      if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
-        const found = groupSpans(await req.store.read(known.idx.digest), known.pack.size, oids, i + 1);
-        if (found) {
-          for (const [oid, span] of found) spans.set(oid, span);
-          stats.groupsReused++;
-          return { key, pack: known };
-        }
-        // A wrong entry must not fail every later build of this commit: pack the group again.
-        log.warn(`blob group ${key}: the stored pack ${known.name} does not hold exactly its blobs; packing it again`);
-      }
-      const built = await packOne(repo, oids, join(packDir, `group${i}`));
-      const found = groupSpans(readFileSync(built.idxPath), statSync(built.packPath).size, oids, i + 1);
-      if (!found) throw new SnapError('build-failed', `blob group ${key}: pack-objects did not pack exactly its ${oids.length} blobs`);
-      for (const [oid, span] of found) spans.set(oid, span);
-      return { key, pack: await storePack(built, put) };
-    });
-
-    report('writing file table');
-    const table: TableEntry[] = leaves.map((l, i) => {
-      const content = converted.get(i);
-      const span = l.type === 'blob' ? spans.get(l.oid) : undefined;
-      if (l.type === 'blob' && !span) throw new SnapError('build-failed', `blob ${l.oid} missing from HEAD packs`);
-      return {
-        path: l.path,
-        mode: l.mode,
-        oid: Buffer.from(l.oid, 'hex'),
-        size: l.mode === MODE_GITLINK ? 0 : content ? content.length : l.size,
-        flags: content ? FLAG_CONVERTED : 0,
-        pack: span ? span.pack : NO_PACK,
-        packOffset: span ? span.offset : 0,
-        packLength: span ? span.length : 0,
-      };
-    });
-    const rawTable = encodeTable(table);
-    const tablePath = join(req.scratchDir, 'table');
-    writeFileSync(tablePath, compress(rawTable, { compressionLevel: opt.zstdLevel }));
-    const tableRef = { ...(await put(tablePath)), entries: table.length, rawSize: rawTable.length };
-
-    shallow = { commit, stage: 'shallow', skeleton, groups, table: tableRef, converted: isConverted, archive: early ? await early : null };
-  } catch (err) {
-    await early?.catch(() => {}); // nothing of this build keeps running after it failed
-    throw err;
-  }
+  // A converted file's bytes exist only in the archive, so a depth-1 clone needs it too.
+  const early = isConverted ? await buildArchive() : null;
+  const shallow: CommitBuild = { commit, stage: 'shallow', skeleton, groups, table: tableRef, converted: isConverted, archive: early };
   await onShallow(shallow);
-  const archive = shallow.archive ?? (await buildArchive());
+  const archive = early ?? (await buildArchive());
   return { ...shallow, stage: 'files', archive };
 }
 

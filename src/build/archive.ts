@@ -12,7 +12,7 @@ import { streamObjects } from './catfile.js';
 import { sha256Hex } from '../util/hash.js';
 import { checkCdcParams, GearChunker, type CdcParams } from './cdc.js';
 import { putCounted } from './put-counted.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import { MAX_CHUNK_RAW, type ChunkRef } from '../clonepack/manifest.js';
 import type { StoredChunk } from './commit-build.js';
 
@@ -64,7 +64,7 @@ export async function buildCdcArchive(req: {
     const raw = buf.subarray(0, fill);
     const made = { rawDigest: sha256Hex(raw), level: req.level, format: req.format };
     const known = req.reuse.get(chunkReuseKey(made)!);
-    if (known && known.rawSize === fill && (await req.store.stat(known.digest))?.size === known.size) {
+    if (known && known.rawSize === fill && (await storedWithSize(req.store, known))) {
       chunks.push({ digest: known.digest, size: known.size, rawSize: fill, ...made });
       reused++;
     } else {

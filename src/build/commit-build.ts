@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
 import { MAX_CHUNK_RAW, type ArtifactRef, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import { encodeTable, FLAG_CONVERTED, MODE_GITLINK, NO_PACK, type TableEntry } from '../clonepack/filetable.js';
 import { objectSpans, parseIdx } from '../git/idx.js';
 import { sha256Hex } from '../util/hash.js';
@@ -161,7 +161,7 @@ export async function buildCommit(req: CommitBuildRequest, onShallow: (b: Commit
     const oids = blobs.map((b) => b.oid);
     const key = groupKey(oids);
     const known = req.reuse.groups.get(key);
-    if (known && (await storeHas(req.store, known.pack)) && (await storeHas(req.store, known.idx))) {
+    if (known && (await storedWithSize(req.store, known.pack)) && (await storedWithSize(req.store, known.idx))) {
       const found = groupSpans(await req.store.read(known.idx.digest), known.pack.size, oids, i + 1);
       if (found) {
         for (const [oid, span] of found) spans.set(oid, span);
@@ -249,10 +249,6 @@ function uniqueBlobs(leaves: readonly TreeItem[]): BlobInfo[] {
     out.push({ oid: l.oid, size: l.size });
   }
   return out;
-}
-
-async function storeHas(store: ArtifactStore, a: ArtifactRef): Promise<boolean> {
-  return (await store.stat(a.digest))?.size === a.size;
 }
 
 /** One undeltified pack of exactly `oids` (recompressed: its bytes depend only on the objects). */

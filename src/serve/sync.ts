@@ -29,7 +29,7 @@ import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build
 import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
 import { updateLevels } from '../build/levels.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
-import type { ArtifactStore } from '../storage/artifact-store.js';
+import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
@@ -155,7 +155,7 @@ export class SyncService {
     const scratch = join(this.dataDir, 'tmp', `sync-${job.id}-${process.pid}-${Date.now()}`);
     try {
       const run = new SyncRun(this, repo, seq, refs, remote.head, targets, scratch, report);
-      await run.commitBuilds(job);
+      await run.commitBuilds(job.id, primary ?? job.commit);
       await run.history();
     } finally {
       rmSync(scratch, { recursive: true, force: true });
@@ -207,7 +207,7 @@ class SyncRun {
   }
 
   /** Steps 1 and 2: build each target commit without a complete build, publishing its shallow then files records. */
-  async commitBuilds(job: JobRecord): Promise<void> {
+  async commitBuilds(jobId: number, jobCommit: string | null): Promise<void> {
     const commits = [...new Set(this.targets.map((t) => t.commit).filter((c): c is string => c !== null))];
     for (const commit of commits) {
       const existing = getCommitBuild(this.#meta, this.repo.name, commit);
@@ -215,7 +215,8 @@ class SyncRun {
         await this.#publishModes(commit, ['shallow', 'files']); // new tags on a built commit: records only
         continue;
       }
-      this.#meta.updateJob(job.id, { commit }); // what the job builds now
+      if (jobCommit !== commit) this.#meta.updateJob(jobId, { commit }); // what the job builds now
+      jobCommit = commit;
       const t0 = Date.now();
       const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
       const build = await buildCommit(
@@ -380,7 +381,7 @@ class SyncRun {
       for (const g of b.groups) if (!reuse.groups.has(g.key) && (await packStored(this.#store, g.pack))) reuse.groups.set(g.key, g.pack);
       for (const c of b.archive?.chunks ?? []) {
         const key = chunkReuseKey(c); // null: a row from before levels were recorded, not reusable
-        if (key === null || reuse.chunks.has(key) || !(await stored(this.#store, c))) continue;
+        if (key === null || reuse.chunks.has(key) || !(await storedWithSize(this.#store, c))) continue;
         const chunk: ChunkRef = { digest: c.digest, size: c.size, rawSize: c.rawSize };
         reuse.chunks.set(key, chunk);
       }
@@ -395,25 +396,20 @@ class SyncRun {
   }
 }
 
-async function stored(store: ArtifactStore, a: { digest: string; size: number }): Promise<boolean> {
-  const info = await store.stat(a.digest);
-  return !!info && info.size === a.size;
-}
-
 async function allStored(store: ArtifactStore, packs: PackRef[]): Promise<boolean> {
   for (const p of packs) if (!(await packStored(store, p))) return false;
   return true;
 }
 
 async function packStored(store: ArtifactStore, p: PackRef): Promise<boolean> {
-  return (await stored(store, p.pack)) && (await stored(store, p.idx));
+  return (await storedWithSize(store, p.pack)) && (await storedWithSize(store, p.idx));
 }
 
 /** Every artifact of a commit build is stored with its size (a stat each, no hashing: see manifest-health.ts). */
 async function buildIntact(store: ArtifactStore, b: CommitBuild): Promise<boolean> {
-  if (!(await packStored(store, b.skeleton)) || !(await stored(store, b.table))) return false;
+  if (!(await packStored(store, b.skeleton)) || !(await storedWithSize(store, b.table))) return false;
   for (const g of b.groups) if (!(await packStored(store, g.pack))) return false;
-  for (const c of b.archive?.chunks ?? []) if (!(await stored(store, c))) return false;
+  for (const c of b.archive?.chunks ?? []) if (!(await storedWithSize(store, c))) return false;
   return true;
 }
 

@@ -58,3 +58,11 @@ export interface ArtifactStore {
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
 }
+
+/**
+ * Whether the store holds `a` with the size it should have: a stat, no hash (damage of the
+ * same size is found by the server's reads and clients' reports). What a build may reuse or skip.
+ */
+export async function storedWithSize(store: Pick<ArtifactStore, 'stat'>, a: { digest: string; size: number }): Promise<boolean> {
+  return (await store.stat(a.digest))?.size === a.size;
+}

@@ -11,7 +11,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../build/upstream.js';
+import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../builder/upstream.js';
 import { MirrorRefs } from './mirror-refs.js';
 import { assertRepoName, nameFromUrl } from '../clonepack/names.js';
 import { isValidRefName } from '../clonepack/refs.js';

@@ -11,7 +11,7 @@
  * composeManifest is pure: the same records give the same bytes.
  */
 import { compress } from 'zstd-napi';
-import type { CommitBuild } from '../build/commit-build.js';
+import type { CommitBuild } from '../builder/commit-build.js';
 import { encodeTable } from '../clonepack/filetable.js';
 import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { MetadataStore, ModeSizes, RefRecord } from '../metadata/metadata-store.js';

@@ -13,8 +13,8 @@ import { createHash, createHmac, timingSafeEqual, type Hmac } from 'node:crypto'
 import { existsSync } from 'node:fs';
 import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import { normalizeUpstreamUrl } from '../build/upstream.js';
-import { snapshotRefs } from '../build/mirror.js';
+import { normalizeUpstreamUrl } from '../builder/upstream.js';
+import { snapshotRefs } from '../builder/mirror.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';

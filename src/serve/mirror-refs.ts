@@ -8,7 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { snapshotRefs } from '../build/mirror.js';
+import { snapshotRefs } from '../builder/mirror.js';
 import type { RefEntry } from '../clonepack/manifest.js';
 
 const MAX_AGE_MS = 2000;

@@ -8,8 +8,8 @@
  * check in flight, so polling never keeps a server from stopping.
  */
 import { existsSync } from 'node:fs';
-import { lsRemote, type RemoteRefs } from '../build/upstream.js';
-import { snapshotRefs } from '../build/mirror.js';
+import { lsRemote, type RemoteRefs } from '../builder/upstream.js';
+import { snapshotRefs } from '../builder/mirror.js';
 import { sameTips } from './mirror-refs.js';
 import type { MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import type { EnqueueRequest } from '../queue/job-queue.js';

@@ -8,7 +8,7 @@
  * builder; polling picks up after that. The count resets when a re-check finds
  * nothing new, or a sync fails.
  */
-import { lsRemote } from '../build/upstream.js';
+import { lsRemote } from '../builder/upstream.js';
 import type { JobRecord } from '../metadata/metadata-store.js';
 import type { JobRunner } from '../queue/job-queue.js';
 import { log } from '../util/log.js';

@@ -3,8 +3,8 @@
  * (metadata may not import build or clonepack types): ref record views, commit
  * builds, the history level chain and refs snapshots.
  */
-import type { CommitBuild } from '../build/commit-build.js';
-import type { HistoryLevel } from '../build/levels.js';
+import type { CommitBuild } from '../builder/commit-build.js';
+import type { HistoryLevel } from '../builder/levels.js';
 import type { ManifestMode, PackRef, RefEntry } from '../clonepack/manifest.js';
 import type { MetadataStore, ModeSizes, RefRecord } from '../metadata/metadata-store.js';
 

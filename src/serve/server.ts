@@ -6,9 +6,9 @@ import { createServer, type RequestListener, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { LocalArtifactStore } from '../storage/local-store.js';
-import { SqliteMetadataStore } from '../metadata/sqlite-store.js';
-import { INTERRUPTED, LocalJobQueue } from '../queue/local-queue.js';
+import { LocalArtifactStore } from '../storage/local/local-store.js';
+import { SqliteMetadataStore } from '../metadata/sqlite/sqlite-store.js';
+import { INTERRUPTED, LocalJobQueue } from '../queue/local/local-queue.js';
 import type { EnqueueRequest, JobRunner } from '../queue/job-queue.js';
 import type { ArtifactInfo } from '../storage/artifact-store.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';

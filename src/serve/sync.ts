@@ -24,10 +24,10 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lsRemote } from '../build/upstream.js';
-import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../build/mirror.js';
-import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../build/commit-build.js';
-import { updateLevels } from '../build/levels.js';
+import { lsRemote } from '../builder/upstream.js';
+import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../builder/mirror.js';
+import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../builder/commit-build.js';
+import { updateLevels } from '../builder/levels.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
@@ -37,7 +37,7 @@ import { log } from '../util/log.js';
 import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
 import { sameTips } from './mirror-refs.js';
-import { runGit } from '../build/gitproc.js';
+import { runGit } from '../builder/gitproc.js';
 import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
 
 export interface SyncOptions {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { MIGRATIONS, SqliteMetadataStore, SCHEMA_VERSION } from '../../src/metadata/sqlite-store.js';
+import { MIGRATIONS, SqliteMetadataStore, SCHEMA_VERSION } from '../../src/metadata/sqlite/sqlite-store.js';
 import type { JobRecord, RefRecord } from '../../src/metadata/metadata-store.js';
 import { SnapError } from '../../src/util/errors.js';
 import { sha256Hex } from '../../src/util/hash.js';

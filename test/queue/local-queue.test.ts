@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LocalJobQueue, INTERRUPTED, CANCELLED } from '../../src/queue/local-queue.js';
+import { LocalJobQueue, INTERRUPTED, CANCELLED } from '../../src/queue/local/local-queue.js';
 import type { JobRunner } from '../../src/queue/job-queue.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
 import type { JobRecord } from '../../src/metadata/metadata-store.js';
 import { SnapError } from '../../src/util/errors.js';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { ArtifactIntegrity } from '../../src/serve/integrity.js';
 import { HotArtifactCache } from '../../src/serve/hot-cache.js';
 import { SnapError } from '../../src/util/errors.js';

@@ -11,7 +11,7 @@ import { commit, makeUpstream, tempDir } from './helpers.js';
 import { heldSsh, until } from './held-upstream.js';
 import { UpstreamPoller, type UpstreamChecks } from '../../src/serve/poller.js';
 import { RecheckAfterBuild } from '../../src/serve/recheck.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
 import type { JobRecord } from '../../src/metadata/metadata-store.js';
 
 const held = heldSsh(tempDir('snapclone-held-'));

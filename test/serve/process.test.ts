@@ -13,8 +13,8 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { makeUpstream, tempDir } from './helpers.js';
 import { getJson, pidsWithArg, runCli, spawnServe, until } from './process-helpers.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
-import { INTERRUPTED } from '../../src/queue/local-queue.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
+import { INTERRUPTED } from '../../src/queue/local/local-queue.js';
 import { startServer } from '../../src/serve/server.js';
 import { SnapError } from '../../src/util/errors.js';
 

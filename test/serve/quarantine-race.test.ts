@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { ArtifactIntegrity } from '../../src/serve/integrity.js';
 import { serveArtifact } from '../../src/serve/artifacts.js';
 import { createServer } from 'node:http';

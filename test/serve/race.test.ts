@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { addAndBuild, call, commit, makeUpstream, startTestServer, tempDir } from './helpers.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { SyncService } from '../../src/serve/sync.js';
 import { parseManifest } from '../../src/clonepack/manifest.js';
 

@@ -12,8 +12,8 @@ import Database from 'better-sqlite3';
 import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
 import { StepGate } from './step-gate.js';
 import { manifestOf, resolveMode as resolve } from './mode-helpers.js';
-import { SqliteMetadataStore } from '../../src/metadata/sqlite-store.js';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { SyncService } from '../../src/serve/sync.js';
 
 

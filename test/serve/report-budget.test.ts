@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { ArtifactIntegrity } from '../../src/serve/integrity.js';
 import { addAndBuild, call, makeUpstream, startTestServer, stderrLog, tempDir } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeUpstreamUrl, upstreamKey, lsRemote } from '../../src/build/upstream.js';
+import { normalizeUpstreamUrl, upstreamKey, lsRemote } from '../../src/builder/upstream.js';
 import { SnapError } from '../../src/util/errors.js';
 import { makeUpstream, tempDir } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { SnapError } from '../../src/util/errors.js';
 import { sha256Hex } from '../../src/util/hash.js';
 

@@ -19,11 +19,11 @@ import type { FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from './artifact-store.js';
-import { SnapError, integrityError, invalid } from '../util/errors.js';
-import { isDigest, sha256Hex } from '../util/hash.js';
-import { pidExists } from '../util/process.js';
-import { log } from '../util/log.js';
+import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from '../artifact-store.js';
+import { SnapError, integrityError, invalid } from '../../util/errors.js';
+import { isDigest, sha256Hex } from '../../util/hash.js';
+import { pidExists } from '../../util/process.js';
+import { log } from '../../util/log.js';
 
 const HIGH_WATER_MARK = 1 << 20;
 const READ_ONLY = 0o444;

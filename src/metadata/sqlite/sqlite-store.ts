@@ -6,8 +6,8 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from './metadata-store.js';
-import { SnapError, invalid } from '../util/errors.js';
+import type { JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import { SnapError, invalid } from '../../util/errors.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { git, gitText, tmpDir } from '../support/git.js';
-import { BUILD_FORMAT, buildCommit, buildTagPack, chunkReuseKey, followedTags, zstdLevelFromEnv, type CommitBuild, type CommitBuildOptions, type CommitBuildStats, type ReuseIndex, type StoredChunk } from '../../src/build/commit-build.js';
+import { BUILD_FORMAT, buildCommit, buildTagPack, chunkReuseKey, followedTags, zstdLevelFromEnv, type CommitBuild, type CommitBuildOptions, type CommitBuildStats, type ReuseIndex, type StoredChunk } from '../../src/builder/commit-build.js';
 import { MODE_GITLINK } from '../../src/clonepack/filetable.js';
 import { MAX_CHUNK_RAW } from '../../src/clonepack/manifest.js';
-import type { LocalArtifactStore } from '../../src/storage/local-store.js';
+import type { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { commitFiles, emptyRepo, gitDir, installPacks, manyFiles, newRepo, newStore, readArchive, readTable } from './helpers.js';
 
 const SMALL: Partial<CommitBuildOptions> = {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gitText, tmpDir } from '../support/git.js';
-import { gitLines, runGit } from '../../src/build/gitproc.js';
-import { packObjects } from '../../src/build/packs.js';
-import { IdxOidCache, OidSet } from '../../src/build/idx-cache.js';
+import { gitLines, runGit } from '../../src/builder/gitproc.js';
+import { packObjects } from '../../src/builder/packs.js';
+import { IdxOidCache, OidSet } from '../../src/builder/idx-cache.js';
 import { commitFiles, gitDir, manyFiles, newRepo, newStore, revListObjects } from './helpers.js';
 import { parseIdx } from '../../src/git/idx.js';
 

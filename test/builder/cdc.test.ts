@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chunkSizes, DEFAULT_ARCHIVE_CDC, GEAR, GearChunker, groupBlobs, type BlobInfo } from '../../src/build/cdc.js';
+import { chunkSizes, DEFAULT_ARCHIVE_CDC, GEAR, GearChunker, groupBlobs, type BlobInfo } from '../../src/builder/cdc.js';
 import { prng, randomBytes } from '../support/fixtures.js';
 
 const SMALL = { min: 2 << 10, avg: 8 << 10, max: 32 << 10 };

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { git, gitText, gitTry, tmpDir } from '../support/git.js';
-import { updateLevels, MAX_LEVELS, type HistoryLevel } from '../../src/build/levels.js';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { updateLevels, MAX_LEVELS, type HistoryLevel } from '../../src/builder/levels.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { commitFiles, emptyRepo, gitDir, installPacks, manyFiles, newRepo, newStore, packObjectIds, revListObjects } from './helpers.js';
 
 function tipsOf(mirror: string): string[] {

@@ -4,11 +4,11 @@
  * at once, and one at a time per repository, since two builds of the same repo
  * would fight over its mirror.
  */
-import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
-import type { EnqueueRequest, JobQueue, JobRunner } from './job-queue.js';
-import { SnapError, invalid } from '../util/errors.js';
-import { oneLine } from '../util/log.js';
-import { redactUrl } from '../util/redact.js';
+import type { JobRecord, MetadataStore } from '../../metadata/metadata-store.js';
+import type { EnqueueRequest, JobQueue, JobRunner } from '../job-queue.js';
+import { SnapError, invalid } from '../../util/errors.js';
+import { oneLine } from '../../util/log.js';
+import { redactUrl } from '../../util/redact.js';
 
 export interface LocalJobQueueOptions {
   /** Jobs run at once, across repositories (default 1). */

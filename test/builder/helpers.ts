@@ -4,10 +4,10 @@ import path from 'node:path';
 import { decompress } from 'zstd-napi';
 import { git, gitText, tmpDir } from '../support/git.js';
 import { FIXTURE_EPOCH, randomBytes } from '../support/fixtures.js';
-import { LocalArtifactStore } from '../../src/storage/local-store.js';
+import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import type { PackRef } from '../../src/clonepack/manifest.js';
 import { decodeTable, type TableEntry } from '../../src/clonepack/filetable.js';
-import type { CommitBuild } from '../../src/build/commit-build.js';
+import type { CommitBuild } from '../../src/builder/commit-build.js';
 
 export function newStore(): LocalArtifactStore {
   return new LocalArtifactStore(tmpDir('build-store'));

@@ -78,10 +78,10 @@ export type NewJob = Omit<JobRecord, 'id' | 'errorCode'> & { errorCode?: JobErro
 
 export interface MetadataStore {
   /** Register a repository. Returns false (and changes nothing) if the name exists. */
-  addRepo(rec: RepoRecord): boolean;
-  getRepo(name: string): RepoRecord | null;
-  listRepos(): RepoRecord[];
-  setDefaultBranch(name: string, branch: string | null): void;
+  addRepo(rec: RepoRecord): Promise<boolean>;
+  getRepo(name: string): Promise<RepoRecord | null>;
+  listRepos(): Promise<RepoRecord[]>;
+  setDefaultBranch(name: string, branch: string | null): Promise<void>;
   /**
    * Point a repository at another URL (throws not-found if unknown). With `newUpstream` (another
    * repository, not another spelling of it), in the same transaction: every ref record is removed
@@ -89,30 +89,30 @@ export interface MetadataStore {
    * nothing of the old upstream's history reaches the new one's manifests; the default branch is
    * set when given.
    */
-  setRepoUrl(name: string, url: string, opts?: { newUpstream?: boolean; defaultBranch?: string | null }): void;
+  setRepoUrl(name: string, url: string, opts?: { newUpstream?: boolean; defaultBranch?: string | null }): Promise<void>;
   /**
    * Unregister a repository: its record, its ref records, commit builds, levels, snapshots,
    * composed manifests and finished jobs, in one transaction. Queued and running jobs stay so their end is still recorded; the seq
    * counter stays so a later registration's builds still order after everything before.
    * Returns the removed record, or null if the name was not registered.
    */
-  removeRepo(name: string): RepoRecord | null;
+  removeRepo(name: string): Promise<RepoRecord | null>;
 
   /** Next ordering stamp for a repository's builds; strictly increasing, durable. */
-  nextSeq(repo: string): number;
+  nextSeq(repo: string): Promise<number>;
   /** The ref's record for one mode (default full), or null. */
-  getRef(repo: string, ref: string, mode?: RefMode): RefRecord | null;
+  getRef(repo: string, ref: string, mode?: RefMode): Promise<RefRecord | null>;
   /** Every record of a ref, one per mode that has one. */
-  getRefModes(repo: string, ref: string): RefRecord[];
+  getRefModes(repo: string, ref: string): Promise<RefRecord[]>;
   /** Every record of a repository, by ref then mode. */
-  listRefs(repo: string): RefRecord[];
+  listRefs(repo: string): Promise<RefRecord[]>;
   /**
    * Conditional upsert of the (repo, ref, mode) record, one statement: applied only if the
    * repository is registered for `upstream` (the URL the build fetched, so a build of a removed
    * or re-pointed repository never lands) and no record exists or rec.seq > existing seq.
    * Returns whether it was applied.
    */
-  publishRef(rec: RefRecord, upstream: string): boolean;
+  publishRef(rec: RefRecord, upstream: string): Promise<boolean>;
   /**
    * Stop serving a ref in every mode (a deleted branch, or one a re-pointed upstream lacks). A
    * build that fetched before the removal (seq up to the repository's current one) cannot
@@ -120,44 +120,44 @@ export interface MetadataStore {
    * With `seq` (a sync that fetched the deletion): only records older than that seq go, and
    * the tombstone is at that seq, so a newer sync that saw the ref re-created keeps it.
    */
-  removeRef(repo: string, ref: string, seq?: number): boolean;
+  removeRef(repo: string, ref: string, seq?: number): Promise<boolean>;
 
   /**
    * Record the build of a commit (JSON of build/commit-build.ts). A stage never goes back:
    * 'files' is not replaced by 'shallow'; an equal stage is replaced (a rebuild after damage).
    */
-  putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): void;
-  getCommitBuild(repo: string, commit: string): { stage: 'shallow' | 'files'; data: unknown } | null;
+  putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): Promise<void>;
+  getCommitBuild(repo: string, commit: string): Promise<{ stage: 'shallow' | 'files'; data: unknown } | null>;
   /** The data of the most recently recorded commit builds of a repository, newest first (for reuse). */
-  recentCommitBuilds(repo: string, limit: number): unknown[];
+  recentCommitBuilds(repo: string, limit: number): Promise<unknown[]>;
 
   /** The repository's history level chain (JSON) packed from `upstream`, with the seq of the sync that wrote it; null if none. */
-  getLevels(repo: string, upstream: string): { seq: number; levels: unknown } | null;
+  getLevels(repo: string, upstream: string): Promise<{ seq: number; levels: unknown } | null>;
   /**
    * Conditional upsert, one statement: applied only if the repository is registered for
    * `upstream` and the stored chain is of another upstream or has a smaller seq. Returns whether applied.
    */
-  setLevels(repo: string, upstream: string, seq: number, levels: unknown): boolean;
+  setLevels(repo: string, upstream: string, seq: number, levels: unknown): Promise<boolean>;
   /**
    * Insert a snapshot, only if the repository is registered for `upstream` (the URL its sync
    * fetched); a seq is written once (a second put of it changes nothing). Returns whether written.
    */
-  putSnapshot(snap: SnapshotRecord, upstream: string): boolean;
-  getSnapshot(repo: string, seq: number): SnapshotRecord | null;
+  putSnapshot(snap: SnapshotRecord, upstream: string): Promise<boolean>;
+  getSnapshot(repo: string, seq: number): Promise<SnapshotRecord | null>;
   /** The snapshot with the largest seq, or null. */
-  latestSnapshot(repo: string): SnapshotRecord | null;
+  latestSnapshot(repo: string): Promise<SnapshotRecord | null>;
 
   /** The stored manifest composed for inputs `key`, if any. */
-  getComposed(repo: string, key: string): { digest: string; size: number } | null;
-  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): void;
+  getComposed(repo: string, key: string): Promise<{ digest: string; size: number } | null>;
+  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void>;
 
-  createJob(job: NewJob): JobRecord;
-  updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): void;
-  getJob(id: number): JobRecord | null;
+  createJob(job: NewJob): Promise<JobRecord>;
+  updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): Promise<void>;
+  getJob(id: number): Promise<JobRecord | null>;
   /** Most recent jobs first. */
-  listJobs(repo: string, limit: number): JobRecord[];
+  listJobs(repo: string, limit: number): Promise<JobRecord[]>;
   /** Jobs left queued or running by a previous process (after a crash or restart). */
-  unfinishedJobs(): JobRecord[];
+  unfinishedJobs(): Promise<JobRecord[]>;
 
-  close(): void;
+  close(): Promise<void>;
 }

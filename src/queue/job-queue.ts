@@ -16,7 +16,7 @@ export interface JobQueue {
    * Queue a sync. A request equal to one already queued (same repo and ref, not
    * yet started) joins it and gets its record back, so bursts coalesce.
    */
-  enqueue(req: EnqueueRequest): JobRecord;
+  enqueue(req: EnqueueRequest): Promise<JobRecord>;
   /** Resolves when the job has finished (either way), with its final record. */
   wait(id: number): Promise<JobRecord>;
   /** Stop taking new jobs and wait for running ones. */

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ArtifactStore } from '../storage/artifact-store.js';
-import type { JobRecord, MetadataStore, RefRecord } from '../metadata/metadata-store.js';
+import type { JobRecord, MetadataStore, RefRecord, RepoRecord } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { lsRemote, normalizeUpstreamUrl, upstreamKey, type RemoteRefs } from '../builder/upstream.js';
 import { MirrorRefs } from './mirror-refs.js';
@@ -51,8 +51,8 @@ interface Api extends ApiContext {
 }
 
 export function apiHandler(context: ApiContext) {
-  const isActive = (id: number) => {
-    const job = context.meta.getJob(id);
+  const isActive = async (id: number) => {
+    const job = await context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
@@ -84,12 +84,12 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
   if (parts[1] === 'hooks' && parts.length === 3 && method === 'POST') return receiveWebhook(ctx, parts[2]!, req, res); // signed by the provider, not the admin token
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
-    const job = ctx.meta.getJob(Number(parts[2]));
+    const job = await ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });
     return sendJson(res, 200, jobView(job));
   }
   if (parts[1] === 'repos' && parts.length === 2) {
-    if (method === 'GET') return sendJson(res, 200, { repos: ctx.meta.listRepos().map((r) => ({ name: r.name, url: r.url, defaultBranch: r.defaultBranch })) });
+    if (method === 'GET') return sendJson(res, 200, { repos: (await ctx.meta.listRepos()).map((r) => ({ name: r.name, url: r.url, defaultBranch: r.defaultBranch })) });
     if (method === 'POST') {
       requireAdmin(ctx, req);
       return addRepo(ctx, await readJson(req), res);
@@ -158,9 +158,9 @@ function jobView(job: JobRecord) {
   };
 }
 
-function getRepoOr404(ctx: ApiContext, name: string) {
+async function getRepoOr404(ctx: ApiContext, name: string): Promise<RepoRecord> {
   assertRepoName(name);
-  const repo = ctx.meta.getRepo(name);
+  const repo = await ctx.meta.getRepo(name);
   if (!repo) throw new SnapError('not-found', `unknown repository ${name} (register it with: snapclone add <url> --name ${name})`);
   return repo;
 }
@@ -175,24 +175,24 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
   // An explicit empty name is a mistake, not a request for the default.
   const name = typeof body.name === 'string' ? body.name : nameFromUrl(key);
   assertRepoName(name);
-  const existing = ctx.meta.getRepo(name);
+  const existing = await ctx.meta.getRepo(name);
   if (existing) {
     if (normalizeUpstreamUrl(existing.url) !== key) throw nameTaken(name, existing.url);
-    const jobs = ctx.meta.listJobs(name, 1);
-    const built = ctx.meta.listRefs(name).length > 0;
+    const jobs = await ctx.meta.listJobs(name, 1);
+    const built = (await ctx.meta.listRefs(name)).length > 0;
     // Idempotent: nothing new unless the first build never succeeded.
-    const job = !built && (jobs.length === 0 || jobs[0]!.state === 'failed') ? ctx.queue.enqueue({ repo: name, ref: null }) : jobs[0];
+    const job = !built && (jobs.length === 0 || jobs[0]!.state === 'failed') ? await ctx.queue.enqueue({ repo: name, ref: null }) : jobs[0];
     return sendJson(res, 200, { name, url: existing.url, created: false, job: job ? jobView(job) : null });
   }
   await lsRemote(url); // unreachable or not a git repository: fail before registering anything
-  if (!ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() })) {
+  if (!(await ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() }))) {
     // Registered meanwhile by a concurrent add: same URL is the idempotent case.
-    const now = ctx.meta.getRepo(name);
+    const now = await ctx.meta.getRepo(name);
     if (now && normalizeUpstreamUrl(now.url) !== key) throw nameTaken(name, now.url);
-    const jobs = ctx.meta.listJobs(name, 1);
+    const jobs = await ctx.meta.listJobs(name, 1);
     return sendJson(res, 200, { name, url: now?.url ?? url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
   }
-  const job = ctx.queue.enqueue({ repo: name, ref: null });
+  const job = await ctx.queue.enqueue({ repo: name, ref: null });
   sendJson(res, 201, { name, url, created: true, job: jobView(job) });
 }
 
@@ -201,7 +201,7 @@ function nameTaken(name: string, url: string): SnapError {
 }
 
 async function syncRepo(ctx: ApiContext, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
-  const repo = getRepoOr404(ctx, name);
+  const repo = await getRepoOr404(ctx, name);
   let ref: string | null = null;
   if (typeof body.branch === 'string' && body.branch) {
     const candidates = refCandidates(body.branch);
@@ -210,7 +210,7 @@ async function syncRepo(ctx: ApiContext, name: string, body: Record<string, unkn
     ref = pickRef(candidates, await lsRemote(repo.url));
     if (!ref) throw new SnapError('not-found', `no branch or tag ${JSON.stringify(body.branch)} in ${repo.url}`);
   }
-  const job = ctx.queue.enqueue({ repo: name, ref });
+  const job = await ctx.queue.enqueue({ repo: name, ref });
   sendJson(res, 202, { job: jobView(job) });
 }
 
@@ -237,9 +237,13 @@ function parseMode(v: string | null): ManifestMode {
  * a tie the earliest such mode, whose manifest is just what the clone needs (a shallow one lists
  * only the ref and its followed tags, as git clone --depth 1 has them).
  */
-function servingRecord(ctx: ApiContext, name: string, ref: string, want: ManifestMode): RefRecord | null {
+async function servingRecord(ctx: ApiContext, name: string, ref: string, want: ManifestMode): Promise<RefRecord | null> {
+  return pickServing(await ctx.meta.getRefModes(name, ref), want);
+}
+
+function pickServing(records: RefRecord[], want: ManifestMode): RefRecord | null {
   let best: RefRecord | null = null;
-  for (const r of ctx.meta.getRefModes(name, ref)) {
+  for (const r of records) {
     if (!modeServes(r.mode, want)) continue;
     if (!best || r.seq > best.seq || (r.seq === best.seq && modeServes(best.mode, r.mode))) best = r;
   }
@@ -247,13 +251,13 @@ function servingRecord(ctx: ApiContext, name: string, ref: string, want: Manifes
 }
 
 async function status(ctx: Api, name: string) {
-  const repo = getRepoOr404(ctx, name);
+  const repo = await getRepoOr404(ctx, name);
   const byRef = new Map<string, RefRecord[]>();
-  for (const r of ctx.meta.listRefs(name)) byRef.set(r.ref, [...(byRef.get(r.ref) ?? []), r]);
+  for (const r of await ctx.meta.listRefs(name)) byRef.set(r.ref, [...(byRef.get(r.ref) ?? []), r]);
   const refs = [];
   for (const [ref, recs] of byRef) {
     // The full record when there is one (what a plain clone gets), else the latest mode built so far.
-    const shown = servingRecord(ctx, name, ref, 'full') ?? servingRecord(ctx, name, ref, 'files') ?? servingRecord(ctx, name, ref, 'shallow')!;
+    const shown = pickServing(recs, 'full') ?? pickServing(recs, 'files') ?? pickServing(recs, 'shallow')!;
     let manifest: { digest: string; size: number } | null = null;
     let sizes = null;
     try {
@@ -275,7 +279,7 @@ async function status(ctx: Api, name: string) {
     url: repo.url,
     defaultBranch: repo.defaultBranch,
     refs,
-    jobs: ctx.meta.listJobs(name, 10).map(jobView),
+    jobs: (await ctx.meta.listJobs(name, 10)).map(jobView),
   };
 }
 
@@ -285,7 +289,7 @@ async function status(ctx: Api, name: string) {
  * has not asked the upstream and fetched yet (a push just arrived): then `commit` is null.
  */
 async function newerBuild(ctx: Api, name: string, ref: string, commit: string | null): Promise<{ commit: string | null; job: number | null } | null> {
-  const jobs = ctx.meta.listJobs(name, 20).filter((j) => isUnfinished(j) && (j.ref === null || j.ref === ref));
+  const jobs = (await ctx.meta.listJobs(name, 20)).filter((j) => isUnfinished(j) && (j.ref === null || j.ref === ref));
   if (jobs.length === 0) return null;
   const job = jobs.find((j) => j.state === 'running') ?? jobs[jobs.length - 1]!;
   const unfetched = jobs.filter((j) => !hasFetched(j)).at(-1); // the oldest: it fetches first
@@ -320,11 +324,11 @@ function building(res: ServerResponse, job: JobRecord): void {
 }
 
 async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, res: ServerResponse): Promise<void> {
-  const repo = getRepoOr404(ctx, name);
+  const repo = await getRepoOr404(ctx, name);
   const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
   const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
   for (const c of candidates) {
-    const rec = servingRecord(ctx, name, c, want);
+    const rec = await servingRecord(ctx, name, c, want);
     // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
     if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) {
       const m = await ctx.composer.manifestFor(rec);
@@ -347,7 +351,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
   // A job is about this request if it builds one of the candidates; a plain sync builds the
   // default branch, and is the only way to learn anything while there is no mirror yet.
   const about = (j: JobRecord) => (j.ref === null ? !mirrored || defaultRef === null || candidates.includes(defaultRef) : candidates.includes(j.ref));
-  const recent = ctx.meta.listJobs(name, 20);
+  const recent = await ctx.meta.listJobs(name, 20);
   const inFlight = recent.find((j) => isUnfinished(j) && about(j));
   if (inFlight) return building(res, inFlight);
   // The last finished job about these refs: if it failed, say why (with its code) rather than
@@ -363,13 +367,14 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
     if (candidates.length > 0) throw new SnapError('not-found', `no branch or tag ${JSON.stringify(refParam)} in ${name} (if it is new upstream, run snapclone sync ${name})`);
     if (last?.state === 'succeeded') throw new SnapError('not-found', `the upstream of ${name} has no default branch; clone with --branch`);
   }
-  // Checked again after the await above, in the same synchronous step as the enqueue.
-  const joined = ctx.meta.listJobs(name, 20).find((j) => isUnfinished(j) && j.ref === target);
+  // Checked again after the await above; a request racing this one joins the same job in the
+  // queue (an enqueue of a ref already queued returns that job).
+  const joined = (await ctx.meta.listJobs(name, 20)).find((j) => isUnfinished(j) && j.ref === target);
   if (joined) return building(res, joined);
   const enqueue = () => ctx.queue.enqueue({ repo: name, ref: target });
   let job: JobRecord;
   try {
-    job = admin ? enqueue() : ctx.onDemand.start(name, enqueue);
+    job = admin ? await enqueue() : await ctx.onDemand.start(name, enqueue);
   } catch (err) {
     if (err instanceof RateLimited) res.setHeader('retry-after', String(err.retryAfterSeconds));
     throw err;
@@ -391,11 +396,12 @@ function failedBuild(name: string, refParam: string, job: JobRecord): SnapError 
 }
 
 async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<void> {
-  getRepoOr404(ctx, name);
-  // One synchronous step: no job can start or publish between the check and the removal.
-  const running = ctx.meta.unfinishedJobs().filter((j) => j.repo === name && j.state === 'running');
-  const removed = ctx.meta.removeRepo(name);
+  await getRepoOr404(ctx, name);
+  const removed = await ctx.meta.removeRepo(name);
   if (!removed) throw new SnapError('not-found', `unknown repository ${name}`);
+  // Listed after the removal: a job starting from now on finds no repository, and one running
+  // can no longer publish; the mirror goes once the running ones have stopped.
+  const running = (await ctx.meta.unfinishedJobs()).filter((j) => j.repo === name && j.state === 'running');
   ctx.onDemand.forget(name);
   ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
   ctx.composer.forget(name);
@@ -403,7 +409,7 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
   // publish (publishRef checks the registration), and keeps its mirror until it stops.
   const dropMirror = async () => {
     try {
-      if (!ctx.meta.getRepo(name)) await ctx.sync.removeMirror(name); // unless registered again meanwhile
+      if (!(await ctx.meta.getRepo(name))) await ctx.sync.removeMirror(name); // unless registered again meanwhile
     } catch (err) {
       log.error(`could not remove the mirror of ${name}: ${(err as Error).message}`);
     }
@@ -415,12 +421,12 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
 }
 
 async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
-  getRepoOr404(ctx, name);
+  await getRepoOr404(ctx, name);
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
   const url = body.url;
   const key = upstreamKey(url);
   const remote = await lsRemote(url); // like add: an unreachable upstream changes nothing
-  const repo = getRepoOr404(ctx, name); // still there after the round trip?
+  const repo = await getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {
     // A build of the old URL still running can no longer publish (publishRef checks the URL).
     // Another upstream: nothing built from the old one may be served as the new one's, not even
@@ -428,13 +434,13 @@ async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>,
     // history levels must not start the new one's chain. So records, levels and snapshots go in
     // the same transaction as the URL. Clones wait for the sync below, or get its error if it fails.
     const newUpstream = normalizeUpstreamUrl(repo.url) !== key;
-    ctx.meta.setRepoUrl(name, url, newUpstream ? { newUpstream, defaultBranch: remote.head } : {});
+    await ctx.meta.setRepoUrl(name, url, newUpstream ? { newUpstream, defaultBranch: remote.head } : {});
     if (newUpstream) {
       ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
       ctx.composer.forget(name);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
   }
-  const job = ctx.queue.enqueue({ repo: name, ref: null });
+  const job = await ctx.queue.enqueue({ repo: name, ref: null });
   sendJson(res, 200, { name, url, job: jobView(job) });
 }

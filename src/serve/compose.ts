@@ -121,7 +121,7 @@ export class ManifestComposer {
     if (view.legacy) return { digest: view.legacy.manifest, size: view.legacy.manifestSize, sizes: view.legacy.sizes };
     // The commit build is the one input a record does not fix: a rebuild after damage replaces
     // its row (same stage), and its bytes may differ (another git or zlib). So the key names it.
-    const build = rec.commit ? getCommitBuild(this.meta, rec.repo, rec.commit) : null;
+    const build = rec.commit ? await getCommitBuild(this.meta, rec.repo, rec.commit) : null;
     const key = `${rec.ref}\0${rec.mode}\0${rec.seq}\0${build ? sha256Hex(JSON.stringify(build)) : '-'}`;
     const memKey = `${rec.repo}\0${key}`;
     const hit = this.#memory.get(memKey);
@@ -132,15 +132,15 @@ export class ManifestComposer {
       commit: rec.commit,
       view,
       build,
-      snapshot: view.snapshot !== null ? getSnapshot(this.meta, rec.repo, view.snapshot) : null,
+      snapshot: view.snapshot !== null ? await getSnapshot(this.meta, rec.repo, view.snapshot) : null,
       emptyTable: rec.commit ? { digest: '', size: 0 } : await this.#storedEmptyTable(),
     });
     const sizes = modeSizes(manifest);
-    let stored = this.meta.getComposed(rec.repo, key);
+    let stored = await this.meta.getComposed(rec.repo, key);
     if (!stored || !(await this.store.stat(stored.digest))) {
       const info = await this.store.putBytes(encodeManifest(manifest)); // create-only: the same bytes are one artifact
       stored = { digest: info.digest, size: info.size };
-      this.meta.putComposed(rec.repo, key, stored);
+      await this.meta.putComposed(rec.repo, key, stored);
     }
     const out = { ...stored, sizes };
     if (this.#memory.size >= MEMORY_ENTRIES) this.#memory.delete(this.#memory.keys().next().value!);

@@ -112,12 +112,12 @@ export async function receiveWebhook(ctx: HookContext, provider: string, req: In
   }
   const event = parseEvent(provider, eventHeader(provider, req), parseJsonObject(body, 'webhook body'));
   if (event.kind !== 'push') return sendJson(res, 200, { provider, event: event.event, ignored: event.kind === 'ignored', matched: [], jobs: [] });
-  const matched = matchRepos(ctx.meta, event.urls);
+  const matched = await matchRepos(ctx.meta, event.urls);
   const jobs: JobRecord[] = [];
   const removed: string[] = [];
   for (const name of matched) {
-    if (event.deleted && ctx.meta.removeRef(name, event.deleted)) removed.push(name);
-    const job = ctx.queue.enqueue({ repo: name, ref: null });
+    if (event.deleted && (await ctx.meta.removeRef(name, event.deleted))) removed.push(name);
+    const job = await ctx.queue.enqueue({ repo: name, ref: null });
     jobs.push(job);
     if (event.deleted) forgetIfStillGone(ctx, name, event.deleted, job.id);
     log.info(`webhook ${provider}: ${event.event}${event.deleted ? ` deleting ${event.deleted}` : ''} for ${name}: sync job ${job.id}`);
@@ -146,7 +146,7 @@ function forgetIfStillGone(ctx: HookContext, repo: string, ref: string, jobId: n
       const dir = ctx.sync.mirrorDir(repo);
       if (!existsSync(`${dir}/HEAD`)) return;
       const refs = await snapshotRefs(dir);
-      if (!refs.some((r) => r.name === ref) && ctx.meta.removeRef(repo, ref)) log.info(`webhook: ${repo} ${ref} was published again by a build older than its deletion; removed`);
+      if (!refs.some((r) => r.name === ref) && (await ctx.meta.removeRef(repo, ref))) log.info(`webhook: ${repo} ${ref} was published again by a build older than its deletion; removed`);
     })
     .catch((err: unknown) => log.warn(`webhook: could not check ${repo} ${ref} after job ${jobId}: ${(err as Error).message}`));
 }
@@ -269,11 +269,10 @@ function deletedRef(payload: Record<string, unknown>): string | null {
  * scp-like `git@host:path` also as `ssh://git@host/path`, so those spellings count as one;
  * local paths are compared as they are. Several names may share an upstream: all match.
  */
-export function matchRepos(meta: Pick<MetadataStore, 'listRepos'>, urls: string[]): string[] {
+export async function matchRepos(meta: Pick<MetadataStore, 'listRepos'>, urls: string[]): Promise<string[]> {
   const wanted = new Set(urls.flatMap(spellings));
   if (wanted.size === 0) return [];
-  return meta
-    .listRepos()
+  return (await meta.listRepos())
     .filter((r) => spellings(r.url).some((s) => wanted.has(s)))
     .map((r) => r.name)
     .sort();

@@ -38,23 +38,28 @@ interface Bucket {
 export class OnDemandBuilds {
   readonly #buckets = new Map<string, Bucket>();
   readonly #active = new Map<string, Set<number>>();
+  /** Starts past the checks whose enqueue has not answered yet, by repository. */
+  readonly #starting = new Map<string, number>();
 
   constructor(
     private readonly limits: OnDemandLimits,
     /** Whether a job is still queued or running. */
-    private readonly isActive: (jobId: number) => boolean,
+    private readonly isActive: (jobId: number) => Promise<boolean>,
     private readonly now: () => number = Date.now,
   ) {}
 
   /**
-   * Start an on-demand build of `repo` with `enqueue`, or throw RateLimited. Check and
-   * enqueue are one synchronous step, so concurrent requests cannot both pass the check.
+   * Start an on-demand build of `repo` with `enqueue`, or throw RateLimited. The checks and
+   * the taking of a token are one synchronous step, and a start in flight counts as active,
+   * so concurrent requests cannot both pass; a start that joins a job already counted (or fails)
+   * gives its token back.
    */
-  start<J extends { id: number }>(repo: string, enqueue: () => J): J {
-    const active = this.#activeJobs(repo);
-    if (active.size >= this.limits.maxActive)
+  async start<J extends { id: number }>(repo: string, enqueue: () => Promise<J>): Promise<J> {
+    const active = await this.#activeJobs(repo);
+    const starting = this.#starting.get(repo) ?? 0;
+    if (active.size + starting >= this.limits.maxActive)
       throw new RateLimited(
-        `rate-limited: ${active.size} on-demand builds of ${repo} are queued or running; retry when they finish, or build the ref with the admin token (snapclone sync ${repo} --branch <ref>)`,
+        `rate-limited: ${active.size + starting} on-demand builds of ${repo} are queued or running; retry when they finish, or build the ref with the admin token (snapclone sync ${repo} --branch <ref>)`,
         30,
       );
     const bucket = this.#bucket(repo);
@@ -65,18 +70,32 @@ export class OnDemandBuilds {
         wait,
       );
     }
-    const job = enqueue();
-    if (!active.has(job.id)) {
-      bucket.tokens -= 1;
-      active.add(job.id);
+    bucket.tokens -= 1;
+    this.#starting.set(repo, starting + 1);
+    let job: J;
+    try {
+      job = await enqueue();
+    } catch (err) {
+      bucket.tokens += 1;
+      throw err;
+    } finally {
+      const left = (this.#starting.get(repo) ?? 1) - 1;
+      if (left > 0) this.#starting.set(repo, left);
+      else this.#starting.delete(repo);
     }
+    if (active.has(job.id)) bucket.tokens += 1; // joined a job already counted
+    else active.add(job.id);
     return job;
   }
 
-  #activeJobs(repo: string): Set<number> {
+  async #activeJobs(repo: string): Promise<Set<number>> {
     let set = this.#active.get(repo);
     if (!set) this.#active.set(repo, (set = new Set()));
-    for (const id of set) if (!this.isActive(id)) set.delete(id);
+    const ids = [...set];
+    const live = await Promise.all(ids.map((id) => this.isActive(id)));
+    ids.forEach((id, k) => {
+      if (!live[k]) set.delete(id);
+    });
     return set;
   }
 

@@ -40,7 +40,7 @@ export function pollSeconds(option: string | number | undefined, env = process.e
 export interface UpstreamChecks {
   meta: Pick<MetadataStore, 'getRepo' | 'listRepos' | 'unfinishedJobs'>;
   mirrorDir(repo: string): string;
-  enqueue(req: EnqueueRequest): JobRecord;
+  enqueue(req: EnqueueRequest): Promise<JobRecord>;
 }
 
 /**
@@ -53,8 +53,8 @@ export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote:
   return !sameTips(await snapshotRefs(mirrorDir), remote.refs);
 }
 
-export function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): boolean {
-  return meta.unfinishedJobs().some((j) => j.repo === repo);
+export async function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): Promise<boolean> {
+  return (await meta.unfinishedJobs()).some((j) => j.repo === repo);
 }
 
 export class UpstreamPoller {
@@ -99,7 +99,7 @@ export class UpstreamPoller {
   }
 
   async #round(start: number): Promise<void> {
-    const repos = this.#deps.meta.listRepos();
+    const repos = await this.#deps.meta.listRepos();
     // Repository i of n is asked at (i + 1) / n of the interval: never all at once, and not
     // at start-up (a restarted server's jobs list stays as it was until the first slot).
     const slot = this.#intervalMs / Math.max(1, repos.length);
@@ -113,16 +113,16 @@ export class UpstreamPoller {
   /** Poll one repository now: queue a sync if its upstream moved. Never throws. */
   async check(name: string): Promise<JobRecord | null> {
     try {
-      const repo = this.#deps.meta.getRepo(name);
+      const repo = await this.#deps.meta.getRepo(name);
       // A queued sync will fetch anyway, and a running one is re-checked when it ends.
-      if (!repo || hasUnfinishedJob(this.#deps.meta, name)) return null;
+      if (!repo || await hasUnfinishedJob(this.#deps.meta, name)) return null;
       const remote = await lsRemote(repo.url);
       if (this.#stopped) return null;
-      const now = this.#deps.meta.getRepo(name);
+      const now = await this.#deps.meta.getRepo(name);
       if (!now || now.url !== repo.url) return null; // removed or re-pointed meanwhile
       if (!(await upstreamMoved(this.#deps.mirrorDir(name), repo, remote))) return null;
-      if (this.#stopped || hasUnfinishedJob(this.#deps.meta, name)) return null;
-      const job = this.#deps.enqueue({ repo: name, ref: null });
+      if (this.#stopped || (await hasUnfinishedJob(this.#deps.meta, name))) return null;
+      const job = await this.#deps.enqueue({ repo: name, ref: null });
       log.info(`poll: the upstream of ${name} moved: sync job ${job.id}`);
       return job;
     } catch (err) {

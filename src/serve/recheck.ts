@@ -60,11 +60,11 @@ export class RecheckAfterBuild {
 
   async #check(job: JobRecord, done: number): Promise<void> {
     try {
-      const repo = this.#deps.meta.getRepo(job.repo);
+      const repo = await this.#deps.meta.getRepo(job.repo);
       if (!repo) return;
       const remote = await lsRemote(repo.url);
       if (this.#stopped) return;
-      const now = this.#deps.meta.getRepo(job.repo);
+      const now = await this.#deps.meta.getRepo(job.repo);
       if (!now || now.url !== repo.url) return;
       if (!(await upstreamMoved(this.#deps.mirrorDir(job.repo), repo, remote))) {
         this.#chain.delete(job.repo);
@@ -73,7 +73,7 @@ export class RecheckAfterBuild {
       }
       if (this.#stopped) return;
       this.#chain.set(job.repo, done + 1);
-      const next = this.#deps.enqueue({ repo: job.repo, ref: null });
+      const next = await this.#deps.enqueue({ repo: job.repo, ref: null });
       log.info(`re-check: the upstream of ${job.repo} moved during job ${job.id}: sync job ${next.id} (${done + 1} of at most ${this.#maxChain} in a row)`);
     } catch (err) {
       log.warn(`re-check: ${job.repo} after job ${job.id}: ${(err as Error).message}`);

@@ -44,31 +44,31 @@ export function modeOf(rec: RefRecord): ManifestMode {
   return rec.mode;
 }
 
-export function getCommitBuild(meta: MetadataStore, repo: string, commit: string): CommitBuild | null {
-  const row = meta.getCommitBuild(repo, commit);
+export async function getCommitBuild(meta: MetadataStore, repo: string, commit: string): Promise<CommitBuild | null> {
+  const row = await meta.getCommitBuild(repo, commit);
   return row ? (row.data as CommitBuild) : null;
 }
 
-export function putCommitBuild(meta: MetadataStore, repo: string, build: CommitBuild): void {
-  meta.putCommitBuild(repo, build.commit, build.stage, build);
+export function putCommitBuild(meta: MetadataStore, repo: string, build: CommitBuild): Promise<void> {
+  return meta.putCommitBuild(repo, build.commit, build.stage, build);
 }
 
-export function recentCommitBuilds(meta: MetadataStore, repo: string, limit: number): CommitBuild[] {
-  return meta.recentCommitBuilds(repo, limit) as CommitBuild[];
+export async function recentCommitBuilds(meta: MetadataStore, repo: string, limit: number): Promise<CommitBuild[]> {
+  return (await meta.recentCommitBuilds(repo, limit)) as CommitBuild[];
 }
 
 /** The level chain packed from `upstream`, with the seq of the sync that wrote it (seq 0, no levels, before the first). */
-export function getLevels(meta: MetadataStore, repo: string, upstream: string): { seq: number; levels: HistoryLevel[] } {
-  const row = meta.getLevels(repo, upstream);
+export async function getLevels(meta: MetadataStore, repo: string, upstream: string): Promise<{ seq: number; levels: HistoryLevel[] }> {
+  const row = await meta.getLevels(repo, upstream);
   return row ? { seq: row.seq, levels: row.levels as HistoryLevel[] } : { seq: 0, levels: [] };
 }
 
-export function getSnapshot(meta: MetadataStore, repo: string, seq: number): SnapshotData | null {
-  const row = meta.getSnapshot(repo, seq);
+export async function getSnapshot(meta: MetadataStore, repo: string, seq: number): Promise<SnapshotData | null> {
+  const row = await meta.getSnapshot(repo, seq);
   return row ? (row.data as SnapshotData) : null;
 }
 
-export function latestSnapshot(meta: MetadataStore, repo: string): { seq: number; data: SnapshotData } | null {
-  const row = meta.latestSnapshot(repo);
+export async function latestSnapshot(meta: MetadataStore, repo: string): Promise<{ seq: number; data: SnapshotData } | null> {
+  const row = await meta.latestSnapshot(repo);
   return row ? { seq: row.seq, data: row.data as SnapshotData } : null;
 }

@@ -56,8 +56,8 @@ export class ArtifactScrubber {
       checked++;
       if ((await this.integrity.check(digest, pace)) === 'damaged') damaged++;
     };
-    for (const repo of this.meta.listRepos()) {
-      for (const ref of this.meta.listRefs(repo.name)) {
+    for (const repo of await this.meta.listRepos()) {
+      for (const ref of await this.meta.listRefs(repo.name)) {
         let manifest: string;
         try {
           manifest = (await this.composer.manifestFor(ref)).digest;

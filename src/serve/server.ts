@@ -91,7 +91,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     recheck = new RecheckAfterBuild(checks);
     queue = new LocalJobQueue(meta, recheck.wrap(jobRunner(sync)), { concurrency: opts.buildConcurrency ?? 1 });
     if (pollEvery > 0) poller = new UpstreamPoller(checks, pollEvery);
-    const dead = queue.recover();
+    const dead = await queue.recover();
     if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
     const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
     const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
@@ -105,7 +105,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     server.closeAllConnections();
     server.close();
     await queue?.close();
-    meta?.close();
+    await meta?.close();
     lock.release();
     throw err;
   }
@@ -132,7 +132,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await queue!.close();
       await rechecks;
       await integrity!.idle();
-      meta!.close();
+      await meta!.close();
       lock.release();
     },
   };

@@ -110,7 +110,7 @@ export class SyncService {
   }
 
   async run(job: JobRecord, report: (phase: string) => void): Promise<{ commit: string | null }> {
-    const repo = this.meta.getRepo(job.repo);
+    const repo = await this.meta.getRepo(job.repo);
     if (!repo) throw new SnapError('not-found', `repository ${job.repo} is not registered (removed?)`);
     const dir = this.mirrorDir(repo.name);
     report('asking upstream');
@@ -124,15 +124,16 @@ export class SyncService {
         refs = await snapshotRefs(dir);
       }
       await setMirrorHead(dir, remote.head);
-      // In the same step as the seq (no await between): a slower, older sync never writes its
-      // HEAD after a newer one's, nor the old upstream's after a re-point.
-      this.assertStillRegistered(repo);
-      if (this.meta.getRepo(repo.name)?.defaultBranch !== remote.head) this.meta.setDefaultBranch(repo.name, remote.head);
-      return { seq: this.meta.nextSeq(repo.name), refs };
+      // Under the fetch lock, with the seq: a slower, older sync never writes its HEAD after a
+      // newer one's, nor the old upstream's after a re-point. (Across processes the queue runs
+      // one job per repository at a time.)
+      await this.assertStillRegistered(repo);
+      if ((await this.meta.getRepo(repo.name))?.defaultBranch !== remote.head) await this.meta.setDefaultBranch(repo.name, remote.head);
+      return { seq: await this.meta.nextSeq(repo.name), refs };
     });
 
     const defaultRef = `refs/heads/${remote.head ?? 'main'}`;
-    const names = job.ref ? [job.ref] : [...new Set([defaultRef, ...this.meta.listRefs(repo.name).map((r) => r.ref)])];
+    const names = job.ref ? [job.ref] : [...new Set([defaultRef, ...(await this.meta.listRefs(repo.name)).map((r) => r.ref)])];
     const targets: Target[] = [];
     for (const ref of names) {
       const entry = refs.find((r) => r.name === ref);
@@ -142,7 +143,7 @@ export class SyncService {
         // a commit (git clone leaves HEAD unborn and fetches everything else).
         if (ref !== defaultRef || remote.head === null) {
           // A built ref the upstream deleted: git clone --branch would fail now, so stop serving it.
-          if (this.meta.removeRef(repo.name, ref, seq)) log.info(`${repo.name} ${ref} was deleted upstream; no longer served`);
+          if (await this.meta.removeRef(repo.name, ref, seq)) log.info(`${repo.name} ${ref} was deleted upstream; no longer served`);
           continue;
         }
       }
@@ -150,7 +151,7 @@ export class SyncService {
     }
     const primary = targets[0]?.ref === names[0] ? targets[0]!.commit : null;
     // Known now, before any build: resolve's `newer` tells a job that fetched from one that has not.
-    if (primary !== null && job.commit !== primary) this.meta.updateJob(job.id, { commit: primary });
+    if (primary !== null && job.commit !== primary) await this.meta.updateJob(job.id, { commit: primary });
 
     const scratch = join(this.dataDir, 'tmp', `sync-${job.id}-${process.pid}-${Date.now()}`);
     try {
@@ -164,8 +165,8 @@ export class SyncService {
   }
 
   /** A repository removed or re-pointed while this job ran gets nothing from it. */
-  assertStillRegistered(repo: RepoRecord): void {
-    const now = this.meta.getRepo(repo.name);
+  async assertStillRegistered(repo: RepoRecord): Promise<void> {
+    const now = await this.meta.getRepo(repo.name);
     if (!now) throw new SnapError('not-found', `${repo.name} was removed during the build; nothing was published`);
     if (now.url !== repo.url) throw new SnapError('conflict', `${repo.name} was re-pointed to ${now.url} during the build; nothing was published`);
   }
@@ -210,12 +211,12 @@ class SyncRun {
   async commitBuilds(jobId: number, jobCommit: string | null): Promise<void> {
     const commits = [...new Set(this.targets.map((t) => t.commit).filter((c): c is string => c !== null))];
     for (const commit of commits) {
-      const existing = getCommitBuild(this.#meta, this.repo.name, commit);
+      const existing = await getCommitBuild(this.#meta, this.repo.name, commit);
       if (existing?.stage === 'files' && (await buildIntact(this.#store, existing))) {
         await this.#publishModes(commit, ['shallow', 'files']); // new tags on a built commit: records only
         continue;
       }
-      if (jobCommit !== commit) this.#meta.updateJob(jobId, { commit }); // what the job builds now
+      if (jobCommit !== commit) await this.#meta.updateJob(jobId, { commit }); // what the job builds now
       jobCommit = commit;
       const t0 = Date.now();
       const stats: CommitBuildStats = { groups: 0, groupsReused: 0, chunks: 0, chunksReused: 0, newBytes: 0 };
@@ -230,13 +231,13 @@ class SyncRun {
           report: (p) => this.report(`${p} (${commit.slice(0, 12)})`),
         },
         async (shallow) => {
-          putCommitBuild(this.#meta, this.repo.name, shallow); // durable before any record names it
+          await putCommitBuild(this.#meta, this.repo.name, shallow); // durable before any record names it
           await this.#options.beforeStep?.('shallow', this.repo.name);
           await this.#publishModes(commit, ['shallow']);
         },
       );
       if (build.stage !== 'files') throw new SnapError('build-failed', `the build of ${commit} ended at stage ${build.stage}`);
-      putCommitBuild(this.#meta, this.repo.name, build);
+      await putCommitBuild(this.#meta, this.repo.name, build);
       await this.#options.beforeStep?.('files', this.repo.name);
       await this.#publishModes(commit, ['files']);
       log.info(
@@ -249,7 +250,7 @@ class SyncRun {
   async history(): Promise<void> {
     const snapshot = await this.sync.parts.levelLock.run(this.repo.name, () => this.#levelsAndSnapshot());
     for (const t of this.targets) {
-      if (t.commit !== null && getCommitBuild(this.#meta, this.repo.name, t.commit)?.stage !== 'files') continue;
+      if (t.commit !== null && (await getCommitBuild(this.#meta, this.repo.name, t.commit))?.stage !== 'files') continue;
       // A newer sync's snapshot that has the ref elsewhere: that sync publishes its full record.
       if (!snapshot || !holds(snapshot.data, t)) continue;
       await this.#publish(t, 'full', snapshot.seq);
@@ -259,8 +260,8 @@ class SyncRun {
   /** The level chain and the refs snapshot for this sync's tips; null when a newer sync left no snapshot to name. */
   async #levelsAndSnapshot(): Promise<SnapshotAt | null> {
     const meta = this.#meta;
-    const latest = latestSnapshot(meta, this.repo.name);
-    const stored = getLevels(meta, this.repo.name, this.repo.url);
+    const latest = await latestSnapshot(meta, this.repo.name);
+    const stored = await getLevels(meta, this.repo.name, this.repo.url);
     // A newer sync already wrote the chain or a snapshot from newer tips: extending or
     // compacting it from this sync's older tips would regress it, so leave both alone.
     if ((latest && latest.seq > this.seq) || stored.seq > this.seq) return latest;
@@ -286,14 +287,14 @@ class SyncRun {
       report: this.report,
     });
     if (update.changed) {
-      if (!meta.setLevels(this.repo.name, this.repo.url, this.seq, update.levels)) this.sync.assertStillRegistered(this.repo);
+      if (!(await meta.setLevels(this.repo.name, this.repo.url, this.seq, update.levels))) await this.sync.assertStillRegistered(this.repo);
       log.info(`${this.repo.name}: history is ${update.levels.length} level(s), ${update.newBytes} new bytes`);
     }
     const data: SnapshotData = { defaultBranch: this.defaultBranch, refs: this.refs, history: update.levels.flatMap((l) => l.packs) };
     if (latest && canonicalJson(latest.data) === canonicalJson(data)) return latest;
     await this.#options.beforeStep?.('history', this.repo.name);
     // Durable before any record names it; refused once the repository is removed or re-pointed.
-    if (!meta.putSnapshot({ repo: this.repo.name, seq: this.seq, data, createdAt: Date.now() }, this.repo.url)) this.sync.assertStillRegistered(this.repo);
+    if (!(await meta.putSnapshot({ repo: this.repo.name, seq: this.seq, data, createdAt: Date.now() }, this.repo.url))) await this.sync.assertStillRegistered(this.repo);
     return { seq: this.seq, data };
   }
 
@@ -312,11 +313,11 @@ class SyncRun {
       tagsKey: tags.tagsKey,
       snapshot,
     };
-    const existing = this.#meta.getRef(this.repo.name, t.ref, mode);
+    const existing = await this.#meta.getRef(this.repo.name, t.ref, mode);
     if (existing && existing.commit === t.commit && canonicalJson(existing.view) === canonicalJson(view)) return;
     if (existing && existing.seq >= this.seq) return; // a newer sync published it: nothing to do
-    const applied = this.#meta.publishRef({ repo: this.repo.name, ref: t.ref, mode, commit: t.commit, seq: this.seq, builtAt: Date.now(), view }, this.repo.url);
-    if (!applied) this.sync.assertStillRegistered(this.repo);
+    const applied = await this.#meta.publishRef({ repo: this.repo.name, ref: t.ref, mode, commit: t.commit, seq: this.seq, builtAt: Date.now(), view }, this.repo.url);
+    if (!applied) await this.sync.assertStillRegistered(this.repo);
     log.debug(`published ${this.repo.name} ${t.ref} ${mode} at ${t.commit ?? '(none)'} seq ${this.seq}${applied ? '' : ' (a newer one was already published)'}`);
   }
 
@@ -331,7 +332,7 @@ class SyncRun {
     let info = this.#tags.get(commit);
     if (!info) {
       info = (async () => {
-        const prior = this.#viewAt(commit);
+        const prior = await this.#viewAt(commit);
         if (prior && (await this.#stillFollowed(commit, prior))) return { followedTags: prior.followedTags, tagPack: prior.tagPack, tagsKey: prior.tagsKey };
         const followed = await followedTags(this.#dir, commit, this.refs);
         const entries = this.refs.filter((r) => followed.includes(r.name));
@@ -343,13 +344,14 @@ class SyncRun {
     return info;
   }
 
-  #viewAt(commit: string): RefView | undefined {
+  async #viewAt(commit: string): Promise<RefView | undefined> {
     if (!this.#priorViews) {
-      this.#priorViews = new Map();
-      for (const r of this.#meta.listRefs(this.repo.name)) {
+      const views = new Map<string, RefView>();
+      for (const r of await this.#meta.listRefs(this.repo.name)) {
         const v = viewOf(r);
-        if (r.commit !== null && !v.legacy && !this.#priorViews.has(r.commit)) this.#priorViews.set(r.commit, v);
+        if (r.commit !== null && !v.legacy && !views.has(r.commit)) views.set(r.commit, v);
       }
+      this.#priorViews ??= views;
     }
     return this.#priorViews.get(commit);
   }
@@ -377,7 +379,7 @@ class SyncRun {
   /** What earlier commit builds stored and still holds: a damaged artifact is built again, not reused. */
   async #reuseIndex(): Promise<ReuseIndex> {
     const reuse: ReuseIndex = { groups: new Map(), chunks: new Map() };
-    for (const b of recentCommitBuilds(this.#meta, this.repo.name, this.#options.reuseBuilds)) {
+    for (const b of await recentCommitBuilds(this.#meta, this.repo.name, this.#options.reuseBuilds)) {
       for (const g of b.groups) if (!reuse.groups.has(g.key) && (await packStored(this.#store, g.pack))) reuse.groups.set(g.key, g.pack);
       for (const c of b.archive?.chunks ?? []) {
         const key = chunkReuseKey(c); // null: a row from before levels were recorded, not reusable

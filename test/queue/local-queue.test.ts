@@ -61,25 +61,25 @@ test('coalescing: a request equal to a queued job joins it; one equal to a runni
   const q = new LocalJobQueue(store, r.runner, {});
   const main = { repo: 'a/a', ref: 'refs/heads/main' };
 
-  const j1 = q.enqueue(main);
+  const j1 = await q.enqueue(main);
   assert.equal(j1.state, 'queued');
-  assert.equal(q.enqueue(main).id, j1.id, 'same tick, still queued: joins');
+  assert.equal((await q.enqueue(main)).id, j1.id, 'same tick, still queued: joins');
   await r.started(j1.id);
 
-  const j2 = q.enqueue(main);
+  const j2 = await q.enqueue(main);
   assert.notEqual(j2.id, j1.id, 'j1 is running, so a push during the build is not lost');
-  assert.equal(q.enqueue(main).id, j2.id);
-  const j3 = q.enqueue({ repo: 'a/a', ref: null });
+  assert.equal((await q.enqueue(main)).id, j2.id);
+  const j3 = await q.enqueue({ repo: 'a/a', ref: null });
   assert.notEqual(j3.id, j2.id, 'a different ref does not join');
-  assert.equal(q.enqueue({ repo: 'a/a', ref: null }).id, j3.id, 'null ref joins a queued null ref');
-  const j4 = q.enqueue({ repo: 'b/b', ref: 'refs/heads/main' });
+  assert.equal((await q.enqueue({ repo: 'a/a', ref: null })).id, j3.id, 'null ref joins a queued null ref');
+  const j4 = await q.enqueue({ repo: 'b/b', ref: 'refs/heads/main' });
   assert.notEqual(j4.id, j2.id, 'a different repo does not join');
 
   for (const id of [j1.id, j2.id, j3.id, j4.id]) r.release(id);
   const done = await Promise.all([j1, j2, j3, j4].map((j) => q.wait(j.id)));
   assert.deepEqual(done.map((j) => j.state), ['succeeded', 'succeeded', 'succeeded', 'succeeded']);
   assert.deepEqual(r.calls.map((j) => j.id).sort((x, y) => x - y), [j1.id, j2.id, j3.id, j4.id]);
-  assert.equal(store.listJobs('a/a', 100).length, 3);
+  assert.equal((await store.listJobs('a/a', 100)).length, 3);
   await q.close();
 });
 
@@ -99,11 +99,11 @@ test('records state, phase, times and commit through the store', async (t) => {
     },
     { concurrency: 1 },
   );
-  const job = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
-  assert.deepEqual(store.getJob(job.id), job);
+  const job = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
+  assert.deepEqual(await store.getJob(job.id), job);
   // Phases are written at most every 300 ms: wait for it rather than assume when.
-  for (let i = 0; i < 100 && store.getJob(job.id)!.phase !== 'fetching'; i++) await sleep(20);
-  const running = store.getJob(job.id)!;
+  for (let i = 0; i < 100 && (await store.getJob(job.id))!.phase !== 'fetching'; i++) await sleep(20);
+  const running = (await store.getJob(job.id))!;
   assert.equal(running.state, 'running');
   assert.equal(running.phase, 'fetching');
   assert.ok(running.startedAt !== null && running.finishedAt === null);
@@ -114,7 +114,7 @@ test('records state, phase, times and commit through the store', async (t) => {
   assert.equal(final.commit, 'f'.repeat(40));
   assert.equal(final.error, null);
   assert.ok(final.finishedAt! >= final.startedAt!);
-  assert.deepEqual(store.getJob(job.id), final);
+  assert.deepEqual(await store.getJob(job.id), final);
   await q.close();
 });
 
@@ -124,7 +124,7 @@ test('phase reports are coalesced: a burst of them writes the store a few times,
   const update = store.updateJob.bind(store);
   store.updateJob = (id, patch) => {
     if (patch.phase !== undefined && patch.state === undefined) writes.push(patch.phase);
-    update(id, patch);
+    return update(id, patch);
   };
   let release!: () => void;
   const hold = new Promise<void>((res) => (release = res));
@@ -133,9 +133,9 @@ test('phase reports are coalesced: a burst of them writes the store a few times,
     await hold;
     return { commit: null };
   });
-  const job = q.enqueue({ repo: 'a/a', ref: null });
-  for (let i = 0; i < 100 && store.getJob(job.id)!.phase !== 'step 199'; i++) await sleep(20);
-  assert.equal(store.getJob(job.id)!.phase, 'step 199', 'the last phase is written');
+  const job = await q.enqueue({ repo: 'a/a', ref: null });
+  for (let i = 0; i < 100 && (await store.getJob(job.id))!.phase !== 'step 199'; i++) await sleep(20);
+  assert.equal((await store.getJob(job.id))!.phase, 'step 199', 'the last phase is written');
   assert.ok(writes.length <= 2, `200 reports wrote ${writes.length} phase updates`);
   release();
   assert.equal((await q.wait(job.id)).state, 'succeeded');
@@ -167,10 +167,10 @@ test('two jobs for one repo never overlap; two repos do when concurrency allows'
     );
     const jobs: JobRecord[] = [];
     for (const ref of ['r1', 'r2', 'r3', 'r4']) {
-      jobs.push(q.enqueue({ repo: 'a/a', ref }));
-      jobs.push(q.enqueue({ repo: 'b/b', ref }));
+      jobs.push(await q.enqueue({ repo: 'a/a', ref }));
+      jobs.push(await q.enqueue({ repo: 'b/b', ref }));
     }
-    jobs.push(q.enqueue({ repo: 'c/c', ref: 'r1' }));
+    jobs.push(await q.enqueue({ repo: 'c/c', ref: 'r1' }));
     const done = await Promise.all(jobs.map((j) => q.wait(j.id)));
     assert.ok(done.every((j) => j.state === 'succeeded'));
     assert.equal(maxPerRepo, 1, `concurrency ${concurrency}: a repo ran two jobs at once`);
@@ -204,11 +204,11 @@ test('a failing runner records its message and the queue keeps going', async (t)
     throw new Error('sync throw');
   }, {});
 
-  const bad = q.enqueue({ repo: 'a/a', ref: 'refs/heads/throws' });
-  const str = q.enqueue({ repo: 'a/a', ref: 'refs/heads/string' });
-  const late = q.enqueue({ repo: 'a/a', ref: 'refs/heads/late' });
-  const good = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
-  const syncBad = syncQ.enqueue({ repo: 'a/a', ref: null });
+  const bad = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/throws' });
+  const str = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/string' });
+  const late = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/late' });
+  const good = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
+  const syncBad = await syncQ.enqueue({ repo: 'a/a', ref: null });
 
   const b = await q.wait(bad.id);
   assert.equal(b.state, 'failed');
@@ -225,7 +225,7 @@ test('a failing runner records its message and the queue keeps going', async (t)
   assert.equal(s.error, 'sync throw');
 
   await sleep(20);
-  assert.equal(store.getJob(late.id)!.phase, 'packing history', 'a report after the end is ignored');
+  assert.equal((await store.getJob(late.id))!.phase, 'packing history', 'a report after the end is ignored');
   await q.close();
   await syncQ.close();
 });
@@ -234,7 +234,7 @@ test('wait on a finished job reads it from the store, also from a new queue', as
   const store = tempStore(t);
   const runner: JobRunner = async () => ({ commit: 'b'.repeat(40) });
   const q = new LocalJobQueue(store, runner, {});
-  const job = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
+  const job = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
   const first = await q.wait(job.id);
   assert.equal(first.state, 'succeeded');
   assert.deepEqual(await q.wait(job.id), first);
@@ -250,37 +250,37 @@ test('wait on a finished job reads it from the store, also from a new queue', as
 test('construction changes nothing; recover() marks jobs left unfinished by a crash failed, not rerun', async (t) => {
   const store = tempStore(t);
   const base = { kind: 'sync' as const, ref: 'refs/heads/main', error: null, commit: null, createdAt: 1, finishedAt: null };
-  const queued = store.createJob({ ...base, repo: 'a/a', state: 'queued', phase: 'queued', startedAt: null });
-  const running = store.createJob({ ...base, repo: 'b/b', state: 'running', phase: 'fetching', startedAt: 2 });
-  const done = store.createJob({ ...base, repo: 'c/c', state: 'succeeded', phase: 'done', startedAt: 2, finishedAt: 3 });
+  const queued = await store.createJob({ ...base, repo: 'a/a', state: 'queued', phase: 'queued', startedAt: null });
+  const running = await store.createJob({ ...base, repo: 'b/b', state: 'running', phase: 'fetching', startedAt: 2 });
+  const done = await store.createJob({ ...base, repo: 'c/c', state: 'succeeded', phase: 'done', startedAt: 2, finishedAt: 3 });
 
   const r = gatedRunner();
   const q = new LocalJobQueue(store, r.runner, { concurrency: 2 });
   // Until its owner knows it is the data dir's one server, these may be another server's live jobs.
-  assert.deepEqual(store.getJob(queued.id), queued);
-  assert.deepEqual(store.getJob(running.id), running);
-  assert.deepEqual(q.recover().map((j) => j.id), [queued.id, running.id]);
+  assert.deepEqual(await store.getJob(queued.id), queued);
+  assert.deepEqual(await store.getJob(running.id), running);
+  assert.deepEqual((await q.recover()).map((j) => j.id), [queued.id, running.id]);
   for (const id of [queued.id, running.id]) {
-    const j = store.getJob(id)!;
+    const j = (await store.getJob(id))!;
     assert.equal(j.state, 'failed');
     assert.equal(j.error, INTERRUPTED);
     assert.ok(j.finishedAt !== null);
     assert.deepEqual(await q.wait(id), j);
   }
-  assert.equal(store.getJob(running.id)!.phase, 'fetching', 'the phase it died in is kept');
-  assert.deepEqual(store.getJob(done.id), done);
-  assert.deepEqual(store.unfinishedJobs(), []);
+  assert.equal((await store.getJob(running.id))!.phase, 'fetching', 'the phase it died in is kept');
+  assert.deepEqual(await store.getJob(done.id), done);
+  assert.deepEqual(await store.unfinishedJobs(), []);
   await sleep(10);
   assert.equal(r.calls.length, 0, 'nothing is rerun');
 
   // The same request is queued afresh, not joined to the dead job.
-  const again = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
+  const again = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
   assert.notEqual(again.id, queued.id);
-  const other = q.enqueue({ repo: 'd/d', ref: 'refs/heads/main' });
+  const other = await q.enqueue({ repo: 'd/d', ref: 'refs/heads/main' });
   await r.started(again.id);
   // A second recover() leaves this queue's own running and queued jobs alone.
-  assert.deepEqual(q.recover(), []);
-  assert.equal(store.getJob(again.id)!.state, 'running');
+  assert.deepEqual(await q.recover(), []);
+  assert.equal((await store.getJob(again.id))!.state, 'running');
   r.release(again.id);
   r.release(other.id);
   assert.equal((await q.wait(again.id)).state, 'succeeded');
@@ -293,10 +293,10 @@ test('a stored error is one line without control characters or credentials', asy
   const q = new LocalJobQueue(store, async () => {
     throw new Error('git fetch failed: fatal: bad line\u0000\u001b[0m from https://u:pw123@host/x\nsecond line\r\n');
   });
-  const job = q.enqueue({ repo: 'a/a', ref: null });
+  const job = await q.enqueue({ repo: 'a/a', ref: null });
   const final = await q.wait(job.id);
   assert.equal(final.error, 'git fetch failed: fatal: bad line[0m from https://u:***@host/x / second line');
-  assert.deepEqual(store.getJob(job.id), final);
+  assert.deepEqual(await store.getJob(job.id), final);
   await q.close();
 });
 
@@ -304,8 +304,8 @@ test('close stops starting jobs, waits for running ones, and fails queued ones',
   const store = tempStore(t);
   const r = gatedRunner();
   const q = new LocalJobQueue(store, r.runner, { concurrency: 1 });
-  const running = q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
-  const queued = q.enqueue({ repo: 'b/b', ref: 'refs/heads/main' });
+  const running = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/main' });
+  const queued = await q.enqueue({ repo: 'b/b', ref: 'refs/heads/main' });
   await r.started(running.id);
   const queuedWait = q.wait(queued.id);
 
@@ -313,20 +313,20 @@ test('close stops starting jobs, waits for running ones, and fails queued ones',
   const closing = q.close().then(() => (closed = true));
   await sleep(20);
   assert.equal(closed, false, 'close waits for the running job');
-  assert.throws(() => q.enqueue({ repo: 'c/c', ref: null }), SnapError);
+  await assert.rejects(async () => await q.enqueue({ repo: 'c/c', ref: null }), SnapError);
   const cancelled = await queuedWait;
   assert.equal(cancelled.state, 'failed');
   assert.equal(cancelled.error, CANCELLED);
 
   r.release(running.id);
   await closing;
-  assert.equal(store.getJob(running.id)!.state, 'succeeded');
+  assert.equal((await store.getJob(running.id))!.state, 'succeeded');
   assert.deepEqual(r.calls.map((j) => j.id), [running.id], 'the queued job never started');
-  assert.deepEqual(store.unfinishedJobs(), []);
+  assert.deepEqual(await store.unfinishedJobs(), []);
   await q.close(); // idempotent
 });
 
-test('concurrency must be a positive integer', (t) => {
+test('concurrency must be a positive integer', async (t) => {
   const store = tempStore(t);
   const runner: JobRunner = async () => ({ commit: null });
   for (const concurrency of [0, -1, 1.5, Number.NaN]) {

@@ -78,44 +78,64 @@ test('anonymous on-demand builds are coalesced, bounded per repository and rate-
   }
 });
 
-test('the token bucket refills at its hourly rate and holds at most its capacity', () => {
+test('the token bucket refills at its hourly rate and holds at most its capacity', async () => {
   let now = 0;
   const active = new Set<number>();
-  const od = new OnDemandBuilds({ maxActive: 5, perHour: 4 }, (id) => active.has(id), () => now);
+  const od = new OnDemandBuilds({ maxActive: 5, perHour: 4 }, async (id) => active.has(id), () => now);
   let next = 1;
-  const start = () => {
+  const start = async () => {
     const id = next++;
     active.add(id);
     return { id };
   };
   const done = () => active.clear();
-  for (let i = 0; i < 4; i++) od.start('r', start);
+  for (let i = 0; i < 4; i++) await od.start('r', start);
   done();
-  assert.throws(() => od.start('r', start), /per hour/);
-  od.start('other', start); // per repository
+  await assert.rejects(od.start('r', start), /per hour/);
+  await od.start('other', start); // per repository
   done();
   now += 15 * 60_000; // a quarter hour: one build
-  od.start('r', start);
+  await od.start('r', start);
   done();
-  assert.throws(() => od.start('r', start), /per hour/);
+  await assert.rejects(od.start('r', start), /per hour/);
   now += 10 * 3_600_000; // a long pause fills the bucket to its capacity, no more
   for (let i = 0; i < 4; i++) {
-    od.start('r', start);
+    await od.start('r', start);
     done();
   }
-  assert.throws(() => od.start('r', start), /per hour/);
+  await assert.rejects(od.start('r', start), /per hour/);
   // A job the queue coalesced into one already counted costs nothing.
   now += 30 * 60_000; // two builds
-  const job = od.start('r', start);
-  assert.equal(od.start('r', () => job), job);
-  od.start('r', start);
+  const job = await od.start('r', start);
+  assert.equal(await od.start('r', async () => job), job);
+  await od.start('r', start);
   done();
-  assert.throws(() => od.start('r', start), /per hour/);
+  await assert.rejects(od.start('r', start), /per hour/);
   // At most maxActive at once, whatever the bucket holds.
-  const tight = new OnDemandBuilds({ maxActive: 2, perHour: 100 }, (id) => active.has(id), () => now);
-  tight.start('r', start);
-  tight.start('r', start);
-  assert.throws(() => tight.start('r', start), /queued or running/);
+  const tight = new OnDemandBuilds({ maxActive: 2, perHour: 100 }, async (id) => active.has(id), () => now);
+  await tight.start('r', start);
+  await tight.start('r', start);
+  await assert.rejects(tight.start('r', start), /queued or running/);
   done();
-  tight.start('r', start);
+  await tight.start('r', start);
+});
+
+test('concurrent starts whose enqueue has not answered yet count as active: no more than maxActive pass', async () => {
+  const active = new Set<number>();
+  const od = new OnDemandBuilds({ maxActive: 2, perHour: 100 }, async (id) => active.has(id));
+  let next = 1;
+  const slow = async () => {
+    await new Promise((r) => setTimeout(r, 20)); // a database round trip
+    const id = next++;
+    active.add(id);
+    return { id };
+  };
+  const results = await Promise.allSettled([od.start('r', slow), od.start('r', slow), od.start('r', slow), od.start('r', slow)]);
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 2);
+  assert.ok(results.filter((r) => r.status === 'rejected').every((r) => /queued or running/.test(String((r as PromiseRejectedResult).reason))));
+  // A failed enqueue gives its token and its place back.
+  active.clear();
+  await assert.rejects(od.start('r', async () => Promise.reject(new Error('db down'))), /db down/);
+  await od.start('r', slow);
+  await od.start('r', slow);
 });

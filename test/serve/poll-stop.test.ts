@@ -22,7 +22,7 @@ function checks(meta: SqliteMetadataStore, root: string, enqueued: string[]): Up
     mirrorDir: (r) => join(root, 'no-mirror', r), // never fetched: any answer counts as moved
     enqueue: (req) => {
       enqueued.push(req.repo);
-      return { id: enqueued.length } as JobRecord;
+      return Promise.resolve({ id: enqueued.length } as JobRecord);
     },
   };
 }
@@ -31,7 +31,7 @@ test('stop() of the poller and of the re-check does not wait for an ls-remote he
   const root = tempDir();
   const up = makeUpstream(root);
   const meta = new SqliteMetadataStore(join(root, 'm.db'));
-  meta.addRepo({ name: 'r', url: held.url(up.dir), defaultBranch: 'main', createdAt: 1 });
+  await meta.addRepo({ name: 'r', url: held.url(up.dir), defaultBranch: 'main', createdAt: 1 });
   const enqueued: string[] = [];
   const poller = new UpstreamPoller(checks(meta, root, enqueued), 1);
   held.holdBefore(1);
@@ -61,15 +61,15 @@ test('a poll round that throws is logged and polling goes on (no unhandled rejec
   let calls = 0;
   const enqueued: string[] = [];
   const meta = {
-    listRepos: () => {
+    listRepos: async () => {
       calls++;
       if (calls === 1) throw new Error('database is locked');
       return [];
     },
-    getRepo: () => null,
-    unfinishedJobs: () => [],
+    getRepo: async () => null,
+    unfinishedJobs: async () => [],
   };
-  const poller = new UpstreamPoller({ meta, mirrorDir: (r) => join(root, r), enqueue: (req) => (enqueued.push(req.repo), { id: 1 } as JobRecord) }, 1);
+  const poller = new UpstreamPoller({ meta, mirrorDir: (r) => join(root, r), enqueue: async (req) => (enqueued.push(req.repo), { id: 1 } as JobRecord) }, 1);
   const rejections: unknown[] = [];
   const onRejection = (err: unknown) => rejections.push(err);
   process.on('unhandledRejection', onRejection);

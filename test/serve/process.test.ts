@@ -90,7 +90,7 @@ test('a server that cannot bind its port changes nothing in its database; recove
   mkdirSync(dataDir);
   // A job a crashed server left running.
   const meta = new SqliteMetadataStore(join(dataDir, 'snapclone.db'));
-  const left = meta.createJob({ repo: 'x', kind: 'sync', ref: null, state: 'running', phase: 'fetching', error: null, commit: null, createdAt: 1, startedAt: 2, finishedAt: null });
+  const left = await meta.createJob({ repo: 'x', kind: 'sync', ref: null, state: 'running', phase: 'fetching', error: null, commit: null, createdAt: 1, startedAt: 2, finishedAt: null });
   meta.close();
 
   const taken = createNetServer();
@@ -103,9 +103,9 @@ test('a server that cannot bind its port changes nothing in its database; recove
     assert.match(r.stderr, /already in use/);
     const check = new SqliteMetadataStore(join(dataDir, 'snapclone.db'));
     try {
-      assert.equal(check.getJob(left.id)!.state, 'running', 'a failed start must not run recovery');
+      assert.equal((await check.getJob(left.id))!.state, 'running', 'a failed start must not run recovery');
     } finally {
-      check.close();
+      await check.close();
     }
   } finally {
     taken.close();

@@ -45,9 +45,9 @@ test(`${SYNCS} concurrent syncs racing with pushes: no resolve of any mode ever 
     const runs: Promise<unknown>[] = [];
     for (let i = 0; i < SYNCS; i++) {
       if (i % 2 === 0) pushed.push(commit(up.dir, { [`f/${i}.txt`]: `push ${i}\n`.repeat(20 + i) }, `push ${i}`));
-      const job = meta.createJob({ repo: 'race', kind: 'sync', ref: null, state: 'running', phase: 'racing', error: null, commit: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null });
+      const job = await meta.createJob({ repo: 'race', kind: 'sync', ref: null, state: 'running', phase: 'racing', error: null, commit: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null });
       runs.push(
-        syncs.run(job, () => {}).finally(() => meta.updateJob(job.id, { state: 'succeeded', finishedAt: Date.now() })),
+        syncs.run(job, () => {}).finally(async () => await meta.updateJob(job.id, { state: 'succeeded', finishedAt: Date.now() })),
       );
       await new Promise((r) => setTimeout(r, Math.random() * 40)); // let some finish, some overlap
     }

@@ -103,19 +103,19 @@ test('an older sync reaching the history step after a newer one writes no level 
     const syncs = new SyncService(s.dataDir, new LocalArtifactStore(join(s.dataDir, 'artifacts')), meta, { beforeStep });
     const job = () => meta.createJob({ repo: 'order', kind: 'sync', ref: null, state: 'running', phase: 'test', error: null, commit: null, createdAt: Date.now(), startedAt: Date.now(), finishedAt: null });
     commit(up.dir, { 'one.txt': 'one\n' }, 'one');
-    const older = syncs.run(job(), () => {});
+    const older = syncs.run(await job(), () => {});
     await atFiles; // the older sync fetched (its seq is stamped) and holds before its files step
-    const olderSeq = meta.nextSeq('order') - 1; // nextSeq increments: the older one's seq is below this
+    const olderSeq = await meta.nextSeq('order') - 1; // nextSeq increments: the older one's seq is below this
     const two = commit(up.dir, { 'two.txt': 'two\n' }, 'two');
-    await syncs.run(job(), () => {});
-    const newer = meta.latestSnapshot('order')!;
+    await syncs.run(await job(), () => {});
+    const newer = (await meta.latestSnapshot('order'))!;
     assert.ok(newer.seq > olderSeq);
-    const levels = meta.getLevels('order', up.dir);
+    const levels = await meta.getLevels('order', up.dir);
     holdFirst!();
     await older;
-    assert.equal(meta.getSnapshot('order', olderSeq), null, 'the older sync wrote a snapshot after the newer one');
-    assert.equal(meta.latestSnapshot('order')!.seq, newer.seq);
-    assert.deepEqual(meta.getLevels('order', up.dir), levels, 'the older sync rewrote the level chain');
+    assert.equal(await meta.getSnapshot('order', olderSeq), null, 'the older sync wrote a snapshot after the newer one');
+    assert.equal((await meta.latestSnapshot('order'))!.seq, newer.seq);
+    assert.deepEqual(await meta.getLevels('order', up.dir), levels, 'the older sync rewrote the level chain');
     assert.equal((await resolve(s.url, 'order', 'full')).json.commit, two);
   } finally {
     meta.close();

@@ -190,26 +190,26 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  addRepo(rec: RepoRecord): boolean {
+  async addRepo(rec: RepoRecord): Promise<boolean> {
     return this.#stmt.addRepo.run(rec.name, rec.url, rec.defaultBranch, rec.createdAt).changes === 1;
   }
 
-  getRepo(name: string): RepoRecord | null {
+  async getRepo(name: string): Promise<RepoRecord | null> {
     const row = this.#stmt.getRepo.get(name) as RepoRow | undefined;
     return row ? repoFromRow(row) : null;
   }
 
-  listRepos(): RepoRecord[] {
+  async listRepos(): Promise<RepoRecord[]> {
     return (this.#stmt.listRepos.all() as RepoRow[]).map(repoFromRow);
   }
 
-  setDefaultBranch(name: string, branch: string | null): void {
+  async setDefaultBranch(name: string, branch: string | null): Promise<void> {
     if (this.#stmt.setDefaultBranch.run(branch, name).changes === 0) {
       throw new SnapError('not-found', `repository ${name} is not registered`);
     }
   }
 
-  setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): void {
+  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): Promise<void> {
     this.#db
       .transaction(() => {
         if (this.#stmt.setRepoUrl.run(url, name).changes === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
@@ -226,7 +226,7 @@ export class SqliteMetadataStore implements MetadataStore {
       .immediate();
   }
 
-  removeRepo(name: string): RepoRecord | null {
+  async removeRepo(name: string): Promise<RepoRecord | null> {
     return this.#db
       .transaction(() => {
         const row = this.#stmt.getRepo.get(name) as RepoRow | undefined;
@@ -239,24 +239,24 @@ export class SqliteMetadataStore implements MetadataStore {
       .immediate();
   }
 
-  nextSeq(repo: string): number {
+  async nextSeq(repo: string): Promise<number> {
     return (this.#stmt.nextSeq.get(repo) as { seq: number }).seq;
   }
 
-  getRef(repo: string, ref: string, mode: RefMode = 'full'): RefRecord | null {
+  async getRef(repo: string, ref: string, mode: RefMode = 'full'): Promise<RefRecord | null> {
     const row = this.#stmt.getRef.get(repo, ref, mode) as RefRow | undefined;
     return row ? refFromRow(row) : null;
   }
 
-  getRefModes(repo: string, ref: string): RefRecord[] {
+  async getRefModes(repo: string, ref: string): Promise<RefRecord[]> {
     return (this.#stmt.getRefModes.all(repo, ref) as RefRow[]).map(refFromRow);
   }
 
-  listRefs(repo: string): RefRecord[] {
+  async listRefs(repo: string): Promise<RefRecord[]> {
     return (this.#stmt.listRefs.all(repo) as RefRow[]).map(refFromRow);
   }
 
-  publishRef(rec: RefRecord, upstream: string): boolean {
+  async publishRef(rec: RefRecord, upstream: string): Promise<boolean> {
     if (!Number.isSafeInteger(rec.seq)) throw invalid(`ref seq must be an integer, got ${rec.seq}`);
     const info = this.#stmt.publishRef.run({
       upstream,
@@ -271,7 +271,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return info.changes === 1;
   }
 
-  removeRef(repo: string, ref: string, seq?: number): boolean {
+  async removeRef(repo: string, ref: string, seq?: number): Promise<boolean> {
     return this.#db
       .transaction(() => {
         if (seq === undefined) {
@@ -284,54 +284,54 @@ export class SqliteMetadataStore implements MetadataStore {
       .immediate();
   }
 
-  putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): void {
+  async putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): Promise<void> {
     this.#stmt.putCommitBuild.run({ repo, commit, stage, data: JSON.stringify(data), recorded: Date.now() });
   }
 
-  getCommitBuild(repo: string, commit: string): { stage: 'shallow' | 'files'; data: unknown } | null {
+  async getCommitBuild(repo: string, commit: string): Promise<{ stage: 'shallow' | 'files'; data: unknown } | null> {
     const row = this.#stmt.getCommitBuild.get(repo, commit) as { stage: 'shallow' | 'files'; data: string } | undefined;
     return row ? { stage: row.stage, data: JSON.parse(row.data) } : null;
   }
 
-  recentCommitBuilds(repo: string, limit: number): unknown[] {
+  async recentCommitBuilds(repo: string, limit: number): Promise<unknown[]> {
     return (this.#stmt.recentCommitBuilds.all(repo, limit) as { data: string }[]).map((r) => JSON.parse(r.data));
   }
 
-  getLevels(repo: string, upstream: string): { seq: number; levels: unknown } | null {
+  async getLevels(repo: string, upstream: string): Promise<{ seq: number; levels: unknown } | null> {
     const row = this.#stmt.getLevels.get(repo, upstream) as { levels: string; seq: number } | undefined;
     return row ? { seq: row.seq, levels: JSON.parse(row.levels) } : null;
   }
 
-  setLevels(repo: string, upstream: string, seq: number, levels: unknown): boolean {
+  async setLevels(repo: string, upstream: string, seq: number, levels: unknown): Promise<boolean> {
     if (!Number.isSafeInteger(seq)) throw invalid(`levels seq must be an integer, got ${seq}`);
     return this.#stmt.setLevels.run({ repo, upstream, seq, levels: JSON.stringify(levels) }).changes === 1;
   }
 
-  putSnapshot(snap: SnapshotRecord, upstream: string): boolean {
+  async putSnapshot(snap: SnapshotRecord, upstream: string): Promise<boolean> {
     if (!Number.isSafeInteger(snap.seq)) throw invalid(`snapshot seq must be an integer, got ${snap.seq}`);
     return this.#stmt.putSnapshot.run({ repo: snap.repo, seq: snap.seq, data: JSON.stringify(snap.data), createdAt: snap.createdAt, upstream }).changes === 1;
   }
 
-  getSnapshot(repo: string, seq: number): SnapshotRecord | null {
+  async getSnapshot(repo: string, seq: number): Promise<SnapshotRecord | null> {
     const row = this.#stmt.getSnapshot.get(repo, seq) as SnapshotRow | undefined;
     return row ? snapshotFromRow(row) : null;
   }
 
-  latestSnapshot(repo: string): SnapshotRecord | null {
+  async latestSnapshot(repo: string): Promise<SnapshotRecord | null> {
     const row = this.#stmt.latestSnapshot.get(repo) as SnapshotRow | undefined;
     return row ? snapshotFromRow(row) : null;
   }
 
-  getComposed(repo: string, key: string): { digest: string; size: number } | null {
+  async getComposed(repo: string, key: string): Promise<{ digest: string; size: number } | null> {
     const row = this.#stmt.getComposed.get(repo, key) as { digest: string; size: number } | undefined;
     return row ? { digest: row.digest, size: row.size } : null;
   }
 
-  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): void {
+  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void> {
     this.#stmt.putComposed.run(repo, key, manifest.digest, manifest.size);
   }
 
-  createJob(newJob: NewJob): JobRecord {
+  async createJob(newJob: NewJob): Promise<JobRecord> {
     const job: Omit<JobRecord, 'id'> = { ...newJob, errorCode: newJob.errorCode ?? null };
     const info = this.#stmt.createJob.run({
       repo: job.repo,
@@ -349,7 +349,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return { ...job, id: Number(info.lastInsertRowid) };
   }
 
-  updateJob(id: number, patch: JobPatch): void {
+  async updateJob(id: number, patch: JobPatch): Promise<void> {
     // One prepared statement for every patch shape: has_<field> says whether to set it,
     // which (unlike COALESCE) still lets a patch set a field to null.
     const params: Record<string, unknown> = { id };
@@ -363,20 +363,20 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  getJob(id: number): JobRecord | null {
+  async getJob(id: number): Promise<JobRecord | null> {
     const row = this.#stmt.getJob.get(id) as JobRow | undefined;
     return row ? jobFromRow(row) : null;
   }
 
-  listJobs(repo: string, limit: number): JobRecord[] {
+  async listJobs(repo: string, limit: number): Promise<JobRecord[]> {
     return (this.#stmt.listJobs.all(repo, limit) as JobRow[]).map(jobFromRow);
   }
 
-  unfinishedJobs(): JobRecord[] {
+  async unfinishedJobs(): Promise<JobRecord[]> {
     return (this.#stmt.unfinishedJobs.all() as JobRow[]).map(jobFromRow);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }
 }

@@ -37,6 +37,8 @@ export class LocalJobQueue implements JobQueue {
   readonly #running = new Map<number, Promise<void>>();
   readonly #busyRepos = new Set<string>();
   readonly #waiters = new Map<number, Waiter[]>();
+  /** Enqueues whose job row is being inserted, by repo and ref. */
+  readonly #creating = new Map<string, Promise<JobRecord>>();
   #closed = false;
   #pumpScheduled = false;
 
@@ -58,19 +60,30 @@ export class LocalJobQueue implements JobQueue {
    * rerun: the next push or sync queues a fresh one, and a silent rerun could
    * repeat whatever crashed us. Jobs this queue itself runs are left alone.
    */
-  recover(): JobRecord[] {
+  async recover(): Promise<JobRecord[]> {
     const now = Date.now();
     const mine = (id: number) => this.#running.has(id) || this.#pending.some((j) => j.id === id);
-    const dead = this.#store.unfinishedJobs().filter((j) => !mine(j.id));
-    for (const job of dead) this.#store.updateJob(job.id, { state: 'failed', error: INTERRUPTED, finishedAt: now });
+    const dead = (await this.#store.unfinishedJobs()).filter((j) => !mine(j.id));
+    for (const job of dead) await this.#store.updateJob(job.id, { state: 'failed', error: INTERRUPTED, finishedAt: now });
     return dead;
   }
 
-  enqueue(req: EnqueueRequest): JobRecord {
-    if (this.#closed) throw new SnapError('internal', 'job queue is closed');
+  enqueue(req: EnqueueRequest): Promise<JobRecord> {
+    if (this.#closed) return Promise.reject(new SnapError('internal', 'job queue is closed'));
+    // Coalesce with a queued twin, or with one still being recorded (the insert is async, so
+    // a burst of enqueues in one tick must find the first one's promise, not race it).
+    const key = `${req.repo}\0${req.ref ?? ''}`;
+    const creating = this.#creating.get(key);
+    if (creating) return creating;
     const twin = this.#pending.find((j) => j.repo === req.repo && j.ref === req.ref);
-    if (twin) return this.#store.getJob(twin.id) ?? twin;
-    const job = this.#store.createJob({
+    if (twin) return this.#store.getJob(twin.id).then((j) => j ?? twin);
+    const created = this.#create(req).finally(() => this.#creating.delete(key));
+    this.#creating.set(key, created);
+    return created;
+  }
+
+  async #create(req: EnqueueRequest): Promise<JobRecord> {
+    const job = await this.#store.createJob({
       repo: req.repo,
       kind: 'sync',
       ref: req.ref,
@@ -82,6 +95,10 @@ export class LocalJobQueue implements JobQueue {
       startedAt: null,
       finishedAt: null,
     });
+    if (this.#closed) {
+      await this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() });
+      throw new SnapError('internal', 'job queue is closed');
+    }
     this.#pending.push(job);
     this.#schedulePump();
     return job;
@@ -95,16 +112,13 @@ export class LocalJobQueue implements JobQueue {
         this.#waiters.set(id, list);
       });
     }
-    try {
-      const job = this.#store.getJob(id);
+    return this.#store.getJob(id).then((job) => {
       if (!job) throw new SnapError('not-found', `job ${id} not found`);
       if (job.state === 'queued' || job.state === 'running') {
         throw new SnapError('conflict', `job ${id} is ${job.state} but is not run by this process`);
       }
-      return Promise.resolve(job);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+      return job;
+    });
   }
 
   async close(): Promise<void> {
@@ -113,16 +127,17 @@ export class LocalJobQueue implements JobQueue {
       // Queued jobs will not start now; record that so their waiters and status pages are not left hanging.
       const pending = this.#pending;
       this.#pending = [];
-      for (const job of pending) this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() });
+      await Promise.all(pending.map((job) => this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() })));
     }
+    await Promise.all([...this.#creating.values()].map((p) => p.catch(() => {})));
     await Promise.all(this.#running.values());
   }
 
-  /** Start jobs on a later tick, so a synchronous burst of enqueues can coalesce first. */
+  /** Start jobs on a later turn of the event loop, so a burst of enqueues (each awaited) can coalesce first. */
   #schedulePump(): void {
     if (this.#pumpScheduled) return;
     this.#pumpScheduled = true;
-    queueMicrotask(() => {
+    setImmediate(() => {
       this.#pumpScheduled = false;
       this.#pump();
     });
@@ -140,10 +155,12 @@ export class LocalJobQueue implements JobQueue {
       this.#pending.splice(i, 1);
       this.#busyRepos.add(job.repo);
       // Bookkeeping runs in a .then, so always after this loop, never re-entering it.
-      const settled = this.#run(job).then((final) => {
+      // The job counts as running until its end is recorded, so wait() never finds it in between.
+      const settled = this.#run(job).then(async (final) => {
+        const record = await this.#record(job, final);
         this.#busyRepos.delete(job.repo);
         this.#running.delete(job.id);
-        this.#finish(job, final);
+        this.#deliver(job.id, record); // after the bookkeeping: a waiter may call wait() again at once
         this.#pump();
       });
       this.#running.set(job.id, settled);
@@ -157,7 +174,7 @@ export class LocalJobQueue implements JobQueue {
     let timer: NodeJS.Timeout | null = null;
     try {
       const job: JobRecord = { ...queued, state: 'running', phase, startedAt: Date.now() };
-      this.#store.updateJob(job.id, { state: 'running', phase, startedAt: job.startedAt });
+      await this.#store.updateJob(job.id, { state: 'running', phase, startedAt: job.startedAt });
       // Phases are written at most every PHASE_WRITE_MS (the final state carries the last one):
       // a sync with nothing new then writes only its job's start and end.
       let lastWrite = Date.now();
@@ -165,11 +182,8 @@ export class LocalJobQueue implements JobQueue {
         timer = null;
         if (done) return; // a runner that reports after settling must not rewrite history
         lastWrite = Date.now();
-        try {
-          this.#store.updateJob(job.id, { phase });
-        } catch {
-          // Progress is cosmetic; a failed update must not fail the build.
-        }
+        // Progress is cosmetic; a failed update must not fail the build.
+        this.#store.updateJob(job.id, { phase }).catch(() => {});
       };
       const report = (p: string): void => {
         if (done) return;
@@ -188,16 +202,23 @@ export class LocalJobQueue implements JobQueue {
   }
 
   /** Record a job's final state and hand the record to its waiters, even if the store fails. */
-  #finish(job: JobRecord, patch: JobPatch): void {
-    let record: JobRecord;
+  async #finish(job: JobRecord, patch: JobPatch): Promise<void> {
+    this.#deliver(job.id, await this.#record(job, patch));
+  }
+
+  /** Write a job's final state; the record to hand its waiters, even if the store fails. */
+  async #record(job: JobRecord, patch: JobPatch): Promise<JobRecord> {
     try {
-      this.#store.updateJob(job.id, patch);
-      record = this.#store.getJob(job.id) ?? { ...job, ...patch };
+      await this.#store.updateJob(job.id, patch);
+      return (await this.#store.getJob(job.id)) ?? { ...job, ...patch };
     } catch {
-      record = { ...job, ...patch };
+      return { ...job, ...patch };
     }
-    const waiters = this.#waiters.get(job.id) ?? [];
-    this.#waiters.delete(job.id);
+  }
+
+  #deliver(id: number, record: JobRecord): void {
+    const waiters = this.#waiters.get(id) ?? [];
+    this.#waiters.delete(id);
     for (const w of waiters) w.resolve(record);
   }
 }

@@ -77,6 +77,7 @@ function forget(): void {
   server.reports.length = 0;
   bucket.requests.length = 0;
   bucket.refuse.clear();
+  bucket.cut.clear();
 }
 
 /**
@@ -158,6 +159,20 @@ test('a URL the bucket refuses (403, 404, 410) falls back to the server for that
   assert.deepEqual(JSON.parse(r.stdout).objectStore, { artifacts: digests.length - refused.size, fellBack: refused.size });
   assert.deepEqual(compareClones(gitClone([]), t.dir, { mode: 'editable' }), []);
   assert.deepEqual(server.reports, [], 'a refused URL is not a bad artifact');
+});
+
+test('a download from the bucket that breaks off midway is fetched again from the server', async () => {
+  forget();
+  const { pulled } = serve(main);
+  const cut = pulled.filter((d) => bucket.objects.get(d)!.length > 1);
+  for (const d of cut) bucket.cut.add(d);
+  const t = target();
+  const r = await clone([t.dir, '--quiet', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const d of cut) assert.equal(server.hits(d), 1, `${d.slice(0, 12)} through the server`);
+  assert.deepEqual(JSON.parse(r.stdout).objectStore, { artifacts: pulled.length - cut.length, fellBack: cut.length });
+  assert.deepEqual(compareClones(gitClone([]), t.dir, { mode: 'editable' }), []);
+  assert.deepEqual(server.reports, [], 'a broken connection is not a bad artifact');
 });
 
 test('URLs past expiresAt are not used: everything comes from the server', async () => {

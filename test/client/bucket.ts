@@ -45,6 +45,8 @@ export class Bucket {
   readonly requests: SeenRequest[] = [];
   /** Digests answered with this status instead of their bytes. */
   readonly refuse = new Map<string, number>();
+  /** Digests whose body breaks off halfway (the connection is destroyed after the first half). */
+  readonly cut = new Set<string>();
   private server!: Server;
 
   static async start(): Promise<Bucket> {
@@ -60,7 +62,8 @@ export class Bucket {
         return void res.end(`<Error><Code>${status === 403 ? 'AccessDenied' : 'NoSuchKey'}</Code></Error>`);
       }
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
-      res.end(body);
+      if (!b.cut.has(digest)) return void res.end(body);
+      res.write(body.subarray(0, body.length >> 1), () => res.destroy());
     });
     b.url = await listen(b.server);
     return b;

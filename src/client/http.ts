@@ -179,7 +179,8 @@ export class ServerClient {
         return got;
       } catch (err) {
         // Refused, expired or unreachable: the server has the same bytes. Wrong bytes are not retried anywhere.
-        if (!(err instanceof DirectUnavailable) || this.closed) throw err;
+        if (!(err instanceof DirectUnavailable)) throw err;
+        if (this.closed) throw new SnapError('unreachable', err.message);
         this.stats.fallbacks++;
       }
     }

@@ -28,6 +28,7 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
     depth,
     mode,
     waitTimeoutMs,
+    proxy: v.proxy === true,
     // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
     progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
   });
@@ -43,6 +44,12 @@ function timeoutMs(t: string | undefined): number {
   return Math.round(Number(t) * 1000);
 }
 
+/** Where the artifacts came from, when the server handed out object-store URLs. */
+function fromStore(s: { artifacts: number; fellBack: number }): string {
+  if (s.artifacts === 0 && s.fellBack === 0) return '';
+  return `, ${s.artifacts} artifacts from the object store${s.fellBack ? `, ${s.fellBack} fell back to the server` : ''}`;
+}
+
 /** --bench: per-phase time, then the timeline of when each step ended. */
 function benchReport(r: import('../client/clone.js').CloneResult): string {
   const p = r.phases;
@@ -50,7 +57,7 @@ function benchReport(r: import('../client/clone.js').CloneResult): string {
   const rate = p.download > 0 ? ` (${(mib / (p.download / 1000)).toFixed(0)} MiB/s)` : '';
   const rows: [string, number, string][] = [
     ['resolve', p.resolve, 'wall'],
-    ['download', p.download, `wall, ${mib.toFixed(1)} MiB${rate}`],
+    ['download', p.download, `wall, ${mib.toFixed(1)} MiB${rate}${fromStore(r.objectStore)}`],
     ['verify', p.verify, 'SHA-256 of artifacts + SHA-1 of blobs, all threads'],
     ['inflate', p.inflate, 'zlib/zstd, all writers'],
     ['write', p.write, `mkdir + files, ${r.writerThreads ? `all ${r.writerThreads} writer threads` : 'on the main thread'}, ${r.files} files`],

@@ -9,7 +9,7 @@ Usage:
   snapclone list    [--json]
   snapclone remove  NAME [--json]
   snapclone set-url NAME URL [--no-wait] [--json]
-  snapclone clone   NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [-q|--quiet] [--json] [--bench]
+  snapclone clone   NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [--proxy] [-q|--quiet] [--json] [--bench]
   snapclone --version | --help | help <command>
 
 Client commands talk to --server URL, else $SNAPCLONE_SERVER, else http://127.0.0.1:7420
@@ -62,7 +62,7 @@ Its artifacts stay on the server's disk, unreferenced.
 Point NAME at a new upstream URL (admin). The server checks that the URL is reachable, re-points the
 mirror and builds the default branch; without --no-wait, returns when that build is done.
 `,
-  clone: `Usage: snapclone clone NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [-q|--quiet] [--json] [--bench] [--server URL]
+  clone: `Usage: snapclone clone NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [--proxy] [-q|--quiet] [--json] [--bench] [--server URL]
 
 Clone NAME into DIR (default: NAME's last path segment without .git, as git names it). As with git
 clone, DIR must not exist or be an empty directory, which is then filled in place (a mount point,
@@ -74,10 +74,14 @@ building a newer one, one line on stderr says so, even with --quiet:
   snapclone: cloned <ref> at <commit>; the server is still building <newer commit>
 and --json reports it as "newer": {"commit", "job"} (null when nothing newer is building). When
 nothing was built yet, the clone waits for the server's build, showing its phase on stderr.
+When the server hands out object-store URLs, artifacts come straight from the object store (no
+token sent there); one that fails there (refused, expired, unreachable) comes from the server.
+Every byte is verified against the manifest's digests either way.
   -b, --branch B check out branch B, or tag B (detached HEAD), like git clone --branch
   --depth 1      shallow clone of one commit, like git clone --depth 1
   --mode files   write only the work tree, no .git
   --timeout S    wait at most S seconds for a build (default 1800); then exit 11
+  --proxy        download every artifact through the server, never from the object store
   -q, --quiet    print neither "Cloning into '<dir>'...", waiting lines nor progress on stderr
   --json         print one JSON result object on stdout
   --bench        print a per-phase timing breakdown on stderr

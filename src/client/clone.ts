@@ -14,6 +14,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
 import { resolveRef, type NewerBuild, type Resolved } from './resolve.js';
+import { checkDownloadsMatch } from './downloads.js';
 import { WriterPool } from './pool.js';
 import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
 import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
@@ -47,6 +48,8 @@ export interface CloneOptions {
   warn?: (message: string) => void;
   /** Where the line saying a newer commit is still building goes (printed even when quiet); default: stderr. */
   notice?: (line: string) => void;
+  /** Every artifact through the server, never straight from the object store (--proxy). */
+  proxy?: boolean;
 }
 
 export interface CloneResult {
@@ -71,6 +74,8 @@ export interface CloneResult {
   writerThreads: number;
   /** The server was still building a newer commit of the ref: the clone has the newest one built for its mode. */
   newer: NewerBuild | null;
+  /** Artifacts (the manifest included) fetched straight from object-store URLs, and those whose URL failed and came from the server. */
+  objectStore: { artifacts: number; fellBack: number };
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
@@ -103,11 +108,14 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       mode: want,
       timeoutMs: opts.waitTimeoutMs ?? 30 * 60_000,
       onWait: (line) => progress.status(line),
+      proxy: opts.proxy === true,
     });
     mark('resolve');
     if (resolved.mode && !modeServes(resolved.mode, want)) throw lesserMode(resolved.mode, want);
+    client.useDownloads(resolved.downloads);
     const manifest = parseManifest((await client.download(resolved.manifest))!);
     checkManifestMatches(manifest, resolved, want);
+    if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);
     mark('manifest');
     // A big table means writer threads: boot one now, overlapping the table download.
     if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
@@ -292,6 +300,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       },
       writerThreads,
       newer: resolved.newer,
+      objectStore: { artifacts: client.stats.direct, fellBack: client.stats.fallbacks },
     };
   } catch (err) {
     // After a signal, the failure is a consequence of it (an abandoned write):

@@ -8,12 +8,22 @@
  * differs from what the manifest promised; transport failures are retried,
  * integrity failures and missing artifacts are not: the server is told (best
  * effort) so it re-verifies its copy, and the clone fails.
+ *
+ * When resolve handed out object-store URLs (downloads.ts), an artifact comes
+ * from its URL, over a keep-alive pool of its own per origin and with no
+ * header of ours (the admin token never leaves for another origin). A URL that
+ * is refused (403/404/410, any answer but 200), expired, or whose origin cannot
+ * be reached falls back to the server for that artifact; wrong bytes do not:
+ * they are an integrity failure, reported to the server, as from the server.
+ * node:http here too rather than undici: undici is a dev dependency only, and
+ * one http.Agent per origin gives the same separate pools.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { SnapError, integrityError } from '../util/errors.js';
+import type { Downloads } from './downloads.js';
 
 export interface Artifact {
   digest: string;
@@ -34,10 +44,19 @@ export class ServerClient {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly token: string | undefined;
-  /** Main-thread time spent hashing downloads (ms), and when the first and last artifact bytes arrived. */
-  readonly stats = { verifyMs: 0, firstByteAt: 0, lastByteAt: 0 };
+  /**
+   * Main-thread time spent hashing downloads (ms), when the first and last
+   * artifact bytes arrived, artifacts fetched from object-store URLs, and those
+   * that fell back to the server.
+   */
+  readonly stats = { verifyMs: 0, firstByteAt: 0, lastByteAt: 0, direct: 0, fallbacks: 0 };
   /** Reports sent, by artifact, so each is reported once (and every failing download waits for it). */
   private readonly reports = new Map<string, Promise<void>>();
+  /** Object-store URLs from resolve, if any; their pools by origin; origins that could not be reached. */
+  private downloads: Downloads | null = null;
+  private readonly directAgents = new Map<string, http.Agent>();
+  private readonly unreachableOrigins = new Set<string>();
+  private readonly connections: number;
 
   constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined } = {}) {
     let u: URL;
@@ -54,7 +73,8 @@ export class ServerClient {
     this.url = u;
     this.base = serverUrl.replace(/\/+$/, '');
     const Agent = u.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: opts.connections ?? 8, scheduling: 'lifo' });
+    this.connections = opts.connections ?? 8;
+    this.agent = new Agent({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
     this.token = opts.token;
   }
 
@@ -64,6 +84,41 @@ export class ServerClient {
   async close(): Promise<void> {
     this.closed = true;
     this.agent.destroy();
+    for (const a of this.directAgents.values()) a.destroy();
+  }
+
+  /** Fetch artifacts from these object-store URLs where they name one (null: everything from the server). */
+  useDownloads(d: Downloads | null): void {
+    this.downloads = d;
+  }
+
+  /** The object-store URL to try for an artifact, if there is one still worth trying. */
+  private directUrl(digest: string): URL | null {
+    const d = this.downloads;
+    if (!d || Date.now() >= d.expiresAt) return null;
+    const u = d.urls.get(digest);
+    return u && !this.unreachableOrigins.has(u.origin) ? u : null;
+  }
+
+  /** GET an object-store URL: its own pool per origin, and no header of ours (no token, no admin headers). */
+  private sendDirect(u: URL): Promise<http.IncomingMessage> {
+    if (this.closed) return Promise.reject(new Error('the client was closed'));
+    const https_ = u.protocol === 'https:';
+    let agent = this.directAgents.get(u.origin);
+    if (!agent) {
+      agent = new (https_ ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
+      this.directAgents.set(u.origin, agent);
+    }
+    return new Promise((resolve, reject) => {
+      const req = (https_ ? https : http).request(
+        // URL.hostname keeps an IPv6 address's brackets; the socket wants it bare (node brackets the Host header itself).
+        { protocol: u.protocol, hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname + u.search, method: 'GET', headers: {}, agent },
+        resolve,
+      );
+      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
+      req.on('error', reject);
+      req.end();
+    });
   }
 
   private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean } = {}): Promise<http.IncomingMessage> {
@@ -116,6 +171,19 @@ export class ServerClient {
    * written to that path as they arrive (bounded memory); otherwise returned.
    */
   async download(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void } = {}): Promise<Buffer | null> {
+    const url = this.directUrl(a.digest);
+    if (url) {
+      try {
+        const got = await this.downloadOnce(a, opts, url);
+        this.stats.direct++;
+        return got;
+      } catch (err) {
+        // Refused, expired or unreachable: the server has the same bytes. Wrong bytes are not retried anywhere.
+        if (!(err instanceof DirectUnavailable)) throw err;
+        if (this.closed) throw new SnapError('unreachable', err.message);
+        this.stats.fallbacks++;
+      }
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.downloadOnce(a, opts);
@@ -129,14 +197,24 @@ export class ServerClient {
     }
   }
 
-  private async downloadOnce(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void }): Promise<Buffer | null> {
+  /** One GET of an artifact, from the server or (with `direct`) from an object-store URL. */
+  private async downloadOnce(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void }, direct?: URL): Promise<Buffer | null> {
     if (opts.toFile) rmSync(opts.toFile, { force: true }); // a retry starts over
     const short = a.digest.slice(0, 12);
+    // Named in errors by origin only: the rest of a presigned URL is a credential.
+    const whose = direct ? `the object store's copy (at ${direct.origin})` : "the server's copy";
+    const transport = (message: string) => (direct ? new DirectUnavailable(message) : new SnapError('unreachable', message));
     let res: http.IncomingMessage;
     try {
-      res = await this.send('GET', `/v1/artifacts/${a.digest}`, {});
+      res = direct ? await this.sendDirect(direct) : await this.send('GET', `/v1/artifacts/${a.digest}`, {});
     } catch (err) {
-      throw new SnapError('unreachable', `download of ${short} failed: ${(err as Error).message}`);
+      // An origin that cannot be reached will not be for the next artifact either: do not wait on it again.
+      if (direct) this.unreachableOrigins.add(direct.origin);
+      throw transport(`download of ${short} failed: ${(err as Error).message}`);
+    }
+    if (direct && res.statusCode !== 200) {
+      res.resume();
+      throw new DirectUnavailable(`artifact ${short}: ${direct.origin} answered ${res.statusCode}`);
     }
     if (res.statusCode !== 200) {
       res.resume();
@@ -151,7 +229,7 @@ export class ServerClient {
     if (announced !== null && announced !== a.size) {
       res.destroy();
       await this.report(a.digest, announced < a.size ? 'truncated' : 'digest-mismatch');
-      throw integrityError(`the server's copy of artifact ${short} is ${announced < a.size ? 'truncated' : 'larger than the manifest says'}: ${announced} of ${a.size} bytes`);
+      throw integrityError(`${whose} of artifact ${short} is ${announced < a.size ? 'truncated' : 'larger than the manifest says'}: ${announced} of ${a.size} bytes`);
     }
     const hash = createHash('sha256');
     let got = 0;
@@ -168,7 +246,7 @@ export class ServerClient {
       await new Promise<void>((resolve, reject) => {
         res.on('data', (chunk: Buffer) => {
           try {
-            if (got + chunk.length > a.size) throw new BadCopy('digest-mismatch', `the server's copy of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
+            if (got + chunk.length > a.size) throw new BadCopy('digest-mismatch', `${whose} of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
             const t = performance.now();
             if (!stats.firstByteAt) stats.firstByteAt = t;
             hash.update(chunk);
@@ -183,8 +261,8 @@ export class ServerClient {
           }
         });
         res.on('end', resolve);
-        res.on('error', (err) => reject(new SnapError('unreachable', `download of ${short} broke off: ${err.message}`)));
-        res.on('close', () => reject(new SnapError('unreachable', `download of ${short} broke off after ${got} of ${a.size} bytes`)));
+        res.on('error', (err) => reject(transport(`download of ${short} broke off: ${err.message}`)));
+        res.on('close', () => reject(transport(`download of ${short} broke off after ${got} of ${a.size} bytes`)));
       });
     } catch (err) {
       if (!(err instanceof BadCopy)) throw err;
@@ -197,11 +275,11 @@ export class ServerClient {
     // A response that ended cleanly but short is the server's whole copy: truncated.
     if (got !== a.size) {
       await this.report(a.digest, 'truncated');
-      throw integrityError(`the server's copy of artifact ${short} is truncated: ${got} of ${a.size} bytes`);
+      throw integrityError(`${whose} of artifact ${short} is truncated: ${got} of ${a.size} bytes`);
     }
     if (hash.digest('hex') !== a.digest) {
       await this.report(a.digest, 'digest-mismatch');
-      throw integrityError(`artifact ${short} does not match its SHA-256 digest`);
+      throw integrityError(`${direct ? `${whose} of artifact` : 'artifact'} ${short} does not match its SHA-256 digest`);
     }
     return buf;
   }
@@ -225,6 +303,9 @@ export class ServerClient {
     return sent;
   }
 }
+
+/** An object-store URL did not give the artifact (refused, unreachable, broke off): the server is asked instead. */
+class DirectUnavailable extends Error {}
 
 /** The bytes a server sent are not the artifact (found mid-body); reported once the body is abandoned. */
 class BadCopy extends Error {

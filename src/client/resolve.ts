@@ -3,12 +3,15 @@
  * the newest commit built for a mode serving the request (saying so when a
  * newer one is building), or 202 when nothing was ever built for it: then we
  * follow the job, at the pace the server hints, and ask again until the
- * deadline.
+ * deadline. The answer may say where to fetch the artifacts straight from the
+ * object store (`downloads`, checked in downloads.ts); `proxy` asks the server
+ * not to, and any it sends anyway is ignored.
  */
 import { failedJobError, type ServerClient } from './http.js';
 import { SnapError } from '../util/errors.js';
 import { isDigest, isOid } from '../util/hash.js';
 import { LIMITS, MANIFEST_MODES, type ManifestMode } from '../clonepack/manifest.js';
+import { parseDownloads, type Downloads } from './downloads.js';
 
 /** A build of a newer commit of the ref that the server is still running (commit null: not known yet). */
 export interface NewerBuild {
@@ -25,6 +28,8 @@ export interface Resolved {
   mode: ManifestMode | undefined;
   manifest: { digest: string; size: number };
   newer: NewerBuild | null;
+  /** Object-store URLs for the manifest and its artifacts; null: all from the server (always with `proxy`). */
+  downloads: Downloads | null;
 }
 
 export interface ResolveOptions {
@@ -32,6 +37,8 @@ export interface ResolveOptions {
   mode: ManifestMode;
   timeoutMs: number;
   onWait?: (line: string) => void;
+  /** Every artifact through the server (--proxy): sends proxy=1 and ignores `downloads`. */
+  proxy?: boolean;
 }
 
 /** Bounds on the pause between polls: a server's hint is taken within them. */
@@ -42,7 +49,7 @@ const POLL_DEFAULT_MS = 300;
 export async function resolveRef(client: ServerClient, name: string, ref: string, opts: ResolveOptions): Promise<Resolved> {
   const started = Date.now();
   const deadline = started + opts.timeoutMs;
-  const path = `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${opts.mode}`;
+  const path = `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${opts.mode}${opts.proxy ? '&proxy=1' : ''}`;
   const what = `${name}${ref ? ` ${ref}` : ''} (${opts.mode})`;
   const timedOut = () =>
     new SnapError('timeout', `the server was still building ${what} after ${Math.round((Date.now() - started) / 1000)} s; try again later or raise --timeout`);
@@ -55,7 +62,7 @@ export async function resolveRef(client: ServerClient, name: string, ref: string
   for (;;) {
     if (Date.now() > deadline) throw timedOut();
     const { status, json, headers } = await client.json('GET', path);
-    if (status === 200) return checkResolved(json);
+    if (status === 200) return checkResolved(json, opts.proxy === true);
     if (status !== 202) throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
     const jobId = jobIdOf(json.job);
     const delay = pollDelayMs(json.retryAfter, headers['retry-after']);
@@ -96,7 +103,7 @@ function jobIdOf(job: unknown): number | null {
   return id;
 }
 
-function checkResolved(j: Record<string, unknown>): Resolved {
+function checkResolved(j: Record<string, unknown>, proxy: boolean): Resolved {
   const m = j.manifest as { digest?: unknown; size?: unknown } | undefined;
   const bad = (what: string) => new SnapError('invalid', `server sent a malformed resolve answer (${what})`);
   if (
@@ -121,6 +128,7 @@ function checkResolved(j: Record<string, unknown>): Resolved {
     mode: j.mode as ManifestMode | undefined,
     manifest: { digest: m.digest, size: m.size },
     newer: checkNewer(j.newer, bad),
+    downloads: proxy ? null : parseDownloads(j.downloads),
   };
 }
 

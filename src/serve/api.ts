@@ -24,6 +24,8 @@ import type { ArtifactIntegrity } from './integrity.js';
 import { damagedArtifacts } from './manifest-health.js';
 import type { SyncService } from './sync.js';
 import { receiveWebhook, WebhookReads } from './hooks.js';
+import { latestSnapshot } from './records.js';
+import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
@@ -41,6 +43,8 @@ export interface ApiContext {
   integrity: ArtifactIntegrity;
   /** Composes and remembers manifests from ref records (one per server: the scrubber shares it). */
   composer?: ManifestComposer;
+  /** Presigned object-store URLs for resolve answers; absent: clients fetch through the server. */
+  downloads?: PresignedDownloads | null;
 }
 
 interface Api extends ApiContext {
@@ -113,7 +117,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
     if (action === 'resolve' && parts.length === 4 && method === 'GET')
-      return resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), res);
+      return resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res);
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -302,6 +306,8 @@ async function newerBuild(ctx: Api, name: string, ref: string, commit: string | 
     } catch {
       tip = null; // the mirror is being replaced: nothing known
     }
+  } else if (job.state === 'running' && job.ref === ref) {
+    tip = job.commit; // no mirror here (the builds run on workers): what the job fetched, once it has
   }
   if (tip !== null && tip !== commit) return { commit: tip, job: job.id };
   return unfetched ? { commit: null, job: unfetched.id } : null;
@@ -323,7 +329,7 @@ function building(res: ServerResponse, job: JobRecord): void {
   sendJson(res, 202, { status: 'building', job: jobView(job), retryAfter: BUILDING_RETRY_AFTER });
 }
 
-async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, res: ServerResponse): Promise<void> {
+async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, proxy: boolean, res: ServerResponse): Promise<void> {
   const repo = await getRepoOr404(ctx, name);
   const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
   const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
@@ -342,12 +348,14 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         builtAt: rec.builtAt,
         sizes: m.sizes,
         newer: await newerBuild(ctx, name, rec.ref, rec.commit),
+        downloads: ctx.downloads && !proxy ? await ctx.downloads.forManifest(m.digest) : null,
       });
     }
   }
   // Not built yet for this mode. A build in flight, or one we can start, means "come back later".
-  const mirror = ctx.sync.mirrorDir(name);
-  const mirrored = existsSync(`${mirror}/HEAD`);
+  // The refs as this server knows them: its mirror, or (builds on workers) the newest refs snapshot.
+  const known = await knownRefs(ctx, name);
+  const mirrored = known !== null;
   // A job is about this request if it builds one of the candidates; a plain sync builds the
   // default branch, and is the only way to learn anything while there is no mirror yet.
   const about = (j: JobRecord) => (j.ref === null ? !mirrored || defaultRef === null || candidates.includes(defaultRef) : candidates.includes(j.ref));
@@ -359,8 +367,8 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
   const last = recent.find((j) => (j.state === 'failed' && about(j)) || (j.state === 'succeeded' && (about(j) || j.ref === null)));
   if (last?.state === 'failed') throw failedBuild(name, refParam, last);
   let target: string | null = null;
-  if (mirrored) {
-    const refs = await ctx.mirrorRefs.get(mirror); // shared and reused: one git run for many requests
+  if (known) {
+    const refs = known;
     target = candidates.find((c) => refs.some((r) => r.name === c)) ?? null;
   }
   if (!target) {
@@ -380,6 +388,13 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
     throw err;
   }
   building(res, job);
+}
+
+/** The mirror's refs (one shared git run for many requests), else the latest snapshot's, else null: nothing fetched yet. */
+async function knownRefs(ctx: Api, name: string): Promise<Array<{ name: string }> | null> {
+  const mirror = ctx.sync.mirrorDir(name);
+  if (existsSync(`${mirror}/HEAD`)) return ctx.mirrorRefs.get(mirror);
+  return (await latestSnapshot(ctx.meta, name))?.data.refs ?? null;
 }
 
 function isUnfinished(j: JobRecord): boolean {

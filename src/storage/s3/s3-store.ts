@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -78,7 +78,7 @@ export class S3ArtifactStore implements ArtifactStore {
   readonly #threshold: number;
   readonly #partSize: number;
   /** Stats in flight, one HEAD per digest however many ask at once (reuse checks come in bursts). */
-  readonly #statting = new Map<string, Promise<{ size: number; etag: string } | null>>();
+  readonly #statting = new Map<string, Promise<Found | null>>();
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw invalid('an S3 artifact store needs a bucket');
@@ -148,8 +148,8 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async openCopy(digest: string): Promise<{ stream: Readable; copy: StoredCopy }> {
     checkDigest(digest);
-    const { stream, etag } = await this.#get(digest);
-    return { stream, copy: etag };
+    const { stream, copy } = await this.#get(digest);
+    return { stream, copy };
   }
 
   async read(digest: string): Promise<Buffer> {
@@ -176,7 +176,7 @@ export class S3ArtifactStore implements ArtifactStore {
     checkDigest(digest);
     const key = this.#key(digest);
     const found = await this.#headKey(key);
-    if (!found || (copy !== undefined && found.etag !== copy)) {
+    if (!found || (copy !== undefined && found.copy !== copy)) {
       if (found) log.warn(`artifact ${digest}: not quarantined, the copy found damaged was replaced meanwhile`);
       return false;
     }
@@ -259,7 +259,7 @@ export class S3ArtifactStore implements ArtifactStore {
       // Without enforced create-only, a HEAD first; with it, still for big uploads (no point sending
       // gigabytes already there, and multipart completion is not atomically conditional everywhere).
       const before = !this.#conditional || multipart ? await this.#head(digest) : null;
-      let stored: { size: number; etag: string } | null = before;
+      let stored: Found | null = before;
       if (!before) {
         const created = multipart ? await this.#putParts(digest, body) : await this.#putSingle(digest, body);
         if (created) {
@@ -272,15 +272,15 @@ export class S3ArtifactStore implements ArtifactStore {
       if (stored!.size === size) return; // same digest and size: the same bytes (reads verify the rest)
       const reason = `stored copy has ${stored!.size} bytes, the artifact has ${size}`;
       if (attempt > 2) throw integrityError(`stored artifact ${digest} is damaged (${reason}) and could not be replaced`);
-      await this.quarantine(digest, reason, stored!.etag);
+      await this.quarantine(digest, reason, stored!.copy);
     }
   }
 
   /** One PUT. False when the store already has the key (412). */
   async #putSingle(digest: string, body: SingleBody): Promise<boolean> {
     const key = this.#key(digest);
-    const payload = 'bytes' in body ? body.bytes : body.fh.createReadStream({ start: 0, autoClose: false, highWaterMark: READ_CHUNK });
     const length = 'bytes' in body ? body.bytes.length : (await body.fh.stat()).size;
+    const payload = 'bytes' in body ? body.bytes : fileRange(body.fh, 0, length - 1);
     try {
       await this.#client.send(
         new PutObjectCommand({
@@ -315,7 +315,7 @@ export class S3ArtifactStore implements ArtifactStore {
     try {
       const done: { ETag: string; PartNumber: number }[] = [];
       for (const [i, p] of body.parts.entries()) {
-        const stream = body.fh.createReadStream({ start: p.start, end: p.end, autoClose: false, highWaterMark: READ_CHUNK });
+        const stream = fileRange(body.fh, p.start, p.end);
         try {
           const res = await this.#client.send(
             new UploadPartCommand({
@@ -363,7 +363,7 @@ export class S3ArtifactStore implements ArtifactStore {
     });
   }
 
-  async #get(digest: string, range?: { start: number; end: number }): Promise<{ stream: Readable; etag: string }> {
+  async #get(digest: string, range?: { start: number; end: number }): Promise<{ stream: Readable; copy: StoredCopy }> {
     const key = this.#key(digest);
     let res;
     try {
@@ -379,10 +379,10 @@ export class S3ArtifactStore implements ArtifactStore {
       stream.destroy();
       throw new SnapError('internal', `the object store ignored the byte range of GET ${key}`);
     }
-    return { stream, etag: res.ETag ?? '' };
+    return { stream, copy: copyOf(res) };
   }
 
-  #head(digest: string): Promise<{ size: number; etag: string } | null> {
+  #head(digest: string): Promise<Found | null> {
     let p = this.#statting.get(digest);
     if (!p) {
       p = this.#headKey(this.#key(digest)).finally(() => this.#statting.delete(digest));
@@ -391,10 +391,10 @@ export class S3ArtifactStore implements ArtifactStore {
     return p;
   }
 
-  async #headKey(key: string): Promise<{ size: number; etag: string } | null> {
+  async #headKey(key: string): Promise<Found | null> {
     try {
       const res = await this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { size: res.ContentLength ?? 0, etag: res.ETag ?? '' };
+      return { size: res.ContentLength ?? 0, etag: res.ETag ?? '', copy: copyOf(res) };
     } catch (err) {
       if (status(err) === 404) return null;
       throw storeError('HEAD', key, err);
@@ -419,6 +419,20 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 }
 
+interface Found {
+  size: number;
+  etag: string;
+  copy: StoredCopy;
+}
+
+/**
+ * Which stored copy this is: its ETag (an MD5 of the bytes put, on most stores) and its
+ * time of writing, so a good copy put again over one rotten at rest (same ETag) still differs.
+ */
+function copyOf(res: { ETag?: string | undefined; LastModified?: Date | undefined }): StoredCopy {
+  return `${res.ETag ?? ''}@${res.LastModified?.getTime() ?? 0}`;
+}
+
 type SingleBody = { bytes: Uint8Array; md5: string } | { fh: FileHandle; md5: string };
 type PartsBody = { fh: FileHandle; parts: { start: number; end: number }[]; md5s: string[] };
 type Body = SingleBody | PartsBody;
@@ -430,7 +444,7 @@ async function hashFile(fh: FileHandle, parts: { start: number; end: number }[])
   let md5 = createHash('md5');
   let part = 0;
   let pos = 0;
-  for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, highWaterMark: READ_CHUNK }) as AsyncIterable<Buffer>) {
+  for await (const chunk of fileRange(fh, 0, Infinity) as AsyncIterable<Buffer>) {
     sha.update(chunk);
     let off = 0;
     while (off < chunk.length) {
@@ -448,6 +462,25 @@ async function hashFile(fh: FileHandle, parts: { start: number; end: number }[])
   }
   if (md5s.length < parts.length) md5s.push(md5.digest('base64')); // an empty file's one empty part, or a short last one
   return { digest: sha.digest('hex'), size: pos, md5s };
+}
+
+/**
+ * Bytes [start, end] of an open file as a stream of chunks read at their offsets. Unlike
+ * FileHandle.createReadStream, destroying it never closes the file (the next part reads it too).
+ */
+function fileRange(fh: FileHandle, start: number, end: number): Readable {
+  return Readable.from(
+    (async function* () {
+      for (let pos = start; pos <= end; ) {
+        const want = Math.min(READ_CHUNK, end - pos + 1);
+        const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(want), 0, want, pos);
+        if (bytesRead === 0) return; // end of file: a shorter file than planned fails its length or MD5 check
+        pos += bytesRead;
+        yield buffer.subarray(0, bytesRead);
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 function status(err: unknown): number | undefined {

@@ -27,8 +27,10 @@ export function s3Settings(env: NodeJS.ProcessEnv): {
   const endpoint = env.SNAPCLONE_S3_ENDPOINT?.trim() || undefined;
   if (endpoint && !/^https?:\/\/[^/\s]+/.test(endpoint)) throw invalid(`SNAPCLONE_S3_ENDPOINT must be an http(s) URL, not ${JSON.stringify(endpoint.slice(0, 80))}`);
   if (endpoint && /^https?:\/\/[^/]*@/.test(endpoint)) throw invalid('SNAPCLONE_S3_ENDPOINT must not carry credentials: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile');
-  const prefix = env.SNAPCLONE_S3_PREFIX ?? '';
-  if (prefix.startsWith('/') || /(^|\/)\.\.?(\/|$)/.test(prefix)) throw invalid(`SNAPCLONE_S3_PREFIX must be a relative key prefix such as "snapclone/", not ${JSON.stringify(prefix.slice(0, 80))}`);
+  const rawPrefix = env.SNAPCLONE_S3_PREFIX?.trim() ?? '';
+  // A folder of keys: 'snap' means 'snap/' (else keys would read 'snapsha256/...').
+  const prefix = rawPrefix && !rawPrefix.endsWith('/') ? `${rawPrefix}/` : rawPrefix;
+  if (prefix.startsWith('/') || /(^|\/)\.\.?(\/|$)/.test(prefix)) throw invalid(`SNAPCLONE_S3_PREFIX must be a relative key prefix such as "snapclone/", not ${JSON.stringify(rawPrefix.slice(0, 80))}`);
   const cacheRaw = env.SNAPCLONE_S3_CACHE_MB?.trim() || '2048';
   const cacheMb = Number(cacheRaw);
   if (!/^\d+$/.test(cacheRaw) || !Number.isSafeInteger(cacheMb)) throw invalid(`SNAPCLONE_S3_CACHE_MB must be a whole number of MiB (0 turns the disk cache off), not ${JSON.stringify(cacheRaw)}`);

@@ -4,7 +4,8 @@
  * claimed digest is refused, and putting an existing digest is a no-op.
  * A stored copy found damaged is quarantined: moved aside with a reason, after
  * which it reads as absent until a put of the same digest restores it.
- * Local disk implements it now; S3-compatible storage will later.
+ * Implementations: local disk (storage/local), an S3-compatible bucket
+ * (storage/s3), and a bounded disk cache in front of a remote one (storage/cache).
  */
 import type { Readable } from 'node:stream';
 
@@ -59,6 +60,11 @@ export interface ArtifactStore {
   presign?(digest: string, seconds: number): Promise<string>;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
+  /**
+   * A URL that GETs the artifact (byte ranges work) for `seconds`, straight from the backend,
+   * if it can hand those out (S3). It does not check the artifact exists.
+   */
+  presign?(digest: string, seconds: number): Promise<string>;
 }
 
 /**

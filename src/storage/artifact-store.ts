@@ -56,8 +56,6 @@ export interface ArtifactStore {
   quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean>;
   /** Artifacts quarantined and not restored since. */
   listQuarantined(): Promise<QuarantinedArtifact[]>;
-  /** A presigned GET URL for the artifact, valid `seconds` (byte ranges work with it); only stores a client can reach directly. */
-  presign?(digest: string, seconds: number): Promise<string>;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
   /**

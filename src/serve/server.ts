@@ -10,7 +10,7 @@ import { LocalArtifactStore } from '../storage/local/local-store.js';
 import { SqliteMetadataStore } from '../metadata/sqlite/sqlite-store.js';
 import { INTERRUPTED, LocalJobQueue } from '../queue/local/local-queue.js';
 import type { EnqueueRequest, JobRunner } from '../queue/job-queue.js';
-import type { ArtifactInfo } from '../storage/artifact-store.js';
+import type { ArtifactInfo, ArtifactStore } from '../storage/artifact-store.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';
 import { sendJson } from './http-util.js';
 import { SyncService } from './sync.js';
@@ -21,6 +21,8 @@ import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
 import { pollSeconds, UpstreamPoller } from './poller.js';
 import { RecheckAfterBuild } from './recheck.js';
+import { PresignedDownloads, presignSecondsFromEnv } from './downloads.js';
+import { openArtifactStore, s3Settings } from '../storage/config.js';
 import type { SyncOptions } from './sync.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -85,7 +87,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const pollEvery = pollSeconds(opts.pollSeconds);
     await listen(server, opts.port, host);
     meta = openMetadata(join(opts.dataDir, 'snapclone.db'));
-    const store = new LoggedArtifactStore(join(opts.dataDir, 'artifacts'));
+    // S3 when SNAPCLONE_S3_BUCKET is set (it logs its own writes), else local disk with a debug line per write.
+    const store: ArtifactStore = s3Settings(process.env) ? openArtifactStore(process.env, opts.dataDir) : new LoggedArtifactStore(join(opts.dataDir, 'artifacts'));
+    const presignFor = presignSecondsFromEnv(process.env);
+    const presign = store.presign?.bind(store);
+    const downloads = presign && presignFor !== null ? new PresignedDownloads({ read: (d) => store.read(d), presign }, presignFor) : null;
     const sync = new SyncService(opts.dataDir, store, meta, opts.buildOptions);
     const checks = { meta, mirrorDir: (repo: string) => sync.mirrorDir(repo), enqueue: (req: EnqueueRequest) => queue!.enqueue(req) };
     recheck = new RecheckAfterBuild(checks);
@@ -98,7 +104,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     integrity = new ArtifactIntegrity(store);
     const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
     const composer = new ManifestComposer(store, meta); // one per server: resolves and the scrubber share what it composed
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity, composer }));
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity, composer, downloads }));
     const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
     if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }, composer);
   } catch (err) {

@@ -174,10 +174,10 @@ export class SyncService {
    * no mirror: the plain fetch of everything follows, and the log says why.
    */
   async #bootstrap(repo: RepoRecord, dir: string, report: (phase: string) => void): Promise<void> {
-    const { levels } = await getLevels(this.meta, repo.name, repo.url);
-    if (levels.length === 0) return;
-    const refs = (await latestSnapshot(this.meta, repo.name))?.data.refs ?? [];
     try {
+      const { levels } = await getLevels(this.meta, repo.name, repo.url);
+      if (levels.length === 0) return; // nothing stored yet (the first build): the plain fetch
+      const refs = (await latestSnapshot(this.meta, repo.name))?.data.refs ?? [];
       const r = await bootstrapMirror({ dir, url: repo.url, levels, refs, store: this.store, report });
       log.info(`${repo.name}: mirror bootstrapped from the store in ${r.ms} ms: ${r.packs} history pack(s), ${r.bytes} bytes, ${r.refs} refs`);
     } catch (err) {

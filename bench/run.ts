@@ -33,6 +33,10 @@
  * `npm run bench -- --freshness <upstream>... [--runs N] [--ns 1,10,100]` runs
  * the freshness benchmark instead (freshness.ts: cold build, no-op re-sync,
  * re-sync after N commits, push-to-clonable); `--freshness --help` lists its options.
+ *
+ * `npm run bench -- --bootstrap <upstream>... [--runs N]` runs the worker bootstrap
+ * benchmark instead (bootstrap.ts: a fresh worker's first build with and without the
+ * mirror bootstrap from the store); `--bootstrap --help` lists its options.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -289,6 +293,10 @@ async function main(): Promise<void> {
     // The freshness benchmark (freshness.ts) has its own options; it takes over the whole run.
     const { freshnessMain } = await import('./freshness.js');
     return freshnessMain(argv.filter((a) => a !== '--freshness'));
+  }
+  if (argv.includes('--bootstrap')) {
+    const { bootstrapMain } = await import('./bootstrap.js');
+    return bootstrapMain(argv.filter((a) => a !== '--bootstrap'));
   }
   const { values, positionals } = parseArgs({
     allowPositionals: true,

@@ -28,6 +28,7 @@ import { lsRemote } from '../builder/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../builder/mirror.js';
 import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../builder/commit-build.js';
 import { updateLevels } from '../builder/levels.js';
+import { bootstrapMirror } from '../builder/bootstrap.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
@@ -47,9 +48,11 @@ export interface SyncOptions {
   reuseBuilds: number;
   /** Test hook: awaited before each publish step ('shallow', 'files', 'history'); a gate in the build. */
   beforeStep?: (step: 'shallow' | 'files' | 'history', repo: string) => Promise<void>;
+  /** Build a missing mirror from the store's history levels (default: unless $SNAPCLONE_MIRROR_BOOTSTRAP is 0). */
+  bootstrapMirror: boolean;
 }
 
-const DEFAULTS: SyncOptions = { historyPackMaxBytes: 512 << 20, reuseBuilds: 8 };
+const DEFAULTS: Omit<SyncOptions, 'bootstrapMirror'> = { historyPackMaxBytes: 512 << 20, reuseBuilds: 8 };
 
 interface Target {
   ref: string;
@@ -78,7 +81,7 @@ export class SyncService {
     private readonly meta: MetadataStore,
     options: Partial<SyncOptions> = {},
   ) {
-    this.#options = { ...DEFAULTS, ...options };
+    this.#options = { ...DEFAULTS, bootstrapMirror: process.env.SNAPCLONE_MIRROR_BOOTSTRAP !== '0', ...options };
     this.#removeStaleScratch();
   }
 
@@ -116,6 +119,7 @@ export class SyncService {
     report('asking upstream');
     const remote = await lsRemote(repo.url);
     const { seq, refs } = await this.#fetchLock.run(repo.name, async () => {
+      if (this.#options.bootstrapMirror && !existsSync(dir)) await this.#bootstrap(repo, dir, report);
       await ensureMirror(dir, repo.url);
       let refs = await snapshotRefs(dir);
       if (!sameTips(refs, remote.refs)) {
@@ -162,6 +166,23 @@ export class SyncService {
       rmSync(scratch, { recursive: true, force: true });
     }
     return { commit: primary };
+  }
+
+  /**
+   * A worker without this mirror builds it from the store when the upstream's history levels
+   * are there (builder/bootstrap.ts), so the fetch brings only what is new. Any failure leaves
+   * no mirror: the plain fetch of everything follows, and the log says why.
+   */
+  async #bootstrap(repo: RepoRecord, dir: string, report: (phase: string) => void): Promise<void> {
+    try {
+      const { levels } = await getLevels(this.meta, repo.name, repo.url);
+      if (levels.length === 0) return; // nothing stored yet (the first build): the plain fetch
+      const refs = (await latestSnapshot(this.meta, repo.name))?.data.refs ?? [];
+      const r = await bootstrapMirror({ dir, url: repo.url, levels, refs, store: this.store, report });
+      log.info(`${repo.name}: mirror bootstrapped from the store in ${r.ms} ms: ${r.packs} history pack(s), ${r.bytes} bytes, ${r.refs} refs`);
+    } catch (err) {
+      log.warn(`${repo.name}: could not bootstrap the mirror from the store (${(err as Error).message}); fetching everything from the upstream`);
+    }
   }
 
   /** A repository removed or re-pointed while this job ran gets nothing from it. */

@@ -21,7 +21,9 @@ Exit status is 0 on success; otherwise a one-line reason is printed on stderr (e
 export const COMMAND_HELP: Record<string, string> = {
   serve: `Usage: snapclone serve [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--poll-seconds 180]
 
-Run the server in the foreground, logging to stderr. GET /healthz answers 200 once it is ready.
+Run the server in the foreground, logging JSON lines to stderr. GET /healthz answers 200 once it
+is up; GET /readyz 503 while its database or artifact store does not answer; GET /metrics is
+Prometheus text (it needs the admin token, or $SNAPCLONE_METRICS_TOKEN, when either is set).
 Data (bare mirrors, artifacts, SQLite metadata) lives in --data-dir, else $SNAPCLONE_DATA_DIR,
 else ~/.local/share/snapclone. Listening beyond loopback needs $SNAPCLONE_ADMIN_TOKEN, which
 the admin commands (add, sync, remove, set-url) must then present. One server per data dir

@@ -159,5 +159,7 @@ export interface MetadataStore {
   /** Jobs left queued or running by a previous process (after a crash or restart). */
   unfinishedJobs(): Promise<JobRecord[]>;
 
+  /** Resolves if the database answers a trivial query now; rejects otherwise (GET /readyz). */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }

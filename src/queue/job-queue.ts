@@ -9,6 +9,15 @@ export interface EnqueueRequest {
   ref: string | null;
 }
 
+/** What the queue holds right now (for /metrics): jobs by state, and when the oldest queued one was created. */
+export interface QueueStats {
+  queued: number;
+  running: number;
+  dead: number;
+  /** createdAt (ms since the epoch) of the oldest queued job, null if none is queued. */
+  oldestQueuedAt: number | null;
+}
+
 export type JobRunner = (job: JobRecord, report: (phase: string) => void) => Promise<{ commit: string | null }>;
 
 export interface JobQueue {
@@ -19,6 +28,8 @@ export interface JobQueue {
   enqueue(req: EnqueueRequest): Promise<JobRecord>;
   /** Resolves when the job has finished (either way), with its final record. */
   wait(id: number): Promise<JobRecord>;
+  /** Counts of queued, running and dead jobs and the oldest queued job's creation time. */
+  stats(): Promise<QueueStats>;
   /** Stop taking new jobs and wait for running ones. */
   close(): Promise<void>;
 }

@@ -28,6 +28,8 @@ import { latestSnapshot } from './records.js';
 import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
+import { recordClone, recordResolve, sendMetrics } from './metrics.js';
+import { ReadinessCheck, sendReadiness } from './readiness.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
 
 export interface ApiContext {
@@ -37,6 +39,8 @@ export interface ApiContext {
   sync: SyncService;
   /** SHA-256 of the admin token, or null when none is required. */
   adminTokenHash: Buffer | null;
+  /** SHA-256 of a token that opens GET /metrics only (the admin token opens it too); null or absent: none. */
+  metricsTokenHash?: Buffer | null;
   hot?: HotArtifactCache;
   /** Bound on builds started by resolves without the admin token (default ON_DEMAND_LIMITS). */
   onDemandLimits?: OnDemandLimits;
@@ -52,6 +56,7 @@ interface Api extends ApiContext {
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
   hookReads: WebhookReads;
+  readiness: ReadinessCheck;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -62,6 +67,7 @@ export function apiHandler(context: ApiContext) {
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
     hookReads: new WebhookReads(),
+    readiness: new ReadinessCheck(context),
   };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
@@ -79,6 +85,11 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   if (url.pathname === '/healthz') {
     const quarantined = (await ctx.store.listQuarantined()).length; // damaged artifacts degrade, not fail: the rest still serves
     return sendJson(res, 200, { status: quarantined ? 'degraded' : 'ok', quarantined });
+  }
+  if (url.pathname === '/readyz' && (method === 'GET' || method === 'HEAD')) return sendReadiness(res, ctx.readiness); // open: load balancers ask
+  if (url.pathname === '/metrics' && (method === 'GET' || method === 'HEAD')) {
+    requireMetricsAccess(ctx, req);
+    return sendMetrics(res, ctx.queue, method === 'HEAD');
   }
   if (parts[0] !== 'v1') return sendJson(res, 404, { error: 'not found', code: 'not-found' });
 
@@ -117,7 +128,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
     if (action === 'resolve' && parts.length === 4 && method === 'GET')
-      return resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res);
+      return timed(res, () => resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res));
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -137,9 +148,38 @@ function decodeSegment(s: string): string {
 /** Whether the request may call admin endpoints: it carries the token, or none is configured. */
 function isAdmin(ctx: ApiContext, req: IncomingMessage): boolean {
   if (!ctx.adminTokenHash) return true;
+  return bearerIs(req, ctx.adminTokenHash);
+}
+
+/** Whether the request's bearer token hashes to `hash` (compared in constant time). */
+function bearerIs(req: IncomingMessage, hash: Buffer): boolean {
   const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
   const given = createHash('sha256').update(m?.[1] ?? '').digest();
-  return !!m && timingSafeEqual(given, ctx.adminTokenHash);
+  return !!m && timingSafeEqual(given, hash);
+}
+
+/**
+ * /metrics tells how busy the server is and what fails: closed like the admin endpoints when a
+ * token is configured (the admin token, or the metrics-only one a scraper can hold without
+ * being able to change anything).
+ */
+function requireMetricsAccess(ctx: ApiContext, req: IncomingMessage): void {
+  const metricsHash = ctx.metricsTokenHash ?? null;
+  if (!ctx.adminTokenHash && !metricsHash) return;
+  if ((ctx.adminTokenHash && bearerIs(req, ctx.adminTokenHash)) || (metricsHash && bearerIs(req, metricsHash))) return;
+  throw new SnapError('unauthorized', '/metrics needs the metrics or admin token (Authorization: Bearer ...)');
+}
+
+/** A resolve, timed for /metrics by how it ended: served (200), building (202) or error. */
+async function timed(res: ServerResponse, run: () => Promise<void>): Promise<void> {
+  const t0 = performance.now();
+  let outcome: 'served' | 'building' | 'error' = 'error';
+  try {
+    await run();
+    outcome = res.statusCode === 200 ? 'served' : res.statusCode === 202 ? 'building' : 'error';
+  } finally {
+    recordResolve(outcome, (performance.now() - t0) / 1000);
+  }
 }
 
 function requireAdmin(ctx: ApiContext, req: IncomingMessage): void {
@@ -338,6 +378,8 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
     // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
     if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) {
       const m = await ctx.composer.manifestFor(rec);
+      const newer = await newerBuild(ctx, name, rec.ref, rec.commit);
+      recordClone(want);
       return sendJson(res, 200, {
         repo: name,
         upstream: repo.url,
@@ -347,7 +389,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         manifest: { digest: m.digest, size: m.size },
         builtAt: rec.builtAt,
         sizes: m.sizes,
-        newer: await newerBuild(ctx, name, rec.ref, rec.commit),
+        newer,
         downloads: ctx.downloads && !proxy ? await ctx.downloads.forManifest(m.digest) : null,
       });
     }

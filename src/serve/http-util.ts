@@ -1,7 +1,8 @@
 /** Small HTTP helpers for the API: JSON bodies, errors as JSON, status mapping. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SnapError, type ErrorCode } from '../util/errors.js';
-import { log } from '../util/log.js';
+import { log, type LogFields } from '../util/log.js';
+import { recordError } from './metrics.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   usage: 400,
@@ -18,7 +19,26 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   locked: 503,
 };
 
+/** Request ids by request (set by the request log, server.ts), for the lines logged about a request. */
+const requestIds = new WeakMap<IncomingMessage, string>();
+
+export function setRequestId(req: IncomingMessage, id: string): void {
+  requestIds.set(req, id);
+}
+
+export function requestIdOf(req: IncomingMessage | undefined): string | undefined {
+  return req ? requestIds.get(req) : undefined;
+}
+
+/** Log fields naming the request a response answers (its id), if it has one. */
+function requestFields(res: ServerResponse): LogFields | undefined {
+  const reqId = requestIdOf(res.req as IncomingMessage | undefined);
+  return reqId ? { reqId } : undefined;
+}
+
+/** Send a JSON body; an error body (status >= 400 with a "code") is counted by its code in /metrics. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (status >= 400 && typeof (body as { code?: unknown } | null)?.code === 'string') recordError((body as { code: string }).code);
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
@@ -33,22 +53,24 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  */
 export function sendError(res: ServerResponse, err: unknown): void {
   const what = requestLabel(res);
+  const fields = requestFields(res);
   if (res.headersSent) {
     if (clientWentAway(res, err)) {
       // Not our failure: a client that cancels (Ctrl-C, a timeout) closes its socket mid-body.
-      log.debug(`${what}: client closed the connection: ${causeText(err)}`);
+      log.debug(`${what}: client closed the connection: ${causeText(err)}`, fields);
       res.destroy();
       return;
     }
-    log.error(`${what}: response aborted after its headers were sent: ${causeText(err)}`);
-    log.stack(err);
+    recordError('aborted');
+    log.error(`${what}: response aborted after its headers were sent: ${causeText(err)}`, fields);
+    log.stack(err, fields);
     res.destroy();
     return;
   }
   const status = err instanceof SnapError ? (STATUS[err.code] ?? 500) : 500;
   if (status >= 500) {
-    log.error(`${what}: ${status}: ${causeText(err)}`);
-    log.stack(err);
+    log.error(`${what}: ${status}: ${causeText(err)}`, fields);
+    log.stack(err, fields);
   }
   if (err instanceof SnapError) {
     sendJson(res, status, { error: err.message, code: err.code });

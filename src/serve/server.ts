@@ -4,7 +4,7 @@
  */
 import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { LocalArtifactStore } from '../storage/local/local-store.js';
 import { SqliteMetadataStore } from '../metadata/sqlite/sqlite-store.js';
@@ -12,7 +12,8 @@ import { INTERRUPTED, LocalJobQueue } from '../queue/local/local-queue.js';
 import type { EnqueueRequest, JobRunner } from '../queue/job-queue.js';
 import type { ArtifactInfo, ArtifactStore } from '../storage/artifact-store.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';
-import { sendJson } from './http-util.js';
+import { sendJson, setRequestId } from './http-util.js';
+import { recordBuild, recordRequest } from './metrics.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { ManifestComposer } from './compose.js';
@@ -32,6 +33,8 @@ export interface ServeOptions {
   port: number;
   dataDir: string;
   adminToken?: string | undefined;
+  /** A token that opens GET /metrics only (default $SNAPCLONE_METRICS_TOKEN); the admin token opens it too. */
+  metricsToken?: string | undefined;
   buildConcurrency?: number;
   buildOptions?: Partial<SyncOptions>;
   /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
@@ -100,11 +103,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const dead = await queue.recover();
     if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
     const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
+    const metricsToken = opts.metricsToken ?? (process.env.SNAPCLONE_METRICS_TOKEN || undefined);
+    const metricsTokenHash = metricsToken ? createHash('sha256').update(metricsToken).digest() : null;
     const cacheMb = process.env.SNAPCLONE_CACHE_MB === undefined ? 256 : Number(process.env.SNAPCLONE_CACHE_MB);
     integrity = new ArtifactIntegrity(store);
     const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
     const composer = new ManifestComposer(store, meta); // one per server: resolves and the scrubber share what it composed
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, hot, integrity, composer, downloads }));
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, metricsTokenHash, hot, integrity, composer, downloads }));
     const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
     if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }, composer);
   } catch (err) {
@@ -182,8 +187,10 @@ function jobRunner(sync: SyncService): JobRunner {
         report(phase);
       });
       log.debug(`job ${job.id}: succeeded in ${Date.now() - t0} ms`);
+      recordBuild('succeeded', (Date.now() - t0) / 1000);
       return result;
     } catch (err) {
+      recordBuild('failed', (Date.now() - t0) / 1000);
       log.error(`job ${job.id} failed after ${Date.now() - t0} ms: ${(err as Error).message}`);
       log.stack(err);
       throw err;
@@ -209,14 +216,20 @@ class LoggedArtifactStore extends LocalArtifactStore {
 }
 
 /**
- * One info line per request once its response is done: method, path (secrets
- * in the query redacted by the logger), status, body bytes, milliseconds, and
- * "aborted" when the connection closed before the response was complete.
- * Headers are never logged (they carry the admin token).
+ * One info line per request once its response is done: method, path (secrets in the query
+ * redacted by the logger), status, body bytes, milliseconds, and "aborted" when the connection
+ * closed before the response was complete; the same as fields, with the request id. The id is
+ * the client's `x-request-id` when that is a short safe token (a proxy's id then threads
+ * through), else a fresh one; it is echoed in the response. Headers are never logged (they
+ * carry the admin token). The line also feeds the request and byte counters of /metrics.
  */
 export function withRequestLog(handler: RequestListener): RequestListener {
   return (req, res) => {
     const t0 = performance.now();
+    const given = req.headers['x-request-id'];
+    const reqId = typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+    setRequestId(req, reqId);
+    res.setHeader('x-request-id', reqId);
     let bytes = 0;
     const count = (chunk: unknown, encoding?: unknown) => {
       if (typeof chunk === 'string') bytes += Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
@@ -233,11 +246,18 @@ export function withRequestLog(handler: RequestListener): RequestListener {
       return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
     } as typeof res.end;
     res.once('close', () => {
-      const status = res.headersSent ? String(res.statusCode) : '-';
+      const status = res.headersSent ? res.statusCode : null;
       const body = req.method === 'HEAD' ? 0 : bytes;
       const ms = Math.round(performance.now() - t0);
-      log.info(`${req.method ?? '?'} ${req.url ?? '?'} ${status} ${body} B ${ms} ms${res.writableFinished ? '' : ' aborted'}`);
+      const aborted = !res.writableFinished;
+      const method = req.method ?? '?';
+      const url = req.url ?? '?';
+      recordRequest(method, url, status, body);
+      log.info(`${method} ${url} ${status ?? '-'} ${body} B ${ms} ms${aborted ? ' aborted' : ''}`, { reqId, method, url, status, bytes: body, ms, aborted });
     });
     return handler(req, res);
   };
 }
+
+/** A request id we accept from a client: short, and nothing a log reader could trip on. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -56,6 +56,8 @@ export interface ArtifactStore {
   quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean>;
   /** Artifacts quarantined and not restored since. */
   listQuarantined(): Promise<QuarantinedArtifact[]>;
+  /** Resolves if the store is reachable and usable now; rejects saying why otherwise (GET /readyz). */
+  ping?(): Promise<void>;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
   /**

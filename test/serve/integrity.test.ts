@@ -12,6 +12,7 @@ import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, re
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { addAndBuild, call, commit, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { logText } from './log-lines.js';
 import { cli } from '../e2e/harness.js';
 import { gitTry } from '../support/git.js';
 import { randomBytes } from '../support/fixtures.js';
@@ -109,7 +110,7 @@ async function sync(s: Server): Promise<void> {
 }
 
 function logSince(mark: number): string {
-  return stderrLog.slice(mark).join('');
+  return logText(stderrLog.slice(mark));
 }
 
 async function cloneWorks(s: Server, work: string, dir: string): Promise<void> {

@@ -13,6 +13,7 @@ import { addAndBuild, call, makeUpstream, startTestServer, stderrLog, tempDir } 
 import { withRequestLog, type RunningServer } from '../../src/serve/server.js';
 import { sendError } from '../../src/serve/http-util.js';
 import { log } from '../../src/util/log.js';
+import { logLines, logText } from './log-lines.js';
 
 let server: RunningServer & { dataDir: string };
 
@@ -24,12 +25,12 @@ after(async () => {
   await server.close();
 });
 
-/** The log lines written while `fn` ran (after the responses' close events have fired). */
+/** The log lines written while `fn` ran (after the responses' close events have fired), as "<time> <level> <message>". */
 async function logged(fn: () => Promise<void>): Promise<string[]> {
   const from = stderrLog.length;
   await fn();
   await new Promise((r) => setTimeout(r, 50)); // 'close' of the last response fires after the client has read it
-  return stderrLog.slice(from).join('').split('\n').filter((l) => l !== '');
+  return logText(stderrLog.slice(from)).split('\n').filter((l) => l !== '');
 }
 
 test('one line per request: method, path, status, bytes, ms; no token from a header or a query string', async () => {
@@ -81,7 +82,9 @@ test('an unexpected error is a logged 500 with its cause and, at debug, its stac
     const text = lines.join('\n');
     assert.match(text, /error GET \/v1\/anything: 500: .*disk on fire/, text);
     assert.match(text, /info GET \/v1\/anything 500 /, text);
-    assert.match(text, /debug at /, 'the stack at debug');
+    const stack = logLines(stderrLog).find((l) => l.level === 'debug' && (l.err as { message?: string } | undefined)?.message === 'disk on fire');
+    assert.ok(stack, 'the stack at debug');
+    assert.ok((stack.err as { stack: string[] }).stack.some((f) => f.startsWith('at ')), JSON.stringify(stack));
   } finally {
     await new Promise((r) => http.close(r));
   }

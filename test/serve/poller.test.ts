@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { renameSync } from 'node:fs';
 import { addAndBuild, call, commit, makeUpstream, startTestServer, stderrLog, tempDir } from './helpers.js';
 import { until } from './held-upstream.js';
+import { logText } from './log-lines.js';
 import { DEFAULT_POLL_SECONDS, pollSeconds } from '../../src/serve/poller.js';
 
 async function jobs(base: string, name: string): Promise<any[]> {
@@ -16,7 +17,7 @@ async function jobs(base: string, name: string): Promise<any[]> {
 
 /** ls-remote runs of this upstream the server logged so far (debug lines of gitproc). */
 function lsRemotes(url: string): number {
-  return stderrLog.join('').split('\n').filter((l) => l.includes(' debug git ls-remote') && l.includes(url)).length;
+  return logText(stderrLog).split('\n').filter((l) => l.includes(' debug git ls-remote') && l.includes(url)).length;
 }
 
 test('polling picks up a push without any trigger, queues nothing while nothing moves, and survives an unreachable upstream', async () => {
@@ -40,7 +41,7 @@ test('polling picks up a push without any trigger, queues nothing while nothing 
     const seen = lsRemotes(up.dir);
     await until('three more polls', () => lsRemotes(up.dir) >= seen + 3);
     assert.equal((await jobs(s.url, 'polled')).length, 2);
-    assert.match(stderrLog.join(''), /warn poll: gone: git ls-remote failed/);
+    assert.match(logText(stderrLog), /warn poll: gone: git ls-remote failed/);
     assert.equal((await jobs(s.url, 'gone')).length, 1, 'a failed poll queues nothing');
   } finally {
     await s.close();

@@ -13,6 +13,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { makeUpstream, tempDir } from './helpers.js';
 import { getJson, pidsWithArg, runCli, spawnServe, until } from './process-helpers.js';
+import { logText } from './log-lines.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
 import { INTERRUPTED } from '../../src/queue/local/local-queue.js';
 import { startServer } from '../../src/serve/server.js';
@@ -117,7 +118,7 @@ test('a server that cannot bind its port changes nothing in its database; recove
     const job = (await getJson(`${url}/v1/jobs/${left.id}`)).json;
     assert.equal(job.state, 'failed');
     assert.equal(job.error, INTERRUPTED);
-    assert.match(s.stderr(), new RegExp(`warn marked 1 job\\(s\\) .* ${left.id}\\n`));
+    assert.match(logText(s.stderr()), new RegExp(`warn marked 1 job\\(s\\) .* ${left.id}\\n`));
   } finally {
     s.child.kill('SIGTERM');
     await s.exited;
@@ -263,9 +264,9 @@ test('a failed fetch is stored as "git fetch failed" with git\'s own reason, not
     assert.doesNotMatch(job.error, /Please make sure|git -c/);
     assert.doesNotMatch(job.error, /[\u0000-\u001f\u007f]/, 'no control characters in a stored error');
     // The log says so too, and at debug shows the git commands with their durations.
-    assert.match(s.stderr(), /error job \d+ failed after \d+ ms: git fetch failed/);
-    assert.match(s.stderr(), /debug git -c pack\.threads=1 fetch .*: exit \d+, \d+ ms/);
-    assert.match(s.stderr(), /debug git ls-remote .*: exit 0, \d+ ms/);
+    assert.match(logText(s.stderr()), /error job \d+ failed after \d+ ms: git fetch failed/);
+    assert.match(logText(s.stderr()), /debug git -c pack\.threads=1 fetch .*: exit \d+, \d+ ms/);
+    assert.match(logText(s.stderr()), /debug git ls-remote .*: exit 0, \d+ ms/);
   } finally {
     s.child.kill('SIGTERM');
     await s.exited;

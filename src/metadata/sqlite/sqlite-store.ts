@@ -376,6 +376,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.#stmt.unfinishedJobs.all() as JobRow[]).map(jobFromRow);
   }
 
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get(); // throws once closed
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close();
   }

@@ -5,7 +5,7 @@
  * would fight over its mirror.
  */
 import type { JobRecord, MetadataStore } from '../../metadata/metadata-store.js';
-import type { EnqueueRequest, JobQueue, JobRunner } from '../job-queue.js';
+import type { EnqueueRequest, JobQueue, JobRunner, QueueStats } from '../job-queue.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { oneLine } from '../../util/log.js';
 import { redactUrl } from '../../util/redact.js';
@@ -119,6 +119,12 @@ export class LocalJobQueue implements JobQueue {
       }
       return job;
     });
+  }
+
+  /** From memory: this queue runs every job it holds, and never dead-letters one (it runs each once). */
+  async stats(): Promise<QueueStats> {
+    const oldest = this.#pending.reduce<number | null>((min, j) => (min === null || j.createdAt < min ? j.createdAt : min), null);
+    return { queued: this.#pending.length, running: this.#running.size, dead: 0, oldestQueuedAt: oldest };
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,7 @@
  * is never moved away.
  */
 import { constants as fsConstants, createReadStream, existsSync, mkdirSync, lstatSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -175,6 +175,13 @@ export class LocalArtifactStore implements ArtifactStore {
     await writeFile(`${dest}.json`, `${JSON.stringify(record)}\n`).catch(() => undefined);
     log.error(`artifact ${digest} quarantined: ${record.reason}`);
     return true;
+  }
+
+  /** The store's directory and its tmp dir (every put goes through it) are there and usable. */
+  async ping(): Promise<void> {
+    const mode = fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK;
+    await access(this.rootDir, mode);
+    await access(this.#tmpDir, mode);
   }
 
   async listQuarantined(): Promise<QuarantinedArtifact[]> {

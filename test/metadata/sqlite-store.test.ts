@@ -110,7 +110,7 @@ async function register(store: SqliteMetadataStore, ...names: string[]): Promise
   for (const name of names) await store.addRepo({ name, url: UPSTREAM, defaultBranch: null, createdAt: 1 });
 }
 
-function newJob(repo: string, over: Partial<JobRecord> = {}): Omit<JobRecord, 'id'> {
+function newJob(repo: string, over: Partial<Omit<JobRecord, 'attempts'>> = {}): Omit<JobRecord, 'id' | 'attempts'> {
   return {
     repo,
     kind: 'sync',

@@ -22,8 +22,13 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-/** Where initdb and pg_ctl live (the newest installed major version), or null. */
+/**
+ * Where initdb and pg_ctl live (the newest installed major version), or null.
+ * SNAPCLONE_POSTGRES_BIN names the directory instead (another install, or a missing one).
+ */
 export function postgresBinDir(): string | null {
+  const override = process.env.SNAPCLONE_POSTGRES_BIN;
+  if (override) return existsSync(join(override, 'initdb')) && existsSync(join(override, 'pg_ctl')) ? override : null;
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
   const versions = readdirSync(root)
@@ -40,7 +45,7 @@ export function postgresSkipReason(): string | null {
   if (postgresBinDir() !== null && (!isRoot() || postgresUser() !== null)) return null;
   const what =
     postgresBinDir() === null
-      ? 'PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin) are not installed: apt-get install postgresql'
+      ? `PostgreSQL server binaries (initdb, pg_ctl under ${process.env.SNAPCLONE_POSTGRES_BIN || '/usr/lib/postgresql/*/bin'}) are not installed: apt-get install postgresql`
       : 'the postgres system user does not exist (needed to run PostgreSQL as root): apt-get install postgresql';
   if (process.env.SNAPCLONE_REQUIRE_SERVERS === '1') throw new Error(`SNAPCLONE_REQUIRE_SERVERS=1 but ${what}`);
   return what;

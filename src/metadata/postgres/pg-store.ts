@@ -17,6 +17,7 @@ import postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
 import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
+import { redactUrl } from '../../util/redact.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 
 export { MIGRATIONS };
@@ -114,7 +115,10 @@ export class PostgresMetadataStore implements MetadataStore {
       await migrate(sql);
     } catch (err) {
       await sql.end({ timeout: 1 }).catch(() => {});
-      throw err;
+      if (err instanceof SnapError) throw err;
+      // One line naming the database, never its password.
+      const why = redactUrl(String((err as Error).message ?? err)).split('\n')[0];
+      throw new SnapError('unreachable', `cannot open the metadata database ${redactUrl(url)}: ${why}`, { cause: err });
     }
     return new PostgresMetadataStore(sql);
   }

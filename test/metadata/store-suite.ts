@@ -182,6 +182,7 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
 
       assert.deepEqual((await store.listJobs('a/a', 10)).map((j) => j.id), [j2.id, j1.id]);
       assert.deepEqual((await store.listJobs('a/a', 1)).map((j) => j.id), [j2.id]);
+      assert.deepEqual((await store.listJobs('a/a', -1)).map((j) => j.id), [j2.id, j1.id], 'a negative limit is none');
       assert.deepEqual(await store.listJobs('none', 10), []);
       assert.deepEqual(await store.unfinishedJobs(), [j3]);
     });
@@ -367,6 +368,7 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       assert.deepEqual(await store.recentCommitBuilds('r', 1), [{ n: 4 }]);
       assert.deepEqual(await store.recentCommitBuilds('r', 10), [{ n: 4 }, { n: 2 }]);
       assert.deepEqual(await store.recentCommitBuilds('other', 10), []);
+      assert.deepEqual(await store.recentCommitBuilds('r', -1), [{ n: 4 }, { n: 2 }]);
 
       assert.equal(await store.getLevels('r', UPSTREAM), null);
       assert.equal(await store.setLevels('r', UPSTREAM, 3, [{ tips: ['x'] }]), true);

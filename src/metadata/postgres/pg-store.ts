@@ -278,7 +278,7 @@ export class PostgresMetadataStore implements MetadataStore {
   async recentCommitBuilds(repo: string, limit: number): Promise<unknown[]> {
     // id: insertion order breaks ties, as SQLite's rowid does.
     const rows = await this.sql<{ data: string }[]>`
-      SELECT data FROM commit_builds WHERE repo = ${repo} ORDER BY recorded DESC, id DESC LIMIT ${limit}`;
+      SELECT data FROM commit_builds WHERE repo = ${repo} ORDER BY recorded DESC, id DESC LIMIT ${sqlLimit(limit)}`;
     return rows.map((r) => JSON.parse(r.data));
   }
 
@@ -369,7 +369,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   async listJobs(repo: string, limit: number): Promise<JobRecord[]> {
-    const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE repo = ${repo} ORDER BY id DESC LIMIT ${limit}`;
+    const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE repo = ${repo} ORDER BY id DESC LIMIT ${sqlLimit(limit)}`;
     return rows.map(jobFromRow);
   }
 
@@ -396,6 +396,11 @@ export class PostgresMetadataStore implements MetadataStore {
       return write(tx);
     });
   }
+}
+
+/** A negative limit is no limit, as in SQLite (LIMIT NULL is LIMIT ALL in PostgreSQL). */
+function sqlLimit(limit: number): number | null {
+  return limit < 0 ? null : Math.floor(limit);
 }
 
 function repoFromRow(r: RepoRow): RepoRecord {

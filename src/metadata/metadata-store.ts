@@ -3,7 +3,7 @@ import type { ErrorCode } from '../util/errors.js';
 /**
  * Durable records: registered repositories, the mutable ref records that map a
  * (repository, ref) to its latest built manifest, and build jobs.
- * SQLite implements it now; PostgreSQL will later.
+ * Implemented on SQLite (sqlite/, the embedded default) and PostgreSQL (postgres/).
  */
 
 export interface RepoRecord {
@@ -52,7 +52,8 @@ export interface SnapshotRecord {
   createdAt: number;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
+/** 'dead': a dead letter, a job whose lease expired too often (the PostgreSQL queue; SQLite never writes it). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead';
 
 /** Why a job failed, as an error code (util/errors.ts): not-found, unreachable, build-failed... */
 export type JobErrorCode = ErrorCode;
@@ -71,10 +72,15 @@ export interface JobRecord {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** How many times a worker claimed it (SQLite, run once in process: 1 once started, else 0). */
+  attempts: number;
 }
 
-/** A job to record; errorCode defaults to null. */
-export type NewJob = Omit<JobRecord, 'id' | 'errorCode'> & { errorCode?: JobErrorCode | null };
+/** A job to record; errorCode defaults to null; attempts start at 0 (claims count them). */
+export type NewJob = Omit<JobRecord, 'id' | 'errorCode' | 'attempts'> & { errorCode?: JobErrorCode | null };
+
+/** What updateJob may change: attempts are the queue's to count, not a caller's to set. */
+export type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind' | 'attempts'>>;
 
 export interface MetadataStore {
   /** Register a repository. Returns false (and changes nothing) if the name exists. */
@@ -152,14 +158,15 @@ export interface MetadataStore {
   putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void>;
 
   createJob(job: NewJob): Promise<JobRecord>;
-  updateJob(id: number, patch: Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>): Promise<void>;
+  updateJob(id: number, patch: JobPatch): Promise<void>;
   getJob(id: number): Promise<JobRecord | null>;
   /** Most recent jobs first. */
   listJobs(repo: string, limit: number): Promise<JobRecord[]>;
   /** Jobs left queued or running by a previous process (after a crash or restart). */
   unfinishedJobs(): Promise<JobRecord[]>;
 
-  /** Resolves if the database answers a trivial query now; rejects otherwise (GET /readyz). */
+  /** Resolves when the database answers (for /readyz); rejects when it does not. */
   ping?(): Promise<void>;
+
   close(): Promise<void>;
 }

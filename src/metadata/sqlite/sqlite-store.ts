@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -167,7 +167,6 @@ interface JobRow {
   finished_at: number | null;
 }
 
-type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>;
 const PATCHABLE = ['state', 'phase', 'error', 'errorCode', 'commit', 'createdAt', 'startedAt', 'finishedAt'] as const;
 
 export class SqliteMetadataStore implements MetadataStore {
@@ -332,7 +331,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createJob(newJob: NewJob): Promise<JobRecord> {
-    const job: Omit<JobRecord, 'id'> = { ...newJob, errorCode: newJob.errorCode ?? null };
+    const job: Omit<JobRecord, 'id'> = { ...newJob, errorCode: newJob.errorCode ?? null, attempts: newJob.startedAt === null ? 0 : 1 };
     const info = this.#stmt.createJob.run({
       repo: job.repo,
       kind: job.kind,
@@ -536,5 +535,7 @@ function jobFromRow(r: JobRow): JobRecord {
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    // The local queue runs a job once, in process: claimed once it started.
+    attempts: r.started_at === null ? 0 : 1,
   };
 }

@@ -4,18 +4,15 @@
  * at once, and one at a time per repository, since two builds of the same repo
  * would fight over its mirror.
  */
-import type { JobRecord, MetadataStore } from '../../metadata/metadata-store.js';
+import type { JobPatch, JobRecord, MetadataStore } from '../../metadata/metadata-store.js';
 import type { EnqueueRequest, JobQueue, JobRunner, QueueStats } from '../job-queue.js';
+import { jobErrorMessage } from '../job-error.js';
 import { SnapError, invalid } from '../../util/errors.js';
-import { oneLine } from '../../util/log.js';
-import { redactUrl } from '../../util/redact.js';
 
 export interface LocalJobQueueOptions {
   /** Jobs run at once, across repositories (default 1). */
   concurrency?: number;
 }
-
-type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind'>>;
 
 interface Waiter {
   resolve: (job: JobRecord) => void;
@@ -121,7 +118,7 @@ export class LocalJobQueue implements JobQueue {
     });
   }
 
-  /** From memory: this queue runs every job it holds, and never dead-letters one (it runs each once). */
+  /** From memory: this process is the only one running these jobs, and it never gives one up (dead is always 0). */
   async stats(): Promise<QueueStats> {
     const oldest = this.#pending.reduce<number | null>((min, j) => (min === null || j.createdAt < min ? j.createdAt : min), null);
     return { queued: this.#pending.length, running: this.#running.size, dead: 0, oldestQueuedAt: oldest };
@@ -200,7 +197,7 @@ export class LocalJobQueue implements JobQueue {
       return { state: 'succeeded', phase: 'done', commit: result?.commit ?? null, finishedAt: Date.now() };
     } catch (err) {
       // Keep the last phase: "failed while packing history" says where.
-      return { state: 'failed', phase, error: errorMessage(err), errorCode: err instanceof SnapError ? err.code : 'build-failed', finishedAt: Date.now() };
+      return { state: 'failed', phase, error: jobErrorMessage(err), errorCode: err instanceof SnapError ? err.code : 'build-failed', finishedAt: Date.now() };
     } finally {
       done = true;
       if (timer) clearTimeout(timer);
@@ -227,10 +224,4 @@ export class LocalJobQueue implements JobQueue {
     this.#waiters.delete(id);
     for (const w of waiters) w.resolve(record);
   }
-}
-
-/** The error to store: one line, no control characters (a NUL from git's stderr once ended up in the database). */
-function errorMessage(err: unknown): string {
-  const text = err instanceof Error ? err.message || err.name : String(err);
-  return oneLine(redactUrl(text)) || 'unknown error';
 }

@@ -1,0 +1,443 @@
+/**
+ * MetadataStore on PostgreSQL (the `postgres` client), for several servers and workers sharing
+ * one database. Same semantics as the SQLite store (sqlite/sqlite-store.ts), method for method.
+ *
+ * Every conditional write (publishRef, nextSeq, setLevels, putSnapshot, putCommitBuild) is one
+ * statement, so there is no read-then-write window. Writes that depend on the repository's
+ * registration first take a share lock on its `repos` row, and the writes that change what they
+ * depend on (re-pointing, removal, ref removal) take it exclusively: under READ COMMITTED a
+ * statement's snapshot is taken when it starts, so without that lock a publish could check the
+ * tombstones before a concurrent removeRef committed and land after it (SQLite gets the same
+ * order from its single writer).
+ *
+ * BIGINT columns come back as JS numbers (every value here is a ms timestamp, seq, size or id,
+ * well within 2^53).
+ */
+import postgres from 'postgres';
+import type { Sql, TransactionSql } from 'postgres';
+import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import { SnapError, invalid } from '../../util/errors.js';
+import { redactUrl } from '../../util/redact.js';
+import { MIGRATIONS, migrate } from './migrations.js';
+
+export { MIGRATIONS };
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface PostgresStoreOptions {
+  /** Connections in the pool (default 10). */
+  max?: number;
+  /** Seconds to wait for a connection before failing (default 10). */
+  connectTimeoutSeconds?: number;
+}
+
+interface RepoRow {
+  name: string;
+  url: string;
+  default_branch: string | null;
+  created_at: number;
+}
+
+interface RefRow {
+  repo: string;
+  ref: string;
+  mode: string;
+  commit_oid: string | null;
+  seq: number;
+  built_at: number;
+  view: string;
+}
+
+export interface JobRow {
+  id: number;
+  repo: string;
+  kind: string;
+  ref: string | null;
+  state: string;
+  phase: string;
+  error: string | null;
+  error_code: string | null;
+  commit_oid: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  attempts: number;
+}
+
+interface SnapshotRow {
+  repo: string;
+  seq: number;
+  data: string;
+  created_at: number;
+}
+
+/** JobRecord field -> jobs column, for updateJob (`ref` is fixed at creation, as in SQLite). */
+const JOB_COLUMNS = {
+  state: 'state',
+  phase: 'phase',
+  error: 'error',
+  errorCode: 'error_code',
+  commit: 'commit_oid',
+  createdAt: 'created_at',
+  startedAt: 'started_at',
+  finishedAt: 'finished_at',
+} as const satisfies Partial<Record<keyof JobPatch, string>>;
+
+/** The client, with BIGINT (oid 20) read as a number instead of a string. */
+function connect(url: string, opts: PostgresStoreOptions): Sql<{ bigint: number }> {
+  return postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    onnotice: () => {}, // "relation already exists, skipping" and the like
+    types: {
+      bigint: {
+        to: 20,
+        from: [20],
+        serialize: (x: number) => String(x),
+        parse: (x: string) => Number(x),
+      },
+    },
+  });
+}
+
+export class PostgresMetadataStore implements MetadataStore {
+  /** The connection pool, shared with the PostgreSQL job queue (queue/postgres/). */
+  readonly sql: Sql<{ bigint: number }>;
+  #closed = false;
+
+  private constructor(sql: Sql<{ bigint: number }>) {
+    this.sql = sql;
+  }
+
+  /** Connects and brings the schema up to date (safe when several processes start at once). */
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresMetadataStore> {
+    const sql = connect(url, opts);
+    try {
+      await migrate(sql);
+    } catch (err) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      if (err instanceof SnapError) throw err;
+      // One line naming the database, never its password.
+      const why = redactUrl(String((err as Error).message ?? err)).split('\n')[0];
+      throw new SnapError('unreachable', `cannot open the metadata database ${redactUrl(url)}: ${why}`, { cause: err });
+    }
+    return new PostgresMetadataStore(sql);
+  }
+
+  async ping(): Promise<void> {
+    await this.sql`SELECT 1`;
+  }
+
+  async addRepo(rec: RepoRecord): Promise<boolean> {
+    const res = await this.sql`
+      INSERT INTO repos (name, url, default_branch, created_at)
+      VALUES (${rec.name}, ${rec.url}, ${rec.defaultBranch}, ${rec.createdAt})
+      ON CONFLICT (name) DO NOTHING`;
+    return res.count === 1;
+  }
+
+  async getRepo(name: string): Promise<RepoRecord | null> {
+    const rows = await this.sql<RepoRow[]>`SELECT * FROM repos WHERE name = ${name}`;
+    return rows[0] ? repoFromRow(rows[0]) : null;
+  }
+
+  async listRepos(): Promise<RepoRecord[]> {
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    const rows = await this.sql<RepoRow[]>`SELECT * FROM repos ORDER BY name COLLATE "C"`;
+    return rows.map(repoFromRow);
+  }
+
+  async setDefaultBranch(name: string, branch: string | null): Promise<void> {
+    const res = await this.sql`UPDATE repos SET default_branch = ${branch} WHERE name = ${name}`;
+    if (res.count === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
+  }
+
+  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      // The UPDATE locks the repository row: publishes of this repository wait for the commit.
+      const res = await tx`UPDATE repos SET url = ${url} WHERE name = ${name}`;
+      if (res.count === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
+      if (!opts.newUpstream) return;
+      // Another upstream: every ref record goes (tombstoned at the current seq, so a build of
+      // the old upstream still running cannot bring one back), and so do the level chain, the
+      // snapshots and the composed manifests: none of the old upstream's history may end up in
+      // the new one's manifests.
+      await tx`
+        INSERT INTO ref_tombstones (repo, ref, seq)
+        SELECT DISTINCT repo, ref, COALESCE((SELECT seq FROM repo_seq WHERE repo = ${name}), 0)
+        FROM ref_modes WHERE repo = ${name}
+        ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`;
+      await tx`DELETE FROM ref_modes WHERE repo = ${name}`;
+      await tx`DELETE FROM repo_levels WHERE repo = ${name}`;
+      await tx`DELETE FROM refs_snapshots WHERE repo = ${name}`;
+      await tx`DELETE FROM composed_manifests WHERE repo = ${name}`;
+      if (opts.defaultBranch !== undefined) {
+        await tx`UPDATE repos SET default_branch = ${opts.defaultBranch} WHERE name = ${name}`;
+      }
+    });
+  }
+
+  async removeRepo(name: string): Promise<RepoRecord | null> {
+    return this.sql.begin(async (tx) => {
+      const rows = await tx<RepoRow[]>`SELECT * FROM repos WHERE name = ${name} FOR UPDATE`;
+      if (!rows[0]) return null;
+      await tx`DELETE FROM ref_modes WHERE repo = ${name}`;
+      await tx`DELETE FROM commit_builds WHERE repo = ${name}`;
+      await tx`DELETE FROM repo_levels WHERE repo = ${name}`;
+      await tx`DELETE FROM refs_snapshots WHERE repo = ${name}`;
+      await tx`DELETE FROM composed_manifests WHERE repo = ${name}`;
+      await tx`DELETE FROM ref_tombstones WHERE repo = ${name}`;
+      // Queued and running jobs stay, so their end is still recorded; the seq counter stays.
+      await tx`DELETE FROM jobs WHERE repo = ${name} AND state IN ('succeeded', 'failed', 'dead')`;
+      await tx`DELETE FROM repos WHERE name = ${name}`;
+      return repoFromRow(rows[0]);
+    });
+  }
+
+  async nextSeq(repo: string): Promise<number> {
+    // One statement, so the increment is atomic across connections and processes.
+    const rows = await this.sql<{ seq: number }[]>`
+      INSERT INTO repo_seq (repo, seq) VALUES (${repo}, 1)
+      ON CONFLICT (repo) DO UPDATE SET seq = repo_seq.seq + 1
+      RETURNING seq`;
+    return rows[0]!.seq;
+  }
+
+  async getRef(repo: string, ref: string, mode: RefMode = 'full'): Promise<RefRecord | null> {
+    const rows = await this.sql<RefRow[]>`SELECT * FROM ref_modes WHERE repo = ${repo} AND ref = ${ref} AND mode = ${mode}`;
+    return rows[0] ? refFromRow(rows[0]) : null;
+  }
+
+  async getRefModes(repo: string, ref: string): Promise<RefRecord[]> {
+    const rows = await this.sql<RefRow[]>`SELECT * FROM ref_modes WHERE repo = ${repo} AND ref = ${ref} ORDER BY mode COLLATE "C"`;
+    return rows.map(refFromRow);
+  }
+
+  async listRefs(repo: string): Promise<RefRecord[]> {
+    const rows = await this.sql<RefRow[]>`SELECT * FROM ref_modes WHERE repo = ${repo} ORDER BY ref COLLATE "C", mode COLLATE "C"`;
+    return rows.map(refFromRow);
+  }
+
+  async publishRef(rec: RefRecord, upstream: string): Promise<boolean> {
+    if (!Number.isSafeInteger(rec.seq)) throw invalid(`ref seq must be an integer, got ${rec.seq}`);
+    const view = JSON.stringify(rec.view);
+    return this.#whileRegistered(rec.repo, upstream, async (tx) => {
+      // The registration check, the tombstone check and the seq comparison live in the one
+      // statement: a newer build that landed first always wins.
+      const res = await tx`
+        INSERT INTO ref_modes (repo, ref, mode, commit_oid, seq, built_at, view)
+        SELECT ${rec.repo}, ${rec.ref}, ${rec.mode}, ${rec.commit}, ${rec.seq}, ${rec.builtAt}, ${view}
+        WHERE EXISTS (SELECT 1 FROM repos WHERE name = ${rec.repo} AND url = ${upstream})
+          AND NOT EXISTS (SELECT 1 FROM ref_tombstones WHERE repo = ${rec.repo} AND ref = ${rec.ref} AND seq >= ${rec.seq})
+        ON CONFLICT (repo, ref, mode) DO UPDATE SET
+          commit_oid = excluded.commit_oid,
+          seq = excluded.seq,
+          built_at = excluded.built_at,
+          view = excluded.view
+        WHERE excluded.seq > ref_modes.seq`;
+      return res.count === 1;
+    });
+  }
+
+  async removeRef(repo: string, ref: string, seq?: number): Promise<boolean> {
+    if (seq !== undefined && !Number.isSafeInteger(seq)) throw invalid(`ref seq must be an integer, got ${seq}`);
+    return this.sql.begin(async (tx) => {
+      // Exclusive against publishes of this repository (see the file comment).
+      await tx`SELECT 1 FROM repos WHERE name = ${repo} FOR UPDATE`;
+      if (seq === undefined) {
+        await tx`
+          INSERT INTO ref_tombstones (repo, ref, seq)
+          VALUES (${repo}, ${ref}, COALESCE((SELECT seq FROM repo_seq WHERE repo = ${repo}), 0))
+          ON CONFLICT (repo, ref) DO UPDATE SET seq = excluded.seq`;
+        const res = await tx`DELETE FROM ref_modes WHERE repo = ${repo} AND ref = ${ref}`;
+        return res.count > 0;
+      }
+      await tx`
+        INSERT INTO ref_tombstones (repo, ref, seq) VALUES (${repo}, ${ref}, ${seq})
+        ON CONFLICT (repo, ref) DO UPDATE SET seq = GREATEST(ref_tombstones.seq, excluded.seq)`;
+      const res = await tx`DELETE FROM ref_modes WHERE repo = ${repo} AND ref = ${ref} AND seq < ${seq}`;
+      return res.count > 0;
+    });
+  }
+
+  async putCommitBuild(repo: string, commit: string, stage: 'shallow' | 'files', data: unknown): Promise<void> {
+    // A stage never goes back: 'files' is not replaced by 'shallow'.
+    await this.sql`
+      INSERT INTO commit_builds (repo, commit_oid, stage, data, recorded)
+      VALUES (${repo}, ${commit}, ${stage}, ${JSON.stringify(data)}, ${Date.now()})
+      ON CONFLICT (repo, commit_oid) DO UPDATE SET
+        stage = excluded.stage, data = excluded.data, recorded = excluded.recorded
+      WHERE NOT (commit_builds.stage = 'files' AND excluded.stage = 'shallow')`;
+  }
+
+  async getCommitBuild(repo: string, commit: string): Promise<{ stage: 'shallow' | 'files'; data: unknown } | null> {
+    const rows = await this.sql<{ stage: 'shallow' | 'files'; data: string }[]>`
+      SELECT stage, data FROM commit_builds WHERE repo = ${repo} AND commit_oid = ${commit}`;
+    return rows[0] ? { stage: rows[0].stage, data: JSON.parse(rows[0].data) } : null;
+  }
+
+  async recentCommitBuilds(repo: string, limit: number): Promise<unknown[]> {
+    // id: insertion order breaks ties, as SQLite's rowid does.
+    const rows = await this.sql<{ data: string }[]>`
+      SELECT data FROM commit_builds WHERE repo = ${repo} ORDER BY recorded DESC, id DESC LIMIT ${sqlLimit(limit)}`;
+    return rows.map((r) => JSON.parse(r.data));
+  }
+
+  async getLevels(repo: string, upstream: string): Promise<{ seq: number; levels: unknown } | null> {
+    const rows = await this.sql<{ levels: string; seq: number }[]>`
+      SELECT levels, seq FROM repo_levels WHERE repo = ${repo} AND upstream = ${upstream}`;
+    return rows[0] ? { seq: rows[0].seq, levels: JSON.parse(rows[0].levels) } : null;
+  }
+
+  async setLevels(repo: string, upstream: string, seq: number, levels: unknown): Promise<boolean> {
+    if (!Number.isSafeInteger(seq)) throw invalid(`levels seq must be an integer, got ${seq}`);
+    const json = JSON.stringify(levels);
+    return this.#whileRegistered(repo, upstream, async (tx) => {
+      // Applied only for the registered upstream, over a chain of another upstream or of an older sync.
+      const res = await tx`
+        INSERT INTO repo_levels (repo, levels, upstream, seq)
+        SELECT ${repo}, ${json}, ${upstream}, ${seq}
+        WHERE EXISTS (SELECT 1 FROM repos WHERE name = ${repo} AND url = ${upstream})
+        ON CONFLICT (repo) DO UPDATE SET levels = excluded.levels, upstream = excluded.upstream, seq = excluded.seq
+        WHERE repo_levels.upstream <> excluded.upstream OR excluded.seq > repo_levels.seq`;
+      return res.count === 1;
+    });
+  }
+
+  async putSnapshot(snap: SnapshotRecord, upstream: string): Promise<boolean> {
+    if (!Number.isSafeInteger(snap.seq)) throw invalid(`snapshot seq must be an integer, got ${snap.seq}`);
+    const data = JSON.stringify(snap.data);
+    return this.#whileRegistered(snap.repo, upstream, async (tx) => {
+      const res = await tx`
+        INSERT INTO refs_snapshots (repo, seq, data, created_at)
+        SELECT ${snap.repo}, ${snap.seq}, ${data}, ${snap.createdAt}
+        WHERE EXISTS (SELECT 1 FROM repos WHERE name = ${snap.repo} AND url = ${upstream})
+        ON CONFLICT (repo, seq) DO NOTHING`;
+      return res.count === 1;
+    });
+  }
+
+  async getSnapshot(repo: string, seq: number): Promise<SnapshotRecord | null> {
+    const rows = await this.sql<SnapshotRow[]>`SELECT * FROM refs_snapshots WHERE repo = ${repo} AND seq = ${seq}`;
+    return rows[0] ? snapshotFromRow(rows[0]) : null;
+  }
+
+  async latestSnapshot(repo: string): Promise<SnapshotRecord | null> {
+    const rows = await this.sql<SnapshotRow[]>`SELECT * FROM refs_snapshots WHERE repo = ${repo} ORDER BY seq DESC LIMIT 1`;
+    return rows[0] ? snapshotFromRow(rows[0]) : null;
+  }
+
+  async getComposed(repo: string, key: string): Promise<{ digest: string; size: number } | null> {
+    const rows = await this.sql<{ digest: string; size: number }[]>`
+      SELECT digest, size FROM composed_manifests WHERE repo = ${repo} AND inputs = ${key}`;
+    return rows[0] ? { digest: rows[0].digest, size: rows[0].size } : null;
+  }
+
+  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void> {
+    await this.sql`
+      INSERT INTO composed_manifests (repo, inputs, digest, size) VALUES (${repo}, ${key}, ${manifest.digest}, ${manifest.size})
+      ON CONFLICT (repo, inputs) DO NOTHING`;
+  }
+
+  async createJob(job: NewJob): Promise<JobRecord> {
+    // A plain insert: coalescing of queued jobs is the queue's (queue/postgres/).
+    const rows = await this.sql<JobRow[]>`
+      INSERT INTO jobs (repo, kind, ref, state, phase, error, error_code, commit_oid, created_at, started_at, finished_at)
+      VALUES (${job.repo}, ${job.kind}, ${job.ref}, ${job.state}, ${job.phase}, ${job.error}, ${job.errorCode ?? null},
+              ${job.commit}, ${job.createdAt}, ${job.startedAt}, ${job.finishedAt})
+      RETURNING *`;
+    return jobFromRow(rows[0]!);
+  }
+
+  async updateJob(id: number, patch: JobPatch): Promise<void> {
+    const set: Record<string, string | number | null> = {};
+    for (const [field, column] of Object.entries(JOB_COLUMNS)) {
+      const value = patch[field as keyof JobPatch];
+      if (value !== undefined) set[column] = value as string | number | null;
+    }
+    const columns = Object.keys(set);
+    const res =
+      columns.length > 0
+        ? await this.sql`UPDATE jobs SET ${this.sql(set, columns)} WHERE id = ${id}`
+        : await this.sql`UPDATE jobs SET phase = phase WHERE id = ${id}`;
+    if (res.count === 0) throw new SnapError('not-found', `job ${id} not found`);
+  }
+
+  async getJob(id: number): Promise<JobRecord | null> {
+    if (!Number.isSafeInteger(id)) return null;
+    const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE id = ${id}`;
+    return rows[0] ? jobFromRow(rows[0]) : null;
+  }
+
+  async listJobs(repo: string, limit: number): Promise<JobRecord[]> {
+    const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE repo = ${repo} ORDER BY id DESC LIMIT ${sqlLimit(limit)}`;
+    return rows.map(jobFromRow);
+  }
+
+  async unfinishedJobs(): Promise<JobRecord[]> {
+    const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id`;
+    return rows.map(jobFromRow);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.sql.end({ timeout: 5 });
+  }
+
+  /**
+   * Runs `write` in a transaction holding a share lock on the repository's row, if it is
+   * registered for `upstream`; false (nothing written) if it is not. Concurrent publishes do not
+   * block each other; a removal or re-point waits for them, and they for it.
+   */
+  async #whileRegistered(repo: string, upstream: string, write: (tx: TransactionSql<{ bigint: number }>) => Promise<boolean>): Promise<boolean> {
+    return this.sql.begin(async (tx) => {
+      const locked = await tx`SELECT 1 FROM repos WHERE name = ${repo} AND url = ${upstream} FOR SHARE`;
+      if (locked.count === 0) return false;
+      return write(tx);
+    });
+  }
+}
+
+/** A negative limit is no limit, as in SQLite (LIMIT NULL is LIMIT ALL in PostgreSQL). */
+function sqlLimit(limit: number): number | null {
+  return limit < 0 ? null : Math.floor(limit);
+}
+
+function repoFromRow(r: RepoRow): RepoRecord {
+  return { name: r.name, url: r.url, defaultBranch: r.default_branch, createdAt: r.created_at };
+}
+
+function refFromRow(r: RefRow): RefRecord {
+  return {
+    repo: r.repo,
+    ref: r.ref,
+    mode: r.mode as RefMode,
+    commit: r.commit_oid,
+    seq: r.seq,
+    builtAt: r.built_at,
+    view: JSON.parse(r.view),
+  };
+}
+
+function snapshotFromRow(r: SnapshotRow): SnapshotRecord {
+  return { repo: r.repo, seq: r.seq, data: JSON.parse(r.data), createdAt: r.created_at };
+}
+
+/** A jobs row (as `SELECT *` or `RETURNING *` gives it) as a JobRecord; exported for the PG queue. */
+export function jobFromRow(r: JobRow): JobRecord {
+  return {
+    id: r.id,
+    repo: r.repo,
+    kind: r.kind as JobRecord['kind'],
+    ref: r.ref,
+    state: r.state as JobRecord['state'],
+    phase: r.phase,
+    error: r.error,
+    errorCode: r.error_code as JobRecord['errorCode'],
+    commit: r.commit_oid,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    attempts: r.attempts,
+  };
+}

@@ -1,4 +1,4 @@
-/** The commands behind the CLI; each lives in its own module, imported when it runs. Server code is imported only by `serve`. */
+/** The commands behind the CLI; each lives in its own module, imported when it runs. Server code is imported only by `serve` and `worker`. */
 import { SnapError } from '../util/errors.js';
 import type { Values } from './common.js';
 
@@ -6,6 +6,8 @@ export async function run(cmd: string, v: Values, args: string[]): Promise<numbe
   switch (cmd) {
     case 'serve':
       return (await import('./serve-cmd.js')).serve(v, args);
+    case 'worker':
+      return (await import('./worker-cmd.js')).worker(v, args);
     case 'add':
       return (await import('./admin-cmd.js')).add(v, args);
     case 'sync':

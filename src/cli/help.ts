@@ -2,7 +2,8 @@
 export const HELP = `snapclone: clone git repositories from prebuilt clonepacks
 
 Usage:
-  snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--poll-seconds 180]
+  snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--no-builds] [--poll-seconds 180]
+  snapclone worker  [--data-dir DIR] [--concurrency 1]
   snapclone add     <upstream-url> [--name NAME] [--no-wait]
   snapclone sync    NAME [--branch B] [--no-wait]
   snapclone status  NAME [--json]
@@ -19,7 +20,7 @@ Exit status is 0 on success; otherwise a one-line reason is printed on stderr (e
 `;
 
 export const COMMAND_HELP: Record<string, string> = {
-  serve: `Usage: snapclone serve [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--poll-seconds 180]
+  serve: `Usage: snapclone serve [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--no-builds] [--poll-seconds 180]
 
 Run the server in the foreground, logging JSON lines to stderr. GET /healthz answers 200 once it
 is up; GET /readyz 503 while its database or artifact store does not answer; GET /metrics is
@@ -28,11 +29,27 @@ Data (bare mirrors, artifacts, SQLite metadata) lives in --data-dir, else $SNAPC
 else ~/.local/share/snapclone. Listening beyond loopback needs $SNAPCLONE_ADMIN_TOKEN, which
 the admin commands (add, sync, remove, set-url) must then present. One server per data dir
 (another exits 14). SIGINT, SIGTERM or SIGHUP stop it once running builds end.
+Engines: artifacts go to an S3-compatible bucket when $SNAPCLONE_S3_BUCKET is set, and clients
+then download straight from it through presigned URLs; metadata and the build queue go to
+PostgreSQL when $SNAPCLONE_DATABASE_URL is set, which lets any number of servers and workers
+share them (docs/DEPLOY.md). --no-builds (PostgreSQL only) serves without building: workers build.
 Freshness: every upstream is asked for its tips (git ls-remote) once per --poll-seconds (else
 $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off, at least 1), spread over the interval, and synced when
 they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
+`,
+  worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1]
+
+Claim sync jobs from the shared queue and build them, in the foreground, logging JSON lines to
+stderr. Needs $SNAPCLONE_DATABASE_URL (postgres://…: the queue, refs and builds every server and
+worker share) and, across machines, $SNAPCLONE_S3_BUCKET (the artifacts; docs/DEPLOY.md). Its data
+dir (--data-dir, else $SNAPCLONE_DATA_DIR, else ~/.local/share/snapclone: mirrors, scratch space,
+the bucket's disk cache) is disposable; a fresh one bootstraps each mirror from the store's
+history packs. A claimed job is leased for $SNAPCLONE_LEASE_SECONDS (default 30), renewed while
+it runs: a worker that dies loses no job (another takes it over once the lease runs out; after
+3 such attempts the job is dead, shown by status). --concurrency jobs at once (one per repository).
+SIGINT, SIGTERM or SIGHUP stop it once running builds end.
 `,
   add: `Usage: snapclone add <upstream-url> [--name NAME] [--no-wait] [--quiet] [--server URL] [--json]
 

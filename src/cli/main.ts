@@ -16,7 +16,7 @@ import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from '../client/stdio-closed.js';
  * a closed stream. A clone under way hears it first and removes what it wrote.
  * `serve` is the exception: clients still depend on it.
  */
-const serving = process.argv[2] === 'serve';
+const serving = process.argv[2] === 'serve' || process.argv[2] === 'worker';
 for (const stream of [process.stdout, process.stderr])
   stream.on('error', (err: NodeJS.ErrnoException) => {
     // A server whose log reader went away keeps serving; its log lines are lost.
@@ -30,7 +30,8 @@ type Values = Record<string, string | boolean | undefined>;
 const COMMON = { server: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
 const QUIET = { quiet: { type: 'boolean', short: 'q' } } as const;
 const SPECS: Record<string, ParseArgsConfig['options']> = {
-  serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, 'poll-seconds': { type: 'string' }, help: COMMON.help },
+  serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, 'no-builds': { type: 'boolean' }, 'poll-seconds': { type: 'string' }, help: COMMON.help },
+  worker: { 'data-dir': { type: 'string' }, concurrency: { type: 'string' }, help: COMMON.help },
   add: { ...COMMON, ...QUIET, name: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   sync: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, 'no-wait': { type: 'boolean' } },
   status: { ...COMMON },

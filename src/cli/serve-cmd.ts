@@ -4,6 +4,12 @@ import { join, resolve } from 'node:path';
 import { SnapError } from '../util/errors.js';
 import { zstdLevelFromEnv } from '../util/zstd-level.js';
 import type { Values } from './common.js';
+import { stopOnSignal } from './signals.js';
+
+/** The data dir: --data-dir, else $SNAPCLONE_DATA_DIR, else ~/.local/share/snapclone. */
+export function dataDirOf(v: Values): string {
+  return resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
+}
 
 export async function serve(v: Values, args: string[]): Promise<number> {
   if (args.length) throw new SnapError('usage', 'serve takes no arguments');
@@ -13,22 +19,10 @@ export async function serve(v: Values, args: string[]): Promise<number> {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new SnapError('usage', '--build-concurrency must be a positive integer');
   // The one check of the poll interval (a usage error before anything starts).
   const pollEvery = (await import('../serve/poller.js')).pollSeconds(v['poll-seconds'] as string | undefined);
-  const dataDir = resolve((v['data-dir'] as string | undefined) ?? process.env.SNAPCLONE_DATA_DIR ?? join(homedir(), '.local/share/snapclone'));
+  const dataDir = dataDirOf(v);
   // A bad $SNAPCLONE_ZSTD_LEVEL fails here, in one line, not at every build.
   zstdLevelFromEnv(process.env);
-  // Signal handlers go in before the server starts: a signal that arrives while it starts
-  // (right after its "serving on" line) must still shut it down cleanly, not kill it.
-  let stopping = false;
-  let stopRequested!: () => void;
-  const stopSignal = new Promise<void>((r) => (stopRequested = r));
-  const stop = () => {
-    if (stopping) process.exit(130); // a second signal: do not wait for running builds
-    stopping = true;
-    process.stderr.write('snapclone: shutting down (waiting for running builds; signal again to stop now)\n');
-    stopRequested();
-  };
-  // SIGHUP too: a closed terminal or dropped ssh session must shut down cleanly (releasing the data dir's lock).
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, stop);
+  const stopSignal = stopOnSignal('shutting down (waiting for running builds)');
   const { startServer } = await import('../serve/server.js');
   const server = await startServer({
     host: (v.host as string | undefined) ?? '127.0.0.1',
@@ -36,6 +30,7 @@ export async function serve(v: Values, args: string[]): Promise<number> {
     dataDir,
     adminToken: process.env.SNAPCLONE_ADMIN_TOKEN || undefined,
     buildConcurrency: concurrency,
+    noBuilds: v['no-builds'] === true,
     pollSeconds: pollEvery,
   });
   await stopSignal;

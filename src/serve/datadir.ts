@@ -72,7 +72,7 @@ export function lockDataDir(dir: string): DataDirLock {
     db.close();
     const code = (err as { code?: string }).code;
     if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-      throw new SnapError('locked', `data dir ${dir} is in use by another snapclone server (${describeHolder(dir)}); stop it, or use another --data-dir`);
+      throw new SnapError('locked', `data dir ${dir} is in use by another snapclone server or worker (${describeHolder(dir)}); stop it, or use another --data-dir`);
     }
     if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
       throw new SnapError('invalid', `${lockPath} is not a snapclone lock file; if no snapclone server uses ${dir}, delete it and start again`);

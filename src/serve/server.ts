@@ -1,19 +1,17 @@
 /**
- * `snapclone serve`: one process with the HTTP API, the artifact store, the
- * metadata database and an in-process build queue, all under one data dir.
+ * `snapclone serve`: the HTTP API over the engines (engines.ts), building in-process
+ * (builds.ts) unless --no-builds leaves that to `snapclone worker` processes.
  */
 import { createServer, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { LocalArtifactStore } from '../storage/local/local-store.js';
-import { SqliteMetadataStore } from '../metadata/sqlite/sqlite-store.js';
-import { INTERRUPTED, LocalJobQueue } from '../queue/local/local-queue.js';
-import type { EnqueueRequest, JobRunner } from '../queue/job-queue.js';
-import type { ArtifactInfo, ArtifactStore } from '../storage/artifact-store.js';
+import type { EnqueueRequest } from '../queue/job-queue.js';
+import { openEngines, type Engines } from './engines.js';
+import { startBuilds, type Builds } from './builds.js';
+import { latestSnapshot } from './records.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';
 import { sendJson, setRequestId } from './http-util.js';
-import { recordBuild, recordRequest } from './metrics.js';
+import { recordRequest } from './metrics.js';
 import { SyncService } from './sync.js';
 import { apiHandler } from './api.js';
 import { ManifestComposer } from './compose.js';
@@ -21,9 +19,7 @@ import { HotArtifactCache } from './hot-cache.js';
 import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
 import { pollSeconds, UpstreamPoller } from './poller.js';
-import { RecheckAfterBuild } from './recheck.js';
 import { PresignedDownloads, presignSecondsFromEnv } from './downloads.js';
-import { openArtifactStore, s3Settings } from '../storage/config.js';
 import type { SyncOptions } from './sync.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
@@ -36,6 +32,8 @@ export interface ServeOptions {
   /** A token that opens GET /metrics only (default $SNAPCLONE_METRICS_TOKEN); the admin token opens it too. */
   metricsToken?: string | undefined;
   buildConcurrency?: number;
+  /** Only serve: builds run on workers (needs the shared queue: SNAPCLONE_DATABASE_URL). */
+  noBuilds?: boolean;
   buildOptions?: Partial<SyncOptions>;
   /** Memory for hot artifacts, in bytes (default $SNAPCLONE_CACHE_MB or 256 MiB; 0 turns it off). */
   cacheBytes?: number;
@@ -73,6 +71,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const host = normalizeHost(opts.host);
   if (!isLoopback(host) && !opts.adminToken)
     throw new SnapError('usage', `refusing to listen on ${opts.host} without an admin token: set SNAPCLONE_ADMIN_TOKEN (or listen on 127.0.0.1)`);
+  if (opts.noBuilds && !process.env.SNAPCLONE_DATABASE_URL?.trim())
+    throw new SnapError('usage', '--no-builds needs SNAPCLONE_DATABASE_URL: a shared queue that `snapclone worker` processes take jobs from');
   prepareDataDir(opts.dataDir);
   const lock = lockDataDir(opts.dataDir);
   let handler: RequestListener | null = null;
@@ -80,28 +80,33 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (handler) return handler(req, res);
     sendJson(res, 503, { error: 'the server is starting', code: 'internal' }); // cannot happen: set before any request is read
   });
-  let meta: SqliteMetadataStore | undefined;
-  let queue: LocalJobQueue | undefined;
+  let engines: Engines | undefined;
+  let builds: Builds | undefined;
   let integrity: ArtifactIntegrity | undefined;
   let scrubber: ArtifactScrubber | null = null;
   let poller: UpstreamPoller | null = null;
-  let recheck: RecheckAfterBuild | undefined;
   try {
     const pollEvery = pollSeconds(opts.pollSeconds);
     await listen(server, opts.port, host);
-    meta = openMetadata(join(opts.dataDir, 'snapclone.db'));
-    // S3 when SNAPCLONE_S3_BUCKET is set (it logs its own writes), else local disk with a debug line per write.
-    const store: ArtifactStore = s3Settings(process.env) ? openArtifactStore(process.env, opts.dataDir) : new LoggedArtifactStore(join(opts.dataDir, 'artifacts'));
+    engines = await openEngines(opts.dataDir);
+    const { store, meta } = engines;
     const presignFor = presignSecondsFromEnv(process.env);
     const presign = store.presign?.bind(store);
     const downloads = presign && presignFor !== null ? new PresignedDownloads({ read: (d) => store.read(d), presign }, presignFor) : null;
     const sync = new SyncService(opts.dataDir, store, meta, opts.buildOptions);
-    const checks = { meta, mirrorDir: (repo: string) => sync.mirrorDir(repo), enqueue: (req: EnqueueRequest) => queue!.enqueue(req) };
-    recheck = new RecheckAfterBuild(checks);
-    queue = new LocalJobQueue(meta, recheck.wrap(jobRunner(sync)), { concurrency: opts.buildConcurrency ?? 1 });
-    if (pollEvery > 0) poller = new UpstreamPoller(checks, pollEvery);
-    const dead = await queue.recover();
-    if (dead.length) log.warn(`marked ${dead.length} job(s) a previous server left unfinished as failed (${INTERRUPTED}): ${dead.map((j) => j.id).join(', ')}`);
+    builds = await startBuilds(engines, sync, { concurrency: opts.noBuilds ? 0 : (opts.buildConcurrency ?? 1) });
+    const queue = builds.queue;
+    if (pollEvery > 0) {
+      poller = new UpstreamPoller(
+        {
+          meta,
+          mirrorDir: (repo: string) => sync.mirrorDir(repo),
+          enqueue: (req: EnqueueRequest) => queue.enqueue(req),
+          lastSeenRefs: async (repo: string) => (await latestSnapshot(meta, repo))?.data.refs ?? null,
+        },
+        pollEvery,
+      );
+    }
     const adminTokenHash = opts.adminToken ? createHash('sha256').update(opts.adminToken).digest() : null;
     const metricsToken = opts.metricsToken ?? (process.env.SNAPCLONE_METRICS_TOKEN || undefined);
     const metricsTokenHash = metricsToken ? createHash('sha256').update(metricsToken).digest() : null;
@@ -115,15 +120,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   } catch (err) {
     server.closeAllConnections();
     server.close();
-    await queue?.close();
-    await meta?.close();
+    await builds?.stop();
+    await engines?.close();
     lock.release();
     throw err;
   }
   const addr = server.address() as AddressInfo;
   const shown = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${shown}:${addr.port}`;
-  log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid})`);
+  log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid}; ${engines!.describe}${opts.noBuilds ? '; builds on workers only' : ''})`);
   scrubber?.start();
   poller?.start();
   let closed = false;
@@ -139,11 +144,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       });
       await scrubber?.stop();
       await poller?.stop();
-      const rechecks = recheck!.stop(); // before the queue closes: nothing new is queued
-      await queue!.close();
-      await rechecks;
+      await builds!.stop(); // rechecks first (nothing new is queued), then the queue
       await integrity!.idle();
-      await meta!.close();
+      await engines!.close();
       lock.release();
     },
   };
@@ -156,63 +159,6 @@ function listen(server: Server, port: number, host: string): Promise<void> {
     );
     server.listen(port, host, () => resolve());
   });
-}
-
-/** Open the database; a damaged file is one clear line (exit 7) saying what to do, not a stack trace. */
-function openMetadata(path: string): SqliteMetadataStore {
-  try {
-    return new SqliteMetadataStore(path);
-  } catch (err) {
-    if (err instanceof SnapError) throw err;
-    const code = (err as { code?: string }).code ?? '';
-    const why = (err as Error).message;
-    if (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT')) {
-      throw new SnapError(
-        'invalid',
-        `database ${path} is damaged (${why}): restore it from a backup, or move it aside to start with an empty one (repositories must then be added again)`,
-        { cause: err },
-      );
-    }
-    throw new SnapError('io', `cannot open database ${path}: ${why}`, { cause: err });
-  }
-}
-
-function jobRunner(sync: SyncService): JobRunner {
-  return async (job, report) => {
-    const t0 = Date.now();
-    log.info(`job ${job.id}: sync ${job.repo}${job.ref ? ` ${job.ref}` : ''}`);
-    try {
-      const result = await sync.run(job, (phase) => {
-        log.debug(`job ${job.id}: ${phase}`);
-        report(phase);
-      });
-      log.debug(`job ${job.id}: succeeded in ${Date.now() - t0} ms`);
-      recordBuild('succeeded', (Date.now() - t0) / 1000);
-      return result;
-    } catch (err) {
-      recordBuild('failed', (Date.now() - t0) / 1000);
-      log.error(`job ${job.id} failed after ${Date.now() - t0} ms: ${(err as Error).message}`);
-      log.stack(err);
-      throw err;
-    }
-  };
-}
-
-/** The artifact store, with a debug line per write. */
-class LoggedArtifactStore extends LocalArtifactStore {
-  override async putFile(path: string, claimed?: string): Promise<ArtifactInfo> {
-    const t0 = Date.now();
-    const info = await super.putFile(path, claimed);
-    log.debug(`store: put ${info.digest} (${info.size} bytes, from ${path}) in ${Date.now() - t0} ms`);
-    return info;
-  }
-
-  override async putBytes(bytes: Uint8Array): Promise<ArtifactInfo> {
-    const t0 = Date.now();
-    const info = await super.putBytes(bytes);
-    log.debug(`store: put ${info.digest} (${info.size} bytes) in ${Date.now() - t0} ms`);
-    return info;
-  }
 }
 
 /**

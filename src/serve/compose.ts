@@ -122,7 +122,8 @@ export class ManifestComposer {
     // The commit build is the one input a record does not fix: a rebuild after damage replaces
     // its row (same stage), and its bytes may differ (another git or zlib). So the key names it.
     const build = rec.commit ? await getCommitBuild(this.meta, rec.repo, rec.commit) : null;
-    const key = `${rec.ref}\0${rec.mode}\0${rec.seq}\0${build ? sha256Hex(JSON.stringify(build)) : '-'}`;
+    // Spaces part the fields: no ref name holds one, and PostgreSQL text cannot hold the NUL used before.
+    const key = `${rec.ref} ${rec.mode} ${rec.seq} ${build ? sha256Hex(JSON.stringify(build)) : '-'}`;
     const memKey = `${rec.repo}\0${key}`;
     const hit = this.#memory.get(memKey);
     if (hit) return hit;

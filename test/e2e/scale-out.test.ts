@@ -1,0 +1,194 @@
+/**
+ * The scale-out scenario, all real processes: two `snapclone serve --no-builds`, two
+ * `snapclone worker`, one PostgreSQL, one S3-compatible store (SeaweedFS). 20 clones run
+ * across both servers while syncs run; the worker holding a job is SIGKILLed mid-job; the
+ * job completes on the other worker, and every clone equals `git clone` of the upstream at
+ * the commit it got. The upstream is reached through a gate (ssh to a local repository)
+ * that holds the job while the test kills its worker, so nothing depends on timing. Clones
+ * run with the hermetic git identity of the reference clones (their reflogs name it).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { startPostgres, postgresSkipReason, type PostgresServer } from '../support/postgres.js';
+import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
+import { makeMediumRepo, type MediumRepo } from '../support/fixtures.js';
+import { compareClones } from '../support/compare.js';
+import { git, gitText, tmpDir } from '../support/git.js';
+import { gatedSsh, type Gate } from '../serve/gated-upstream.js';
+import { cli } from './harness.js';
+import { runCli, spawnServe, until, getJson, type ServeProcess } from '../serve/process-helpers.js';
+
+let work: string;
+let pg: PostgresServer | null = null;
+let weed: Seaweed | null = null;
+let sql: postgres.Sql | null = null;
+let gate: Gate;
+let medium: MediumRepo;
+let env: Record<string, string>;
+const servers: ServeProcess[] = [];
+const workers: ServeProcess[] = [];
+let skip: string | null = null;
+
+/** Reference `git clone`s (full and --depth 1) of the upstream, by the commit its default branch was at. */
+const references = new Map<string, { full: string; shallow: string }>();
+
+function referenceClone(tag: string): void {
+  const full = join(work, `ref-${tag}`);
+  const shallow = join(work, `ref-${tag}-depth1`);
+  git(['clone', '--quiet', medium.url, full], { cwd: work });
+  git(['clone', '--quiet', '--depth', '1', `file://${medium.path}`, shallow], { cwd: work });
+  references.set(gitText(['rev-parse', 'HEAD'], { cwd: full }).trim(), { full, shallow });
+}
+
+function spawnWorker(n: number): ServeProcess {
+  const w = spawnServe(['worker', '--data-dir', join(work, `worker-${n}`)], { env });
+  workers.push(w);
+  return w;
+}
+
+async function workerReady(w: ServeProcess): Promise<void> {
+  await until('worker running', () => /snapclone worker running/.test(w.stderr()) || w.child.exitCode !== null, 30_000);
+  assert.equal(w.child.exitCode, null, `worker exited:\n${w.stderr()}`);
+}
+
+async function jobRow(id: number): Promise<{ state: string; attempts: number; lease_owner: string | null; error: string | null }> {
+  const rows = await sql!`SELECT state, attempts, lease_owner, error FROM jobs WHERE id = ${id}`;
+  return rows[0] as never;
+}
+
+async function waitJob(id: number, timeoutMs = 120_000): Promise<{ state: string; attempts: number; error: string | null }> {
+  let row = await jobRow(id);
+  await until(`job ${id} finished`, async () => ['succeeded', 'failed', 'dead'].includes((row = await jobRow(id)).state), timeoutMs);
+  return row;
+}
+
+/** Push one commit to the upstream's default branch; its new head. */
+function push(tag: string): string {
+  const scratch = join(work, `pusher-${tag}`);
+  git(['clone', '--quiet', medium.url, scratch], { cwd: work });
+  git(['commit', '--quiet', '--allow-empty', '-m', `push ${tag}`], { cwd: scratch });
+  git(['push', '--quiet', 'origin', `HEAD:${medium.headBranch}`], { cwd: scratch });
+  return gitText(['rev-parse', 'HEAD'], { cwd: scratch }).trim();
+}
+
+before(async () => {
+  skip = postgresSkipReason();
+  if (skip) return;
+  weed = await startSeaweed();
+  if (!weed) {
+    skip = WEED_MISSING;
+    return;
+  }
+  pg = await startPostgres();
+  work = tmpDir('snapclone-scale-out');
+  gate = gatedSsh(work); // sets GIT_SSH_COMMAND for every process started from here
+  medium = makeMediumRepo(work, { commits: 60 });
+  const dbUrl = await pg.createDatabase();
+  sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
+  const bucket = await weed.createBucket();
+  env = {
+    ...weed.env(),
+    SNAPCLONE_DATABASE_URL: dbUrl,
+    SNAPCLONE_S3_BUCKET: bucket,
+    SNAPCLONE_S3_ENDPOINT: weed.endpoint,
+    SNAPCLONE_LEASE_SECONDS: '3',
+    SNAPCLONE_LOG: 'info',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND!,
+    GIT_SSH_VARIANT: 'simple',
+  };
+  for (const n of [1, 2]) servers.push(spawnServe(['serve', '--no-builds', '--port', '0', '--poll-seconds', '0', '--data-dir', join(work, `server-${n}`)], { env }));
+  for (const n of [1, 2]) spawnWorker(n);
+  await Promise.all([...servers.map((s) => s.ready), ...workers.map(workerReady)]);
+});
+
+after(async () => {
+  gate?.open();
+  for (const p of [...servers, ...workers]) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await Promise.all([...servers, ...workers].map((p) => p.exited));
+  await sql?.end({ timeout: 1 });
+  await pg?.stop();
+  await weed?.stop();
+});
+
+test('two servers, two workers, PostgreSQL and S3: a killed worker loses no job, every clone equals git clone', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const [a, b] = await Promise.all(servers.map((s) => s.ready));
+  const url = gate.url(medium.path);
+
+  // Registered through one server, built by a worker, served by both.
+  referenceClone('0');
+  const added = await runCli(['add', url, '--name', 'acme/medium', '--server', a!, '--json']);
+  assert.equal(added.code, 0, added.stderr + servers[0]!.stderr().slice(-3000));
+  const first = await waitJob(JSON.parse(added.stdout).job.id);
+  assert.equal(first.state, 'succeeded', first.error ?? '');
+
+  // A push, a sync through the other server; the gate holds the job at the upstream.
+  gate.shut();
+  push('1');
+  referenceClone('1');
+  const synced = await runCli(['sync', 'acme/medium', '--no-wait', '--json', '--server', b!]);
+  assert.equal(synced.code, 0, synced.stderr);
+  const jobId = JSON.parse(synced.stdout).job.id as number;
+  let held = await jobRow(jobId);
+  await until('a worker holds the sync', async () => (held = await jobRow(jobId)).state === 'running' && held.lease_owner !== null, 30_000);
+
+  // 20 clones across both servers while that sync runs.
+  const clones = Array.from({ length: 20 }, (_, i) => {
+    const dir = join(work, `clone-${i}`);
+    const flags = i % 4 === 3 ? ['--depth', '1'] : i % 4 === 2 ? ['--mode', 'files'] : [];
+    return cli(i % 2 ? a! : b!, ['clone', 'acme/medium', dir, '--json', ...flags]).then((r) => ({ r, dir, flags }));
+  });
+
+  // Kill the worker that holds the job, at once, the way a machine vanishes.
+  const owner = held.lease_owner!;
+  const victim = workers.find((w) => owner.startsWith(`${hostname()}:${w.child.pid}`));
+  assert.ok(victim, `the lease owner ${owner} is one of our workers`);
+  victim.child.kill('SIGKILL');
+  await victim.exited;
+  gate.open();
+
+  // The other worker takes the job over once the lease runs out, and finishes it.
+  const done = await waitJob(jobId);
+  assert.equal(done.state, 'succeeded', done.error ?? '');
+  assert.equal(done.attempts, 2, 'claimed twice: by the killed worker and by the one that finished it');
+
+  // A worker started on an empty disk joins and builds the next push (bootstrapping its mirror).
+  const fresh = spawnWorker(3);
+  await workerReady(fresh);
+  push('2');
+  referenceClone('2');
+  const again = await runCli(['sync', 'acme/medium', '--json', '--server', a!], {}, 120_000);
+  assert.equal(again.code, 0, again.stderr);
+
+  const problems = () => servers.map((p) => p.stderr().split('\n').filter((l) => /"level":"(error|warn)"/.test(l)).slice(-5).join('\n')).join('\n');
+  for (const { r, dir, flags } of await Promise.all(clones)) {
+    assert.equal(r.code, 0, `${r.stderr}${problems()}`);
+    const commit = JSON.parse(r.stdout).commit as string;
+    const expected = references.get(commit);
+    assert.ok(expected, `clone at ${commit}, a state the upstream was in`);
+    const mode = flags[0] === '--mode' ? 'files' : 'editable';
+    const ref = flags[0] === '--depth' ? expected.shallow : expected.full;
+    assert.deepEqual(compareClones(ref, dir, { mode, ignoreConfigKeys: ['remote.origin.url'] }), [], `${dir} (${flags.join(' ') || 'full'})`);
+  }
+
+  // After everything: both servers serve the newest push, identical to git clone in every mode.
+  const head = gitText(['rev-parse', medium.headBranch], { cwd: medium.path }).trim();
+  for (const [server, tag] of [[a!, 'a'], [b!, 'b']] as const) {
+    const st = await getJson(`${server}/v1/repos/${encodeURIComponent("acme/medium")}`);
+    assert.equal(st.json.refs.find((x: { ref: string }) => x.ref === `refs/heads/${medium.headBranch}`).commit, head);
+    for (const [gitFlags, snapFlags, mode] of [
+      [[], [], 'editable'],
+      [['--depth', '1'], ['--depth', '1'], 'editable'],
+    ] as const) {
+      const g = join(work, `final-g-${tag}-${snapFlags.length}`);
+      const s = join(work, `final-s-${tag}-${snapFlags.length}`);
+      git(['clone', '--quiet', ...gitFlags, `file://${medium.path}`, g], { cwd: work });
+      const r = await cli(server, ['clone', 'acme/medium', s, ...snapFlags]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(compareClones(g, s, { mode, ignoreConfigKeys: ['remote.origin.url'] }), [], `${tag} ${snapFlags.join(' ') || 'full'}`);
+    }
+  }
+});

@@ -44,13 +44,14 @@ export async function status(v: Values, args: string[]): Promise<number> {
     const { json } = await c.json('GET', `/v1/repos/${encodeURIComponent(name)}`);
     if (v.json) return out(v, json, ''), 0;
     const refs = json.refs as { ref: string; commit: string | null; builtAt: number; sizes: { editable: number; shallow: number; files: number } }[];
-    const jobs = json.jobs as (JobView & { ref: string | null; finishedAt: number | null })[];
+    const jobs = json.jobs as (JobView & { ref: string | null; finishedAt: number | null; attempts?: number })[];
     let text = `${String(json.name)}\n  upstream:       ${String(json.url)}\n  default branch: ${String(json.defaultBranch ?? '(unknown)')}\n`;
     text += refs.length ? '  built refs:\n' : '  built refs:     none yet\n';
     for (const r of refs)
       text += `    ${r.ref}  ${r.commit?.slice(0, 12) ?? '(empty)'}  built ${new Date(r.builtAt).toISOString()}  editable ${formatBytes(r.sizes.editable)}, depth 1 ${formatBytes(r.sizes.shallow)}, files ${formatBytes(r.sizes.files)}\n`;
     if (jobs.length) text += '  recent builds:\n';
-    for (const j of jobs) text += `    #${j.id} ${j.ref ?? '(default and built refs)'} ${j.state}${j.state === 'running' ? ` (${j.phase})` : ''}${j.error ? `: ${j.error}` : ''}\n`;
+    for (const j of jobs)
+      text += `    #${j.id} ${j.ref ?? '(default and built refs)'} ${j.state}${j.state === 'running' ? ` (${j.phase})` : ''}${(j.attempts ?? 0) > 1 ? ` after ${j.attempts} attempts` : ''}${j.error ? `: ${j.error}` : ''}\n`;
     out(v, json, text);
     return 0;
   });

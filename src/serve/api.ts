@@ -199,6 +199,8 @@ function jobView(job: JobRecord) {
     createdAt: job.createdAt,
     startedAt: job.startedAt,
     finishedAt: job.finishedAt,
+    /** Claims by workers (the shared queue); a job whose lease ran out too often is 'dead'. */
+    attempts: job.attempts,
   };
 }
 

@@ -57,7 +57,7 @@ test('a second server on a data dir in use is refused (exit 14, names the pid) o
       const b = await runCli(['serve', '--data-dir', dataDir, '--port', p]);
       assert.equal(b.code, 14, `second server on port ${p}: ${b.stderr}`);
       oneLineError(b.stderr);
-      assert.match(b.stderr, new RegExp(`in use by another snapclone server \\(pid ${a.child.pid}\\b`));
+      assert.match(b.stderr, new RegExp(`in use by another snapclone server or worker \\(pid ${a.child.pid}\\b`));
       const job = (await getJson(jobUrl)).json;
       assert.equal(job.state, 'running', `the refused server must not touch the running job: ${JSON.stringify(job)}`);
     }

@@ -333,3 +333,22 @@ test('concurrency must be a positive integer', async (t) => {
     assert.throws(() => new LocalJobQueue(store, runner, { concurrency }), SnapError);
   }
 });
+
+test('stats: queued and running from memory, the oldest queued job, no dead letters', async (t) => {
+  const store = tempStore(t);
+  const r = gatedRunner();
+  const q = new LocalJobQueue(store, r.runner, {});
+  assert.deepEqual(await q.stats(), { queued: 0, running: 0, dead: 0, oldestQueuedAt: null });
+  const j1 = await q.enqueue({ repo: 'a/a', ref: null });
+  await r.started(j1.id);
+  const j2 = await q.enqueue({ repo: 'a/a', ref: 'refs/heads/x' });
+  await q.enqueue({ repo: 'b/b', ref: null });
+  assert.deepEqual(await q.stats(), { queued: 2, running: 1, dead: 0, oldestQueuedAt: j2.createdAt });
+  r.release(j1.id);
+  await q.wait(j1.id);
+  const after = await q.stats();
+  assert.equal(after.queued + after.running, 2);
+  for (const id of [j1.id, j2.id, j2.id + 1]) r.release(id);
+  await q.close();
+  assert.deepEqual(await q.stats(), { queued: 0, running: 0, dead: 0, oldestQueuedAt: null });
+});

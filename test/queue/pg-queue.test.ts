@@ -14,6 +14,17 @@ import { postgresSkipReason, startPostgres, type PostgresServer } from '../suppo
 
 const skip = postgresSkipReason();
 
+/** The promise's value, or 'timed out' after `ms` (the timer is cleared, so it never holds the process). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A job's raw row, lease columns included. */
 async function jobRow(sql: PostgresMetadataStore['sql'], id: number) {
   const rows = await sql`SELECT * FROM jobs WHERE id = ${id}`;
@@ -214,11 +225,11 @@ describe('PostgreSQL job queue', { skip: skip ?? false, timeout: 120_000 }, () =
     const woke = queues[0]!.waitForWork(60_000).then(() => 'woke');
     await sleep(100);
     await queues[1]!.enqueue({ repo: 'a/a', ref: null });
-    assert.equal(await Promise.race([woke, sleep(10_000).then(() => 'timed out')]), 'woke');
+    assert.equal(await within(woke, 10_000), 'woke');
     const ac = new AbortController();
     const aborted = queues[0]!.waitForWork(60_000, ac.signal).then(() => 'aborted');
     ac.abort();
-    assert.equal(await Promise.race([aborted, sleep(10_000).then(() => 'timed out')]), 'aborted');
+    assert.equal(await within(aborted, 10_000), 'aborted');
   });
 
   test('enqueue after close is refused; wait() on an unknown job says not found', async (t) => {

@@ -3,7 +3,7 @@ export const HELP = `snapclone: clone git repositories from prebuilt clonepacks
 
 Usage:
   snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--no-builds] [--poll-seconds 180]
-  snapclone worker  [--data-dir DIR] [--concurrency 1]
+  snapclone worker  [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
   snapclone add     <upstream-url> [--name NAME] [--no-wait]
   snapclone sync    NAME [--branch B] [--no-wait]
   snapclone status  NAME [--json]
@@ -39,7 +39,7 @@ they moved; after each sync it is asked once more (at most 3 re-syncs in a row).
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
 `,
-  worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1]
+  worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
 
 Claim sync jobs from the shared queue and build them, in the foreground, logging JSON lines to
 stderr. Needs $SNAPCLONE_DATABASE_URL (postgres://…: the queue, refs and builds every server and
@@ -49,6 +49,8 @@ the bucket's disk cache) is disposable; a fresh one bootstraps each mirror from 
 history packs. A claimed job is leased for $SNAPCLONE_LEASE_SECONDS (default 30), renewed while
 it runs: a worker that dies loses no job (another takes it over once the lease runs out; after
 3 such attempts the job is dead, shown by status). --concurrency jobs at once (one per repository).
+--listen serves GET /healthz, /readyz and /metrics (this worker's builds by outcome and duration;
+the admin token or $SNAPCLONE_METRICS_TOKEN is needed when either is set, and beyond loopback).
 SIGINT, SIGTERM or SIGHUP stop it once running builds end.
 `,
   add: `Usage: snapclone add <upstream-url> [--name NAME] [--no-wait] [--quiet] [--server URL] [--json]

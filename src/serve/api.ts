@@ -163,7 +163,7 @@ function bearerIs(req: IncomingMessage, hash: Buffer): boolean {
  * token is configured (the admin token, or the metrics-only one a scraper can hold without
  * being able to change anything).
  */
-function requireMetricsAccess(ctx: ApiContext, req: IncomingMessage): void {
+export function requireMetricsAccess(ctx: Pick<ApiContext, 'adminTokenHash' | 'metricsTokenHash'>, req: IncomingMessage): void {
   const metricsHash = ctx.metricsTokenHash ?? null;
   if (!ctx.adminTokenHash && !metricsHash) return;
   if ((ctx.adminTokenHash && bearerIs(req, ctx.adminTokenHash)) || (metricsHash && bearerIs(req, metricsHash))) return;

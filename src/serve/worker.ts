@@ -6,7 +6,15 @@
  * at any instant loses no job (its lease expires and another worker takes the job over) and
  * publishes nothing partial (records are written only after the artifacts they name).
  */
+import { createServer, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { prepareDataDir, lockDataDir } from './datadir.js';
+import { requireMetricsAccess } from './api.js';
+import { sendError, sendJson } from './http-util.js';
+import { sendMetrics } from './metrics.js';
+import { ReadinessCheck, sendReadiness } from './readiness.js';
+import { isLoopback, normalizeHost } from './server.js';
 import { openEngines, type Engines } from './engines.js';
 import { startBuilds, type Builds } from './builds.js';
 import { SyncService, type SyncOptions } from './sync.js';
@@ -22,9 +30,15 @@ export interface WorkerOptions {
   /** Lease of a claimed job, ms (default $SNAPCLONE_LEASE_SECONDS or 30 s). */
   leaseMs?: number;
   buildOptions?: Partial<SyncOptions>;
+  /** Serve GET /healthz, /readyz and /metrics (this worker's builds) on host:port; none by default. */
+  listen?: { host: string; port: number };
+  adminToken?: string | undefined;
+  metricsToken?: string | undefined;
 }
 
 export interface RunningWorker {
+  /** http://host:port of the operational endpoints, when --listen was given. */
+  url: string | null;
   /** Claim nothing more, finish the running jobs, and release everything. */
   close(): Promise<void>;
 }
@@ -35,22 +49,29 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
   const lock = lockDataDir(opts.dataDir);
   let engines: Engines | undefined;
   let builds: Builds | undefined;
+  let ops: Server | null = null;
   try {
     engines = await openEngines(opts.dataDir);
     if (!engines.postgres) throw NEEDS_QUEUE;
     const sync = new SyncService(opts.dataDir, engines.store, engines.meta, opts.buildOptions);
     builds = await startBuilds(engines, sync, { concurrency: opts.concurrency ?? 1, ...(opts.leaseMs ? { leaseMs: opts.leaseMs } : {}) });
+    if (opts.listen) ops = await listenOps(opts, engines, builds);
   } catch (err) {
+    ops?.close();
     await builds?.stop();
     await engines?.close();
     lock.release();
     throw err;
   }
-  log.info(`snapclone worker running (data in ${opts.dataDir}, pid ${process.pid}; ${engines.describe}; ${opts.concurrency ?? 1} job(s) at once)`);
+  const shownOps = ops ? `; metrics on ${(ops.address() as AddressInfo).port}` : '';
+  log.info(`snapclone worker running (data in ${opts.dataDir}, pid ${process.pid}; ${engines.describe}; ${opts.concurrency ?? 1} job(s) at once${shownOps})`);
   let closed: Promise<void> | null = null;
+  const addr = ops?.address() as AddressInfo | undefined;
   return {
+    url: addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : null,
     close() {
       closed ??= (async () => {
+        if (ops) await new Promise<void>((resolve) => (ops!.close(() => resolve()), ops!.closeAllConnections()));
         await builds!.stop();
         await engines!.close();
         lock.release();
@@ -58,4 +79,38 @@ export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
       return closed;
     },
   };
+}
+
+/**
+ * A worker's operational endpoints: liveness, readiness of its engines, and its metrics (builds
+ * by outcome and duration happen here, not in the servers). /metrics follows the server's rule:
+ * open only when neither the admin nor the metrics token is set, and a token is required to
+ * listen beyond loopback.
+ */
+async function listenOps(opts: WorkerOptions, engines: Engines, builds: Builds): Promise<Server> {
+  const { host, port } = opts.listen!;
+  const hash = (t: string | undefined) => (t ? createHash('sha256').update(t).digest() : null);
+  const tokens = { adminTokenHash: hash(opts.adminToken), metricsTokenHash: hash(opts.metricsToken) };
+  if (!isLoopback(host) && !tokens.adminTokenHash && !tokens.metricsTokenHash)
+    throw new SnapError('usage', `refusing to serve worker metrics on ${host} without a token: set SNAPCLONE_METRICS_TOKEN (or listen on 127.0.0.1)`);
+  const readiness = new ReadinessCheck(engines);
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const run = async () => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new SnapError('not-found', `no route ${req.method} ${path}`);
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok', role: 'worker' });
+      if (path === '/readyz') return sendReadiness(res, readiness);
+      if (path === '/metrics') {
+        requireMetricsAccess(tokens, req);
+        return sendMetrics(res, builds.queue, req.method === 'HEAD');
+      }
+      throw new SnapError('not-found', `no route ${req.method} ${path}`);
+    };
+    run().catch((err: unknown) => sendError(res, err));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new SnapError('usage', e.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use` : `cannot listen on ${host} port ${port}: ${e.message}`)));
+    server.listen(port, normalizeHost(host), () => resolve());
+  });
+  return server;
 }

@@ -44,7 +44,7 @@ function referenceClone(tag: string): void {
 }
 
 function spawnWorker(n: number): ServeProcess {
-  const w = spawnServe(['worker', '--data-dir', join(work, `worker-${n}`)], { env });
+  const w = spawnServe(['worker', '--data-dir', join(work, `worker-${n}`), '--listen', '127.0.0.1:0'], { env });
   workers.push(w);
   return w;
 }
@@ -191,4 +191,15 @@ test('two servers, two workers, PostgreSQL and S3: a killed worker loses no job,
       assert.deepEqual(compareClones(g, s, { mode, ignoreConfigKeys: ['remote.origin.url'] }), [], `${tag} ${snapFlags.join(' ') || 'full'}`);
     }
   }
+
+  // The workers' own /metrics count the builds they ran (the servers build nothing); /readyz says their engines answer.
+  let built = 0;
+  for (const w of workers.filter((x) => x.child.exitCode === null && x.child.signalCode === null)) {
+    const port = /metrics on (\d+)/.exec(w.stderr())?.[1];
+    assert.ok(port, 'a worker with --listen names its port');
+    assert.equal((await getJson(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    for (const m of text.matchAll(/^snapclone_builds_total\{[^}]*outcome="succeeded"[^}]*\} (\d+)/gm)) built += Number(m[1]);
+  }
+  assert.ok(built >= 2, `the surviving workers ran the taken-over sync and the last one (${built} builds counted)`);
 });

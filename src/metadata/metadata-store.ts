@@ -82,6 +82,12 @@ export type NewJob = Omit<JobRecord, 'id' | 'errorCode' | 'attempts'> & { errorC
 /** What updateJob may change: attempts are the queue's to count, not a caller's to set. */
 export type JobPatch = Partial<Omit<JobRecord, 'id' | 'repo' | 'kind' | 'attempts'>>;
 
+/** A claimed job's lease (queue/job-queue.ts Lease): what a fenced write checks is still held. */
+export interface LeaseFence {
+  job: number;
+  token: string;
+}
+
 export interface MetadataStore {
   /** Register a repository. Returns false (and changes nothing) if the name exists. */
   addRepo(rec: RepoRecord): Promise<boolean>;
@@ -104,8 +110,14 @@ export interface MetadataStore {
    */
   removeRepo(name: string): Promise<RepoRecord | null>;
 
-  /** Next ordering stamp for a repository's builds; strictly increasing, durable. */
-  nextSeq(repo: string): Promise<number>;
+  /**
+   * Next ordering stamp for a repository's builds; strictly increasing, durable. With `fence` (a
+   * job claimed from the shared queue) the stamp is taken only while that job's lease is live, in
+   * the same statement, else SnapError('conflict'): a worker that lost its job cannot stamp a seq
+   * after the worker that took it over (and then publish an older state as newer). Stores
+   * without leases (SQLite: one process runs the queue) ignore it.
+   */
+  nextSeq(repo: string, fence?: LeaseFence): Promise<number>;
   /** The ref's record for one mode (default full), or null. */
   getRef(repo: string, ref: string, mode?: RefMode): Promise<RefRecord | null>;
   /** Every record of a ref, one per mode that has one. */

@@ -3,7 +3,7 @@
  * the PostgreSQL one (postgres/) lets a farm of workers claim them under leases
  * (lease-worker.ts runs them).
  */
-import type { JobRecord } from '../metadata/metadata-store.js';
+import type { JobRecord, LeaseFence } from '../metadata/metadata-store.js';
 import type { ErrorCode } from '../util/errors.js';
 
 export interface EnqueueRequest {
@@ -11,7 +11,8 @@ export interface EnqueueRequest {
   ref: string | null;
 }
 
-export type JobRunner = (job: JobRecord, report: (phase: string) => void) => Promise<{ commit: string | null }>;
+/** Runs a job; `fence` (jobs claimed from a shared queue) is the lease its seq stamp must still hold. */
+export type JobRunner = (job: JobRecord, report: (phase: string) => void, fence?: LeaseFence) => Promise<{ commit: string | null }>;
 
 export interface JobQueue {
   /**

@@ -152,7 +152,7 @@ async function runLeased(
     let result: { commit: string | null } | null = null;
     let failure: unknown = null;
     try {
-      result = await opts.runner(job, report);
+      result = await opts.runner(job, report, { job: job.id, token: lease.token });
     } catch (err) {
       failure = err;
     }
@@ -163,6 +163,10 @@ async function runLeased(
       if (failure === null) {
         recorded = await queue.complete(lease, { commit: result?.commit ?? null });
         outcome = recorded ? 'succeeded' : 'lease-lost';
+      } else if (lost || (failure instanceof SnapError && failure.code === 'conflict' && /lost its lease/.test(failure.message))) {
+        // Stopped because the lease is (or may be) gone: not a failure of the job. Another worker
+        // has it, or it is reclaimed once the lease runs out and runs again (attempts + 1).
+        outcome = 'lease-lost';
       } else {
         // The last reported phase says where it failed; it goes with one more heartbeat if not yet written.
         if (unsent !== undefined && !lost) await queue.heartbeat(lease, leaseMs, lastPhase).catch(() => false);

@@ -77,14 +77,18 @@ export function leaseMsFromEnv(env = process.env): number {
 }
 
 export function jobRunner(sync: SyncService): JobRunner {
-  return async (job, report) => {
+  return async (job, report, fence) => {
     const t0 = Date.now();
     log.info(`job ${job.id}: sync ${job.repo}${job.ref ? ` ${job.ref}` : ''}`);
     try {
-      const result = await sync.run(job, (phase) => {
-        log.debug(`job ${job.id}: ${phase}`);
-        report(phase);
-      });
+      const result = await sync.run(
+        job,
+        (phase) => {
+          log.debug(`job ${job.id}: ${phase}`);
+          report(phase);
+        },
+        fence,
+      );
       log.debug(`job ${job.id}: succeeded in ${Date.now() - t0} ms`);
       recordBuild('succeeded', (Date.now() - t0) / 1000);
       return result;

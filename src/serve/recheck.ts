@@ -30,9 +30,9 @@ export class RecheckAfterBuild {
 
   /** The runner, with a re-check after each successful job (not awaited: the job is done). */
   wrap(runner: JobRunner): JobRunner {
-    return async (job, report) => {
+    return async (job, report, fence) => {
       try {
-        const result = await runner(job, report);
+        const result = await runner(job, report, fence);
         this.#afterSuccess(job);
         return result;
       } catch (err) {

@@ -31,7 +31,7 @@ import { updateLevels } from '../builder/levels.js';
 import { bootstrapMirror } from '../builder/bootstrap.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
-import type { JobRecord, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
+import type { JobRecord, LeaseFence, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
@@ -112,7 +112,7 @@ export class SyncService {
     await rm(trash, { recursive: true, force: true });
   }
 
-  async run(job: JobRecord, report: (phase: string) => void): Promise<{ commit: string | null }> {
+  async run(job: JobRecord, report: (phase: string) => void, fence?: LeaseFence): Promise<{ commit: string | null }> {
     const repo = await this.meta.getRepo(job.repo);
     if (!repo) throw new SnapError('not-found', `repository ${job.repo} is not registered (removed?)`);
     const dir = this.mirrorDir(repo.name);
@@ -133,7 +133,7 @@ export class SyncService {
       // one job per repository at a time.)
       await this.assertStillRegistered(repo);
       if ((await this.meta.getRepo(repo.name))?.defaultBranch !== remote.head) await this.meta.setDefaultBranch(repo.name, remote.head);
-      return { seq: await this.meta.nextSeq(repo.name), refs };
+      return { seq: await this.meta.nextSeq(repo.name, fence), refs };
     });
 
     const defaultRef = `refs/heads/${remote.head ?? 'main'}`;

@@ -15,7 +15,7 @@
  */
 import postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
-import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import type { JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -193,13 +193,24 @@ export class PostgresMetadataStore implements MetadataStore {
     });
   }
 
-  async nextSeq(repo: string): Promise<number> {
-    // One statement, so the increment is atomic across connections and processes.
-    const rows = await this.sql<{ seq: number }[]>`
-      INSERT INTO repo_seq (repo, seq) VALUES (${repo}, 1)
-      ON CONFLICT (repo) DO UPDATE SET seq = repo_seq.seq + 1
-      RETURNING seq`;
-    return rows[0]!.seq;
+  async nextSeq(repo: string, fence?: LeaseFence): Promise<number> {
+    // One statement, so the increment is atomic across connections and processes; fenced, the
+    // lease check is in it too (a reclaim needs the lease run out, so a stamp that passes is
+    // earlier than any reclaim, and the new holder's stamp is larger).
+    const rows = fence
+      ? await this.sql<{ seq: number }[]>`
+          INSERT INTO repo_seq (repo, seq)
+          SELECT ${repo}, 1 WHERE EXISTS (
+            SELECT 1 FROM jobs WHERE id = ${fence.job} AND lease_token = ${fence.token} AND state = 'running'
+              AND lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+          ON CONFLICT (repo) DO UPDATE SET seq = repo_seq.seq + 1
+          RETURNING seq`
+      : await this.sql<{ seq: number }[]>`
+          INSERT INTO repo_seq (repo, seq) VALUES (${repo}, 1)
+          ON CONFLICT (repo) DO UPDATE SET seq = repo_seq.seq + 1
+          RETURNING seq`;
+    if (!rows[0]) throw new SnapError('conflict', `job ${fence!.job} lost its lease before its fetch was stamped: another worker builds ${repo} now`);
+    return rows[0].seq;
   }
 
   async getRef(repo: string, ref: string, mode: RefMode = 'full'): Promise<RefRecord | null> {

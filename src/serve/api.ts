@@ -49,6 +49,11 @@ export interface ApiContext {
   composer?: ManifestComposer;
   /** Presigned object-store URLs for resolve answers; absent: clients fetch through the server. */
   downloads?: PresignedDownloads | null;
+  /**
+   * Builds run in other processes too (the shared queue): this process's mirrors, if any, are as
+   * stale as its last build, so what the refs are comes from the database (the latest snapshot).
+   */
+  sharedBuilds?: boolean;
 }
 
 interface Api extends ApiContext {
@@ -341,15 +346,17 @@ async function newerBuild(ctx: Api, name: string, ref: string, commit: string | 
   const unfetched = jobs.filter((j) => !hasFetched(j)).at(-1); // the oldest: it fetches first
   const mirror = ctx.sync.mirrorDir(name);
   let tip: string | null = null;
-  if (existsSync(`${mirror}/HEAD`)) {
+  if (!ctx.sharedBuilds && existsSync(`${mirror}/HEAD`)) {
     try {
       const entry = (await ctx.mirrorRefs.get(mirror)).find((r) => r.name === ref);
       tip = entry ? (entry.peeled ?? entry.oid) : null;
     } catch {
       tip = null; // the mirror is being replaced: nothing known
     }
-  } else if (job.state === 'running' && job.ref === ref) {
-    tip = job.commit; // no mirror here (the builds run on workers): what the job fetched, once it has
+  } else if (job.state === 'running') {
+    // No mirror to read (builds run on workers): a job of this very ref names what it fetched; a
+    // plain sync's commit is whatever it builds at the moment, so only "something newer".
+    return { commit: job.ref === ref ? job.commit : null, job: job.id };
   }
   if (tip !== null && tip !== commit) return { commit: tip, job: job.id };
   return unfetched ? { commit: null, job: unfetched.id } : null;
@@ -437,7 +444,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
 /** The mirror's refs (one shared git run for many requests), else the latest snapshot's, else null: nothing fetched yet. */
 async function knownRefs(ctx: Api, name: string): Promise<Array<{ name: string }> | null> {
   const mirror = ctx.sync.mirrorDir(name);
-  if (existsSync(`${mirror}/HEAD`)) return ctx.mirrorRefs.get(mirror);
+  if (!ctx.sharedBuilds && existsSync(`${mirror}/HEAD`)) return ctx.mirrorRefs.get(mirror);
   return (await latestSnapshot(ctx.meta, name))?.data.refs ?? null;
 }
 

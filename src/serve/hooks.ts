@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import type { JobRecord, MetadataStore } from '../metadata/metadata-store.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { normalizeUpstreamUrl } from '../builder/upstream.js';
+import { latestSnapshot } from './records.js';
 import { snapshotRefs } from '../builder/mirror.js';
 import { isValidRefName } from '../clonepack/refs.js';
 import { SnapError } from '../util/errors.js';
@@ -62,6 +63,8 @@ export interface HookContext {
   queue: JobQueue;
   sync: { mirrorDir(repo: string): string };
   hookReads: WebhookReads;
+  /** Builds run in other processes too: the refs a sync saw come from the database, not this process's mirror. */
+  sharedBuilds?: boolean;
 }
 
 /** What a verified payload asks for. */
@@ -144,8 +147,10 @@ function forgetIfStillGone(ctx: HookContext, repo: string, ref: string, jobId: n
     .then(async (job) => {
       if (job.state !== 'succeeded') return;
       const dir = ctx.sync.mirrorDir(repo);
-      if (!existsSync(`${dir}/HEAD`)) return;
-      const refs = await snapshotRefs(dir);
+      let refs: Array<{ name: string }>;
+      if (ctx.sharedBuilds) refs = (await latestSnapshot(ctx.meta, repo))?.data.refs ?? [{ name: ref }]; // none: keep it
+      else if (existsSync(`${dir}/HEAD`)) refs = await snapshotRefs(dir);
+      else return;
       if (!refs.some((r) => r.name === ref) && (await ctx.meta.removeRef(repo, ref))) log.info(`webhook: ${repo} ${ref} was published again by a build older than its deletion; removed`);
     })
     .catch((err: unknown) => log.warn(`webhook: could not check ${repo} ${ref} after job ${jobId}: ${(err as Error).message}`));

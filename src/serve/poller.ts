@@ -44,14 +44,16 @@ export interface UpstreamChecks {
   enqueue(req: EnqueueRequest): Promise<JobRecord>;
   /** Refs as the last sync saw them, for a process without the mirror (builds run on workers); null if none. */
   lastSeenRefs?(repo: string): Promise<RefEntry[] | null>;
+  /** Builds run in other processes too: compare with lastSeenRefs even where this process has a mirror (it may be stale). */
+  sharedBuilds?: boolean;
 }
 
 /**
  * Whether the upstream has moved past the mirror: a branch or tag added, deleted or moved, or
  * HEAD naming another branch. A repository never fetched (no mirror) has always moved.
  */
-export async function upstreamMoved(mirrorDir: string, repo: RepoRecord, remote: RemoteRefs, lastSeen?: () => Promise<RefEntry[] | null>): Promise<boolean> {
-  const mirrored = existsSync(`${mirrorDir}/HEAD`);
+export async function upstreamMoved(mirrorDir: string | null, repo: RepoRecord, remote: RemoteRefs, lastSeen?: () => Promise<RefEntry[] | null>): Promise<boolean> {
+  const mirrored = mirrorDir !== null && existsSync(`${mirrorDir}/HEAD`);
   const seen = mirrored ? await snapshotRefs(mirrorDir) : ((await lastSeen?.()) ?? null);
   if (seen === null) return true;
   if (remote.head !== repo.defaultBranch && remote.refs.size > 0) return true;
@@ -125,7 +127,9 @@ export class UpstreamPoller {
       if (this.#stopped) return null;
       const now = await this.#deps.meta.getRepo(name);
       if (!now || now.url !== repo.url) return null; // removed or re-pointed meanwhile
-      if (!(await upstreamMoved(this.#deps.mirrorDir(name), repo, remote, this.#deps.lastSeenRefs && (() => this.#deps.lastSeenRefs!(name))))) return null;
+      const lastSeen = this.#deps.lastSeenRefs && (() => this.#deps.lastSeenRefs!(name));
+      const mirror = this.#deps.sharedBuilds ? null : this.#deps.mirrorDir(name);
+      if (!(await upstreamMoved(mirror, repo, remote, lastSeen))) return null;
       if (this.#stopped || (await hasUnfinishedJob(this.#deps.meta, name))) return null;
       const job = await this.#deps.enqueue({ repo: name, ref: null });
       log.info(`poll: the upstream of ${name} moved: sync job ${job.id}`);

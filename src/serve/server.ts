@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { EnqueueRequest } from '../queue/job-queue.js';
 import { openEngines, type Engines } from './engines.js';
+import { s3Settings } from '../storage/config.js';
 import { startBuilds, type Builds } from './builds.js';
 import { latestSnapshot } from './records.js';
 import { prepareDataDir, lockDataDir } from './datadir.js';
@@ -73,6 +74,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw new SnapError('usage', `refusing to listen on ${opts.host} without an admin token: set SNAPCLONE_ADMIN_TOKEN (or listen on 127.0.0.1)`);
   if (opts.noBuilds && !process.env.SNAPCLONE_DATABASE_URL?.trim())
     throw new SnapError('usage', '--no-builds needs SNAPCLONE_DATABASE_URL: a shared queue that `snapclone worker` processes take jobs from');
+  if (opts.noBuilds && !process.env.SNAPCLONE_S3_BUCKET?.trim())
+    throw new SnapError('usage', "--no-builds needs SNAPCLONE_S3_BUCKET: the workers' artifacts must be where this server reads them (a local artifacts dir is each process's own)");
   prepareDataDir(opts.dataDir);
   const lock = lockDataDir(opts.dataDir);
   let handler: RequestListener | null = null;
@@ -90,6 +93,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await listen(server, opts.port, host);
     engines = await openEngines(opts.dataDir);
     const { store, meta } = engines;
+    if (engines.postgres && !s3Settings(process.env))
+      log.warn('PostgreSQL with local artifacts: only this process can serve what it builds; run one server, or set SNAPCLONE_S3_BUCKET for several servers and workers');
     const presignFor = presignSecondsFromEnv(process.env);
     const presign = store.presign?.bind(store);
     const downloads = presign && presignFor !== null ? new PresignedDownloads({ read: (d) => store.read(d), presign }, presignFor) : null;
@@ -103,6 +108,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
           mirrorDir: (repo: string) => sync.mirrorDir(repo),
           enqueue: (req: EnqueueRequest) => queue.enqueue(req),
           lastSeenRefs: async (repo: string) => (await latestSnapshot(meta, repo))?.data.refs ?? null,
+          sharedBuilds: engines.postgres !== null,
         },
         pollEvery,
       );
@@ -114,7 +120,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     integrity = new ArtifactIntegrity(store);
     const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
     const composer = new ManifestComposer(store, meta); // one per server: resolves and the scrubber share what it composed
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, metricsTokenHash, hot, integrity, composer, downloads }));
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, metricsTokenHash, hot, integrity, composer, downloads, sharedBuilds: engines.postgres !== null }));
     const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
     if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }, composer);
   } catch (err) {

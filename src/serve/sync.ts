@@ -181,6 +181,7 @@ export class SyncService {
       const r = await bootstrapMirror({ dir, url: repo.url, levels, refs, store: this.store, report });
       log.info(`${repo.name}: mirror bootstrapped from the store in ${r.ms} ms: ${r.packs} history pack(s), ${r.bytes} bytes, ${r.refs} refs`);
     } catch (err) {
+      if (err instanceof SnapError && err.code === 'conflict') throw err; // the lease is lost: stop, do not fetch everything
       log.warn(`${repo.name}: could not bootstrap the mirror from the store (${(err as Error).message}); fetching everything from the upstream`);
     }
   }

@@ -21,7 +21,8 @@ import { SyncService, type SyncOptions } from './sync.js';
 import { SnapError } from '../util/errors.js';
 import { log } from '../util/log.js';
 
-const NEEDS_QUEUE = new SnapError('usage', 'snapclone worker needs the shared queue: set SNAPCLONE_DATABASE_URL=postgres://… (and SNAPCLONE_S3_BUCKET for artifacts shared across machines)');
+const NEEDS_QUEUE = new SnapError('usage', 'snapclone worker needs the shared queue: set SNAPCLONE_DATABASE_URL=postgres://…');
+const NEEDS_BUCKET = new SnapError('usage', 'snapclone worker needs the shared artifact store: set SNAPCLONE_S3_BUCKET (each process\'s local artifacts dir is its own)');
 
 export interface WorkerOptions {
   dataDir: string;
@@ -44,7 +45,9 @@ export interface RunningWorker {
 }
 
 export async function startWorker(opts: WorkerOptions): Promise<RunningWorker> {
-  if (!process.env.SNAPCLONE_DATABASE_URL?.trim()) throw NEEDS_QUEUE; // before the data dir is touched
+  // Both before the data dir is touched: a worker's artifacts must land where servers read them.
+  if (!process.env.SNAPCLONE_DATABASE_URL?.trim()) throw NEEDS_QUEUE;
+  if (!process.env.SNAPCLONE_S3_BUCKET?.trim()) throw NEEDS_BUCKET;
   prepareDataDir(opts.dataDir);
   const lock = lockDataDir(opts.dataDir);
   let engines: Engines | undefined;

@@ -6,7 +6,7 @@
  */
 export function redactUrl(text: string): string {
   return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*):[^@\s/]*@/gi, '$1:***@')
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*):[^\s/]*@/gi, '$1:***@') // greedy: an unencoded @ in the password goes too
     .replace(SECRET_PARAM, '$1***');
 }
 

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { startPostgres, postgresSkipReason, type PostgresServer } from '../support/postgres.js';
 import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
-import { makeMediumRepo, type MediumRepo } from '../support/fixtures.js';
+import { makeMediumRepo, randomBytes, type MediumRepo } from '../support/fixtures.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { compareClones } from '../support/compare.js';
 import { git, gitText, tmpDir } from '../support/git.js';
 import { gatedSsh, type Gate } from '../serve/gated-upstream.js';
@@ -65,10 +66,15 @@ async function waitJob(id: number, timeoutMs = 120_000): Promise<{ state: string
   return row;
 }
 
-/** Push one commit to the upstream's default branch; its new head. */
-function push(tag: string): string {
+/** Push one commit (with `files` new files, else empty) to the upstream's default branch; its new head. */
+function push(tag: string, files = 0): string {
   const scratch = join(work, `pusher-${tag}`);
   git(['clone', '--quiet', medium.url, scratch], { cwd: work });
+  for (let i = 0; i < files; i++) {
+    mkdirSync(join(scratch, 'gen', String(i % 50)), { recursive: true });
+    writeFileSync(join(scratch, 'gen', String(i % 50), `f${i}.txt`), randomBytes(1500, i + 1).toString('base64'));
+  }
+  if (files) git(['add', '-A'], { cwd: scratch });
   git(['commit', '--quiet', '--allow-empty', '-m', `push ${tag}`], { cwd: scratch });
   git(['push', '--quiet', 'origin', `HEAD:${medium.headBranch}`], { cwd: scratch });
   return gitText(['rev-parse', 'HEAD'], { cwd: scratch }).trim();
@@ -202,4 +208,37 @@ test('two servers, two workers, PostgreSQL and S3: a killed worker loses no job,
     for (const m of text.matchAll(/^snapclone_builds_total\{[^}]*outcome="succeeded"[^}]*\} (\d+)/gm)) built += Number(m[1]);
   }
   assert.ok(built >= 2, `the surviving workers ran the taken-over sync and the last one (${built} builds counted)`);
+
+  // A kill once the build is under way (its depth-1 records published, the rest not yet): what is
+  // published then clones like git clone at its commit, and the job completes elsewhere.
+  const big = push('3', 3000);
+  referenceClone('3');
+  const third = await runCli(['sync', 'acme/medium', '--no-wait', '--json', '--server', b!]);
+  assert.equal(third.code, 0, third.stderr);
+  const thirdId = JSON.parse(third.stdout).job.id as number;
+  const published = async (mode: string) =>
+    (await sql!`SELECT 1 FROM ref_modes WHERE repo = 'acme/medium' AND mode = ${mode} AND commit_oid = ${big}`).length > 0;
+  let row = await jobRow(thirdId);
+  await until('the big build published its depth-1 records, or finished', async () => (row = await jobRow(thirdId)).state !== 'running' ? row.state !== 'queued' : await published('shallow'), 120_000);
+  let killedMidBuild = false;
+  if (row.state === 'running') {
+    const holder = workers.find((w) => row.lease_owner?.startsWith(`${hostname()}:${w.child.pid}`));
+    assert.ok(holder, 'the holder is one of our workers');
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    killedMidBuild = !(await published('full'));
+    // Whatever was published before the kill serves complete clonepacks.
+    for (const [flags, mode, which] of [[['--depth', '1'], 'editable', 'shallow'], [[], 'editable', 'full']] as const) {
+      const dir = join(work, `midkill-${which}`);
+      const r = await cli(a!, ['clone', 'acme/medium', dir, '--json', ...flags]);
+      assert.equal(r.code, 0, r.stderr);
+      const got = references.get(JSON.parse(r.stdout).commit as string)!;
+      assert.deepEqual(compareClones(which === 'shallow' ? got.shallow : got.full, dir, { mode, ignoreConfigKeys: ['remote.origin.url'] }), [], `${which} right after the kill`);
+    }
+  }
+  const third2 = await waitJob(thirdId);
+  assert.equal(third2.state, 'succeeded', third2.error ?? '');
+  if (killedMidBuild) assert.equal(third2.attempts, 2, 'taken over after the kill');
+  t.diagnostic(`big build: ${killedMidBuild ? 'killed between its depth-1 and full records, finished by another worker' : 'finished before the kill could land'}`);
+  for (const mode of ['shallow', 'files', 'full']) assert.ok(await published(mode), `${mode} names the big commit in the end`);
 });

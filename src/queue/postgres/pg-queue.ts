@@ -231,13 +231,14 @@ export class PgJobQueue implements LeasedQueue {
         count(*) FILTER (WHERE state = 'queued') AS queued,
         count(*) FILTER (WHERE state = 'running') AS running,
         count(*) FILTER (WHERE state = 'dead') AS dead,
-        min(created_at) FILTER (WHERE state = 'queued') AS oldest
+        ${nowMs(this.#sql)} - min(created_at) FILTER (WHERE state = 'queued') AS oldest_age
       FROM jobs WHERE state IN ('queued', 'running', 'dead')`;
+    // The age is the database's (its clock stamped created_at), carried over to this one's clock.
     return {
       queued: Number(row!.queued),
       running: Number(row!.running),
       dead: Number(row!.dead),
-      oldestQueuedAt: row!.oldest === null ? null : Number(row!.oldest),
+      oldestQueuedAt: row!.oldest_age === null ? null : Date.now() - Number(row!.oldest_age),
     };
   }
 

@@ -19,6 +19,10 @@ import type { JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, R
 import { SnapError, invalid } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import { MIGRATIONS, migrate } from './migrations.js';
+import { jobFromRow, refFromRow, repoFromRow, snapshotFromRow, type JobRow, type RefRow, type RepoRow, type SnapshotRow } from '../rows.js';
+
+/** For the PostgreSQL queue, which reads jobs rows itself. */
+export { jobFromRow, type JobRow };
 
 export { MIGRATIONS };
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -30,45 +34,9 @@ export interface PostgresStoreOptions {
   connectTimeoutSeconds?: number;
 }
 
-interface RepoRow {
-  name: string;
-  url: string;
-  default_branch: string | null;
-  created_at: number;
-}
 
-interface RefRow {
-  repo: string;
-  ref: string;
-  mode: string;
-  commit_oid: string | null;
-  seq: number;
-  built_at: number;
-  view: string;
-}
 
-export interface JobRow {
-  id: number;
-  repo: string;
-  kind: string;
-  ref: string | null;
-  state: string;
-  phase: string;
-  error: string | null;
-  error_code: string | null;
-  commit_oid: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  attempts: number;
-}
 
-interface SnapshotRow {
-  repo: string;
-  seq: number;
-  data: string;
-  created_at: number;
-}
 
 /** JobRecord field -> jobs column, for updateJob (`ref` is fixed at creation, as in SQLite). */
 const JOB_COLUMNS = {
@@ -414,41 +382,6 @@ function sqlLimit(limit: number): number | null {
   return limit < 0 ? null : Math.floor(limit);
 }
 
-function repoFromRow(r: RepoRow): RepoRecord {
-  return { name: r.name, url: r.url, defaultBranch: r.default_branch, createdAt: r.created_at };
-}
 
-function refFromRow(r: RefRow): RefRecord {
-  return {
-    repo: r.repo,
-    ref: r.ref,
-    mode: r.mode as RefMode,
-    commit: r.commit_oid,
-    seq: r.seq,
-    builtAt: r.built_at,
-    view: JSON.parse(r.view),
-  };
-}
 
-function snapshotFromRow(r: SnapshotRow): SnapshotRecord {
-  return { repo: r.repo, seq: r.seq, data: JSON.parse(r.data), createdAt: r.created_at };
-}
 
-/** A jobs row (as `SELECT *` or `RETURNING *` gives it) as a JobRecord; exported for the PG queue. */
-export function jobFromRow(r: JobRow): JobRecord {
-  return {
-    id: r.id,
-    repo: r.repo,
-    kind: r.kind as JobRecord['kind'],
-    ref: r.ref,
-    state: r.state as JobRecord['state'],
-    phase: r.phase,
-    error: r.error,
-    errorCode: r.error_code as JobRecord['errorCode'],
-    commit: r.commit_oid,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    attempts: r.attempts,
-  };
-}

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
+import { jobFromRow, refFromRow, repoFromRow, snapshotFromRow, type JobRow, type RefRow, type RepoRow, type SnapshotRow } from '../rows.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -135,37 +136,8 @@ export const MIGRATIONS: readonly string[] = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-interface RepoRow {
-  name: string;
-  url: string;
-  default_branch: string | null;
-  created_at: number;
-}
 
-interface RefRow {
-  repo: string;
-  ref: string;
-  mode: string;
-  commit_oid: string | null;
-  seq: number;
-  built_at: number;
-  view: string;
-}
 
-interface JobRow {
-  id: number;
-  repo: string;
-  kind: string;
-  ref: string | null;
-  state: string;
-  phase: string;
-  error: string | null;
-  error_code: string | null;
-  commit_oid: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-}
 
 const PATCHABLE = ['state', 'phase', 'error', 'errorCode', 'commit', 'createdAt', 'startedAt', 'finishedAt'] as const;
 
@@ -494,48 +466,7 @@ function prepareAll(db: Db) {
   };
 }
 
-function repoFromRow(r: RepoRow): RepoRecord {
-  return { name: r.name, url: r.url, defaultBranch: r.default_branch, createdAt: r.created_at };
-}
 
-function refFromRow(r: RefRow): RefRecord {
-  return {
-    repo: r.repo,
-    ref: r.ref,
-    mode: r.mode as RefMode,
-    commit: r.commit_oid,
-    seq: r.seq,
-    builtAt: r.built_at,
-    view: JSON.parse(r.view),
-  };
-}
 
-interface SnapshotRow {
-  repo: string;
-  seq: number;
-  data: string;
-  created_at: number;
-}
 
-function snapshotFromRow(r: SnapshotRow): SnapshotRecord {
-  return { repo: r.repo, seq: r.seq, data: JSON.parse(r.data), createdAt: r.created_at };
-}
 
-function jobFromRow(r: JobRow): JobRecord {
-  return {
-    id: r.id,
-    repo: r.repo,
-    kind: r.kind as JobRecord['kind'],
-    ref: r.ref,
-    state: r.state as JobRecord['state'],
-    phase: r.phase,
-    error: r.error,
-    errorCode: r.error_code as JobRecord['errorCode'],
-    commit: r.commit_oid,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    // The local queue runs a job once, in process: claimed once it started.
-    attempts: r.started_at === null ? 0 : 1,
-  };
-}

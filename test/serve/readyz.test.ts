@@ -123,7 +123,10 @@ test('the S3 artifact store: a missing bucket and a stopped store are 503 naming
   if (!weed) return t.skip(WEED_MISSING);
   const dir = tempDir();
   const meta = new SqliteMetadataStore(join(dir, 'snapclone.db'));
-  const env = { ...weed.env(), SNAPCLONE_S3_ENDPOINT: weed.endpoint };
+  // Credentials reach the SDK through the process environment, as in a deployment.
+  const saved = { ...process.env };
+  Object.assign(process.env, weed.env());
+  const env = { ...process.env };
   const good = openArtifactStore({ ...env, SNAPCLONE_S3_BUCKET: await weed.createBucket() }, join(dir, 'good'));
   const typo = openArtifactStore({ ...env, SNAPCLONE_S3_BUCKET: 'no-such-bucket-xyz' }, join(dir, 'typo'));
   const failedStore = { ready: false, failed: ['artifact store'], checks: { database: 'ok', 'artifact store': 'failed' } };
@@ -139,5 +142,7 @@ test('the S3 artifact store: a missing bucket and a stopped store are 503 naming
     typo.close?.();
     await meta.close();
     await weed.stop();
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
   }
 });

@@ -116,7 +116,8 @@ async function download(store: ArtifactStore, a: ArtifactRef, path: string): Pro
       done(null, chunk);
     },
   });
-  await pipeline(await store.open(a.digest), tap, createWriteStream(path, { flags: 'wx' }));
+  // keep: false: the pack lands in the mirror; a disk-cache copy as well would only double the worker's disk use.
+  await pipeline(await store.open(a.digest, undefined, { keep: false }), tap, createWriteStream(path, { flags: 'wx' }));
   const digest = hash.digest('hex');
   if (bytes !== a.size || digest !== a.digest)
     throw integrityError(`stored artifact ${a.digest} read back as ${bytes} bytes with SHA-256 ${digest} (expected ${a.size} bytes)`);

@@ -90,7 +90,8 @@ export async function serveArtifact(src: ArtifactSource, digest: string, req: In
     res.writeHead(status, headers);
     return void res.end(range ? cached.subarray(start, end + 1) : cached);
   }
-  const body = await store.open(digest, { start, end });
+  // A whole read is not a range: the disk cache in front of S3 fills (and verifies) only on whole reads.
+  const body = await store.open(digest, range ? { start, end } : undefined);
   res.writeHead(status, headers);
   if (integrity.isVerified(digest)) return pipeline(body, res);
   if (start === 0 && end === info.size - 1) return pipeline(body, integrity.verifying(digest), res);

@@ -34,7 +34,19 @@ export async function openEngines(dataDir: string, env: NodeJS.ProcessEnv = proc
   const postgres = meta instanceof PostgresMetadataStore ? meta : null;
   const where = s3 ? `S3 bucket ${s3.bucket}${s3.endpoint ? ` at ${redactUrl(s3.endpoint)}` : ''}` : 'local artifacts';
   const db = postgres ? `PostgreSQL ${redactUrl(env.SNAPCLONE_DATABASE_URL ?? '')}` : 'SQLite';
-  return { store, meta, postgres, describe: `${where}, ${db}`, close: () => meta.close() };
+  return {
+    store,
+    meta,
+    postgres,
+    describe: `${where}, ${db}`,
+    close: async () => {
+      try {
+        await meta.close();
+      } finally {
+        store.close?.(); // the S3 client's keep-alive sockets
+      }
+    },
+  };
 }
 
 /** Open the SQLite database; a damaged file is one clear line (exit 7) saying what to do, not a stack trace. */

@@ -40,8 +40,11 @@ export interface ArtifactStore {
   putBytes(bytes: Uint8Array): Promise<ArtifactInfo>;
   /** Size of a stored artifact, or null if absent or quarantined. */
   stat(digest: string): Promise<ArtifactInfo | null>;
-  /** Stream a stored artifact, or the inclusive byte range [start, end]. Throws SnapError('artifact-missing') if absent. */
-  open(digest: string, range?: { start: number; end: number }): Promise<Readable>;
+  /**
+   * Stream a stored artifact, or the inclusive byte range [start, end]. Throws SnapError('artifact-missing') if absent.
+   * `keep: false`: a one-off read (a worker's bootstrap copying packs into its mirror) that a cache must not fill with.
+   */
+  open(digest: string, range?: { start: number; end: number }, opts?: { keep?: boolean }): Promise<Readable>;
   /** Whole artifact in memory (for small ones: manifests). Throws SnapError('artifact-missing') if absent. */
   read(digest: string): Promise<Buffer>;
   /**
@@ -58,6 +61,8 @@ export interface ArtifactStore {
   listQuarantined(): Promise<QuarantinedArtifact[]>;
   /** Resolves if the store is reachable and usable now; rejects saying why otherwise (GET /readyz). */
   ping?(): Promise<void>;
+  /** Release connections (S3's sockets); the store is not used after. */
+  close?(): void;
   /** A local file path for the artifact if the backend has one (lets the server use sendfile-like streaming). */
   localPath?(digest: string): string;
   /**

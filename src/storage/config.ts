@@ -17,7 +17,8 @@ const MiB = 1024 * 1024;
 export function s3Settings(env: NodeJS.ProcessEnv): {
   bucket: string;
   endpoint?: string;
-  region: string;
+  /** Unset: the SDK's chain (AWS_REGION, the profile's region), else us-east-1. */
+  region?: string;
   prefix: string;
   cacheMb: number;
   conditionalWrites: boolean;
@@ -36,10 +37,11 @@ export function s3Settings(env: NodeJS.ProcessEnv): {
   if (!/^\d+$/.test(cacheRaw) || !Number.isSafeInteger(cacheMb)) throw invalid(`SNAPCLONE_S3_CACHE_MB must be a whole number of MiB (0 turns the disk cache off), not ${JSON.stringify(cacheRaw)}`);
   const cw = env.SNAPCLONE_S3_CONDITIONAL_WRITES?.trim();
   if (cw !== undefined && cw !== '' && cw !== '0' && cw !== '1') throw invalid(`SNAPCLONE_S3_CONDITIONAL_WRITES must be 1 or 0, not ${JSON.stringify(cw.slice(0, 20))}`);
+  const region = env.SNAPCLONE_S3_REGION?.trim();
   return {
     bucket,
     ...(endpoint ? { endpoint } : {}),
-    region: env.SNAPCLONE_S3_REGION?.trim() || 'us-east-1',
+    ...(region ? { region } : {}),
     prefix,
     cacheMb,
     conditionalWrites: cw !== '0',
@@ -53,7 +55,7 @@ export function openArtifactStore(env: NodeJS.ProcessEnv, dataDir: string): Arti
   const remote = new S3ArtifactStore({
     bucket: s3.bucket,
     prefix: s3.prefix,
-    region: s3.region,
+    ...(s3.region ? { region: s3.region } : {}),
     conditionalWrites: s3.conditionalWrites,
     ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
   });

@@ -19,6 +19,8 @@ import { ReadinessCheck } from '../../src/serve/readiness.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
 import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { LocalJobQueue } from '../../src/queue/local/local-queue.js';
+import { openArtifactStore } from '../../src/storage/config.js';
+import { startSeaweed, WEED_MISSING } from '../support/seaweed.js';
 
 const READY = { ready: true, failed: [], checks: { database: 'ok', 'artifact store': 'ok' } };
 
@@ -113,5 +115,34 @@ test('an engine that does not answer is cut at the timeout, and overlapping chec
   } finally {
     for (const s of sockets) s.destroy();
     await new Promise((r) => silent.close(r));
+  }
+});
+
+test('the S3 artifact store: a missing bucket and a stopped store are 503 naming it', async (t) => {
+  const weed = await startSeaweed();
+  if (!weed) return t.skip(WEED_MISSING);
+  const dir = tempDir();
+  const meta = new SqliteMetadataStore(join(dir, 'snapclone.db'));
+  // Credentials reach the SDK through the process environment, as in a deployment.
+  const saved = { ...process.env };
+  Object.assign(process.env, weed.env());
+  const env = { ...process.env };
+  const good = openArtifactStore({ ...env, SNAPCLONE_S3_BUCKET: await weed.createBucket() }, join(dir, 'good'));
+  const typo = openArtifactStore({ ...env, SNAPCLONE_S3_BUCKET: 'no-such-bucket-xyz' }, join(dir, 'typo'));
+  const failedStore = { ready: false, failed: ['artifact store'], checks: { database: 'ok', 'artifact store': 'failed' } };
+  try {
+    assert.deepEqual(await new ReadinessCheck({ meta, store: good }).check(), READY);
+    assert.deepEqual(await new ReadinessCheck({ meta, store: typo }).check(), failedStore, 'a misnamed bucket is not ready');
+    await weed.stop();
+    const down = await new ReadinessCheck({ meta, store: good }).check();
+    assert.equal(down.ready, false);
+    assert.deepEqual(down.failed, ['artifact store']);
+  } finally {
+    good.close?.();
+    typo.close?.();
+    await meta.close();
+    await weed.stop();
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
   }
 });

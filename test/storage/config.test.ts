@@ -22,7 +22,7 @@ test('no SNAPCLONE_S3_BUCKET: the local store under <dataDir>/artifacts', () => 
 });
 
 test('SNAPCLONE_S3_* defaults and choices', () => {
-  assert.deepEqual(s3Settings({ SNAPCLONE_S3_BUCKET: 'b' }), { bucket: 'b', region: 'us-east-1', prefix: '', cacheMb: 2048, conditionalWrites: true });
+  assert.deepEqual(s3Settings({ SNAPCLONE_S3_BUCKET: 'b' }), { bucket: 'b', prefix: '', cacheMb: 2048, conditionalWrites: true });
   assert.deepEqual(
     s3Settings({
       SNAPCLONE_S3_BUCKET: 'b',

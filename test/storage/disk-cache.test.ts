@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { DiskCachedStore } from '../../src/storage/cache/disk-cache.js';
 import { sha256Hex } from '../../src/util/hash.js';
 import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
 import { collect, isCode } from './contract.js';
+import { rotInPlace } from './rot.js';
 
 process.env.SNAPCLONE_LOG = 'error';
 
@@ -59,27 +60,6 @@ async function withRig(t: { skip(msg: string): void }, maxBytes: number, fn: (r:
     raw.destroy();
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** Change bytes of a file in place, keeping its inode, size and mtime: damage no stat can see. */
-async function rotInPlace(path: string, at: number): Promise<void> {
-  const before = await stat(path);
-  const beforeNs = (await stat(path, { bigint: true })).mtimeNs;
-  const fh = await open(path, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] = b[0]! ^ 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
-  // utimes takes no nanoseconds; touch does.
-  const touched = spawnSync('touch', ['-m', '-d', `@${beforeNs / 1_000_000_000n}.${String(beforeNs % 1_000_000_000n).padStart(9, '0')}`, path]);
-  assert.equal(touched.status, 0, String(touched.stderr));
-  const after = await stat(path);
-  assert.equal(after.ino, before.ino);
-  assert.equal(after.mtimeMs, before.mtimeMs);
 }
 
 test('cache: whole reads fill it and are then served from disk; range reads of a missing artifact do not fill', async (t) => {
@@ -214,5 +194,71 @@ test('cache: a whole read cut short keeps nothing; quarantine drops the cached c
     assert.equal(cache.has(m.digest), false);
     await assert.rejects(cache.read(m.digest), isCode('artifact-missing'));
     assert.deepEqual((await cache.listQuarantined()).map((q) => q.digest), [m.digest]);
+  });
+});
+
+test('cache: an integrity check (openCopy) makes the cached copy be hashed again before its next use, range reads too', async (t) => {
+  await withRig(t, 1 << 20, async ({ cache, putRemote, dir }) => {
+    const bytes = Buffer.from('a pack served in ranges '.repeat(300));
+    const d = await putRemote(bytes);
+    assert.deepEqual(await cache.read(d), bytes);
+    await rotInPlace(join(dir, d), 10);
+    // A client found wrong bytes and reported them: the server re-hashes through openCopy (the bucket's copy).
+    const { stream } = await cache.openCopy(d);
+    assert.equal(sha256Hex(await collect(stream)), d, 'the bucket copy is intact');
+    assert.deepEqual(await collect(await cache.open(d, { start: 0, end: 99 })), bytes.subarray(0, 100), 'the rotten cached copy is not served');
+    assert.equal(cache.has(d), false, 'and it is dropped');
+  });
+});
+
+test('cache: while the bucket is unreachable, stat and reads answer from verified cached copies only', async (t) => {
+  await withRig(t, 1 << 20, async ({ cache, putRemote, dir }) => {
+    const good = Buffer.from('cached before the outage '.repeat(40));
+    const rotten = Buffer.from('rots during the outage '.repeat(40));
+    const dg = await putRemote(good);
+    const dr = await putRemote(rotten);
+    const du = await putRemote(Buffer.from('never cached'));
+    await cache.read(dg);
+    await cache.read(dr);
+    await rotInPlace(join(dir, dr), 3);
+    const down = new S3ArtifactStore({ bucket: 'any', endpoint: 'http://127.0.0.1:1', credentials: weed!.credentials });
+    try {
+      // A restart while the bucket is down: the files are hashed before they are vouched for.
+      const offline = new DiskCachedStore(down, { dir, maxBytes: 1 << 20 });
+      assert.deepEqual(await offline.stat(dg), { digest: dg, size: good.length });
+      assert.deepEqual(await collect(await offline.open(dg)), good);
+      assert.deepEqual(await collect(await offline.open(dg, { start: 2, end: 5 })), good.subarray(2, 6));
+      await assert.rejects(offline.stat(dr), isCode('unreachable'), 'a damaged copy is not vouched for');
+      assert.equal(offline.has(dr), false);
+      await assert.rejects(offline.stat(du), isCode('unreachable'));
+    } finally {
+      down.close();
+    }
+  });
+});
+
+test('cache: ping checks the bucket and the cache directory', async (t) => {
+  await withRig(t, 1 << 20, async ({ cache, dir }) => {
+    await cache.ping!();
+    const missing = new S3ArtifactStore({ bucket: 'no-such-bucket-xyz', endpoint: weed!.endpoint, credentials: weed!.credentials });
+    try {
+      await assert.rejects(new DiskCachedStore(missing, { dir, maxBytes: 1 << 20 }).ping!(), isCode('unreachable'));
+    } finally {
+      missing.close();
+    }
+    await rm(dir, { recursive: true, force: true });
+    await assert.rejects(cache.ping!(), /^Error: disk cache |disk cache .*ENOENT/);
+  });
+});
+
+test('cache: a whole read with keep: false (a bootstrap copying packs into a mirror) is served but not kept', async (t) => {
+  await withRig(t, 1 << 20, async ({ cache, putRemote, dir }) => {
+    const pack = Buffer.from('a history pack '.repeat(500));
+    const d = await putRemote(pack);
+    assert.deepEqual(await collect(await cache.open(d, undefined, { keep: false })), pack);
+    assert.equal(cache.has(d), false);
+    assert.deepEqual((await readdir(dir)).filter((n) => n !== 'tmp'), []);
+    assert.deepEqual(await collect(await cache.open(d)), pack);
+    assert.equal(cache.has(d), true, 'an ordinary whole read keeps it');
   });
 });

@@ -319,3 +319,18 @@ test('s3: openArtifactStore selects S3 behind a disk cache from SNAPCLONE_S3_*, 
     await rm(dataDir, { recursive: true, force: true });
   }
 });
+
+test('s3: a missing bucket is a configuration error: ping fails, and reads say unreachable, never artifact-missing', async (t) => {
+  if (!weed) return t.skip(WEED_MISSING);
+  const good = s3Store(await weed.createBucket());
+  const missing = s3Store('no-such-bucket-xyz');
+  try {
+    await good.ping!();
+    await assert.rejects(missing.ping!(), (err: Error) => isCode('unreachable')(err) && /no-such-bucket-xyz/.test(err.message) && !err.message.includes('\n'));
+    await assert.rejects(missing.open(sha256Hex('x')), isCode('unreachable'));
+    await assert.rejects(missing.read(sha256Hex('x')), isCode('unreachable'));
+  } finally {
+    good.close();
+    missing.close();
+  }
+});

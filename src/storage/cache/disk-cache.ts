@@ -14,15 +14,19 @@
  * Range reads of a missing artifact go straight to the remote. stat, openCopy,
  * quarantine and listQuarantined are the remote's: existence and damage are the
  * bucket's truth, shared by every server (a cached copy must not make an
- * artifact look stored that the bucket lacks). Quarantine drops the cached copy.
+ * artifact look stored that the bucket lacks). Quarantine drops the cached copy;
+ * openCopy (an integrity check: a client reported bad bytes, or the scrubber)
+ * makes the cached copy be hashed again before its next use, since range reads
+ * from the cache are not hashed. Only while the bucket is unreachable does stat
+ * answer from the cache, for copies that hash right.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { constants, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from '../artifact-store.js';
-import { integrityError, invalid } from '../../util/errors.js';
+import { SnapError, integrityError, invalid } from '../../util/errors.js';
 import { isDigest, sha256Hex } from '../../util/hash.js';
 import { log } from '../../util/log.js';
 import { pidExists } from '../../util/process.js';
@@ -73,12 +77,38 @@ export class DiskCachedStore implements ArtifactStore {
     return this.#entries.has(digest);
   }
 
-  stat(digest: string): Promise<ArtifactInfo | null> {
-    return this.remote.stat(digest);
+  async stat(digest: string): Promise<ArtifactInfo | null> {
+    try {
+      return await this.remote.stat(digest);
+    } catch (err) {
+      // The bucket down: what is cached (and hashes right) still serves; the rest stays unreachable.
+      if (!(err instanceof SnapError && err.code === 'unreachable') || !isDigest(digest)) throw err;
+      const fh = await this.#openCached(digest);
+      if (!fh) throw err;
+      await fh.close();
+      return { digest, size: this.#entries.get(digest)!.size };
+    }
   }
 
   openCopy(digest: string): Promise<{ stream: Readable; copy: StoredCopy }> {
+    // A check of the stored copy: someone doubts the bytes, so the cached copy is hashed again too.
+    const entry = this.#entries.get(digest);
+    if (entry) entry.verified = false;
     return this.remote.openCopy(digest);
+  }
+
+  /** The bucket answers (its own ping), and the cache directory is there and writable. */
+  async ping(): Promise<void> {
+    await Promise.all([
+      this.remote.ping ? this.remote.ping() : this.remote.stat('0'.repeat(64)),
+      access(this.#tmpDir, constants.W_OK).catch((err: unknown) => {
+        throw new SnapError('unreachable', `disk cache ${this.dir} is not usable: ${(err as Error).message}`, { cause: err });
+      }),
+    ]);
+  }
+
+  close(): void {
+    this.remote.close?.();
   }
 
   listQuarantined(): Promise<QuarantinedArtifact[]> {
@@ -122,7 +152,7 @@ export class DiskCachedStore implements ArtifactStore {
     return bytes;
   }
 
-  async open(digest: string, range?: { start: number; end: number }): Promise<Readable> {
+  async open(digest: string, range?: { start: number; end: number }, opts: { keep?: boolean } = {}): Promise<Readable> {
     checkDigest(digest);
     if (range) checkRange(range);
     const fh = await this.#openCached(digest);
@@ -143,6 +173,7 @@ export class DiskCachedStore implements ArtifactStore {
     }
     if (range) return this.remote.open(digest, range);
     const body = await this.remote.open(digest);
+    if (opts.keep === false) return body;
     const fill = await this.#fill(digest);
     if (!fill) return body;
     body.on('error', (err) => fill.destroy(err));

@@ -30,6 +30,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -43,12 +44,24 @@ import { SnapError, integrityError, invalid } from '../../util/errors.js';
 import { isDigest, sha256Hex } from '../../util/hash.js';
 import { log } from '../../util/log.js';
 
+// The SDK's own switch for its multi-line "NodeVersionSupportWarning" (emitted when a client is
+// made, on Node < 22): that text on stderr breaks the one-JSON-event-per-line log. Set before any
+// client is made; an operator's explicit setting wins.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const MiB = 1024 * 1024;
 const READ_CHUNK = MiB;
 /** S3's own bounds: parts of 5 MiB at least (but the last), at most 10,000 of them; presigned URLs live at most 7 days. */
 const MIN_PART = 5 * MiB;
 const MAX_PARTS = 10_000;
 const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/**
+ * Without these the SDK waits forever on a store that accepts connections and stalls. The idle
+ * timeout is per socket (no bytes either way for that long), not per transfer: big streams go on.
+ */
+const DEFAULT_TIMEOUTS = { connectMs: 5_000, idleMs: 60_000 };
+/** Rounds of "412: stored already" followed by a HEAD that finds nothing before a put gives up. */
+const MAX_REFUSED_PUTS = 5;
 
 export interface S3StoreOptions {
   bucket: string;
@@ -65,6 +78,8 @@ export interface S3StoreOptions {
   multipartThreshold?: number;
   /** Part size (default 16 MiB; raised if a file would need more than 10,000 parts). */
   partSize?: number;
+  /** Connection and socket-idle timeouts in ms (default 5 s and 60 s); a timeout is an unreachable store. */
+  timeouts?: { connectMs?: number; idleMs?: number };
   /** A client to use instead of one made from the options above (the store does not destroy it). */
   client?: S3Client;
 }
@@ -88,16 +103,28 @@ export class S3ArtifactStore implements ArtifactStore {
     this.#threshold = Math.max(1, opts.multipartThreshold ?? 64 * MiB);
     this.#partSize = Math.max(MIN_PART, opts.partSize ?? 16 * MiB);
     this.#ownsClient = !opts.client;
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     this.#client =
       opts.client ??
       new S3Client({
-        region: opts.region ?? 'us-east-1',
+        region: opts.region ?? sdkRegionOr('us-east-1'),
+        requestHandler: { connectionTimeout: timeouts.connectMs, socketTimeout: timeouts.idleMs },
         ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
         ...(opts.credentials ? { credentials: opts.credentials } : {}),
         // Non-AWS stores reject or mangle the SDK's default flexible checksums.
         requestChecksumCalculation: 'WHEN_REQUIRED',
         responseChecksumValidation: 'WHEN_REQUIRED',
       });
+  }
+
+  /** Resolves if the bucket exists and these credentials may use it (GET /readyz); a one-line unreachable error otherwise. */
+  async ping(): Promise<void> {
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      if (status(err) === 404) throw new SnapError('unreachable', `object store: bucket ${this.bucket} does not exist (check SNAPCLONE_S3_BUCKET)`, { cause: err });
+      throw storeError('HEAD-BUCKET', this.bucket, err);
+    }
   }
 
   /** Close the client's connections (when the store made it). */
@@ -255,6 +282,7 @@ export class S3ArtifactStore implements ArtifactStore {
   async #store(info: ArtifactInfo, body: Body): Promise<void> {
     const { digest, size } = info;
     const multipart = 'parts' in body;
+    let refused = 0;
     for (let attempt = 1; ; attempt++) {
       // Without enforced create-only, a HEAD first; with it, still for big uploads (no point sending
       // gigabytes already there, and multipart completion is not atomically conditional everywhere).
@@ -267,7 +295,19 @@ export class S3ArtifactStore implements ArtifactStore {
           return;
         }
         stored = await this.#head(digest); // 412: someone stored it first
-        if (!stored) continue; // and it was removed (quarantined) since: create it
+        if (!stored) {
+          // Removed (quarantined) since: create it. Bounded: a store whose conditional puts
+          // refuse yet store nothing would otherwise be asked forever, the build never failing.
+          if (++refused >= MAX_REFUSED_PUTS) {
+            throw new SnapError(
+              'unreachable',
+              `object store: PUT ${this.#key(digest)} was refused as already stored ${refused} times, yet the object is not there; if this store does not implement conditional writes, set SNAPCLONE_S3_CONDITIONAL_WRITES=0`,
+            );
+          }
+          await new Promise((r) => setTimeout(r, 50 * 2 ** refused));
+          attempt--; // not a damaged copy: does not count towards the replacements below
+          continue;
+        }
       }
       if (stored!.size === size) return; // same digest and size: the same bytes (reads verify the rest)
       const reason = `stored copy has ${stored!.size} bytes, the artifact has ${size}`;
@@ -483,6 +523,25 @@ function fileRange(fh: FileHandle, start: number, end: number): Readable {
   );
 }
 
+/**
+ * The SDK's region chain (AWS_REGION, the profile's region), or `fallback` where it has none
+ * (S3-compatible stores mostly ignore the region). Looked up once, on the first request.
+ */
+function sdkRegionOr(fallback: string): () => Promise<string> {
+  let found: Promise<string> | undefined;
+  return () =>
+    (found ??= (async () => {
+      const probe = new S3Client({});
+      try {
+        return await probe.config.region();
+      } catch {
+        return fallback;
+      } finally {
+        probe.destroy();
+      }
+    })());
+}
+
 function status(err: unknown): number | undefined {
   const e = err as { $metadata?: { httpStatusCode?: number }; name?: string } | null;
   if (e?.name === 'NotFound' || e?.name === 'NoSuchKey') return 404;
@@ -494,8 +553,10 @@ function status(err: unknown): number | undefined {
 function storeError(op: string, key: string, err: unknown, digest?: string): unknown {
   if (err instanceof SnapError) return err;
   const code = status(err);
-  if (digest && code === 404) return new SnapError('artifact-missing', `artifact ${digest} is not in the store`, { cause: err });
   const name = (err as Error | null)?.name ?? 'Error';
+  // A 404 for the bucket, not the key: a configuration error, never "this artifact is missing".
+  if (name === 'NoSuchBucket') return new SnapError('unreachable', `object store: ${op} ${key} failed: the bucket does not exist (check SNAPCLONE_S3_BUCKET)`, { cause: err });
+  if (digest && code === 404) return new SnapError('artifact-missing', `artifact ${digest} is not in the store`, { cause: err });
   const msg = (err as Error | null)?.message ?? String(err);
   return new SnapError('unreachable', `object store: ${op} ${key} failed${code ? ` (${code})` : ''}: ${name}: ${oneLine(msg)}`, { cause: err });
 }

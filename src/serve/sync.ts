@@ -132,8 +132,10 @@ export class SyncService {
       // newer one's, nor the old upstream's after a re-point. (Across processes the queue runs
       // one job per repository at a time.)
       await this.assertStillRegistered(repo);
+      // The (fenced) stamp first: a worker that lost its job writes nothing, its HEAD included.
+      const seq = await this.meta.nextSeq(repo.name, fence);
       if ((await this.meta.getRepo(repo.name))?.defaultBranch !== remote.head) await this.meta.setDefaultBranch(repo.name, remote.head);
-      return { seq: await this.meta.nextSeq(repo.name, fence), refs };
+      return { seq, refs };
     });
 
     const defaultRef = `refs/heads/${remote.head ?? 'main'}`;

@@ -8,6 +8,8 @@
  * (storage/s3), and a bounded disk cache in front of a remote one (storage/cache).
  */
 import type { Readable } from 'node:stream';
+import { invalid } from '../util/errors.js';
+import { isDigest } from '../util/hash.js';
 
 /** Opaque identity of one stored copy of an artifact (the local store: device, inode, size, mtime). */
 export type StoredCopy = string;
@@ -78,4 +80,16 @@ export interface ArtifactStore {
  */
 export async function storedWithSize(store: Pick<ArtifactStore, 'stat'>, a: { digest: string; size: number }): Promise<boolean> {
   return (await store.stat(a.digest))?.size === a.size;
+}
+
+/** Argument checks every store makes the same way (a bad digest or range is the caller's bug, said in one line). */
+export function checkDigest(digest: string): void {
+  if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);
+}
+
+export function checkRange(range: { start: number; end: number }): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw invalid(`bad byte range ${start}-${end}`);
+  }
 }

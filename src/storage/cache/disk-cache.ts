@@ -26,6 +26,7 @@ import { access, open, rename, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from '../artifact-store.js';
+import { checkDigest, checkRange } from '../artifact-store.js';
 import { SnapError, integrityError, invalid } from '../../util/errors.js';
 import { isDigest, sha256Hex } from '../../util/hash.js';
 import { log } from '../../util/log.js';
@@ -406,13 +407,4 @@ async function hashHandle(fh: FileHandle): Promise<string> {
   return hash.digest('hex');
 }
 
-function checkDigest(digest: string): void {
-  if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);
-}
 
-function checkRange(range: { start: number; end: number }): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw invalid(`bad byte range ${start}-${end}`);
-  }
-}

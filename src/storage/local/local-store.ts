@@ -20,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from '../artifact-store.js';
+import { checkDigest, checkRange } from '../artifact-store.js';
 import { SnapError, integrityError, invalid } from '../../util/errors.js';
 import { isDigest, sha256Hex } from '../../util/hash.js';
 import { pidExists } from '../../util/process.js';
@@ -345,16 +346,7 @@ function copyOf(st: { dev: number; ino: number; size: number; mtimeMs: number })
 
 const INCOMING = /^([0-9a-f]{64})\.(\d+)-[0-9a-f]+$/;
 
-function checkDigest(digest: string): void {
-  if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);
-}
 
-function checkRange(range: { start: number; end: number }): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw invalid(`bad byte range ${start}-${end}`);
-  }
-}
 
 async function hashFile(path: string): Promise<{ hex: string; size: number }> {
   const hash = createHash('sha256');

@@ -40,6 +40,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ArtifactInfo, ArtifactStore, QuarantinedArtifact, StoredCopy } from '../artifact-store.js';
+import { checkDigest, checkRange } from '../artifact-store.js';
 import { SnapError, integrityError, invalid } from '../../util/errors.js';
 import { isDigest, sha256Hex } from '../../util/hash.js';
 import { log } from '../../util/log.js';
@@ -561,16 +562,7 @@ function storeError(op: string, key: string, err: unknown, digest?: string): unk
   return new SnapError('unreachable', `object store: ${op} ${key} failed${code ? ` (${code})` : ''}: ${name}: ${oneLine(msg)}`, { cause: err });
 }
 
-function checkDigest(digest: string): void {
-  if (!isDigest(digest)) throw invalid(`not a sha256 digest: ${JSON.stringify(String(digest).slice(0, 80))}`);
-}
 
-function checkRange(range: { start: number; end: number }): void {
-  const { start, end } = range;
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw invalid(`bad byte range ${start}-${end}`);
-  }
-}
 
 function oneLine(s: string): string {
   return s.replace(/[\x00-\x1f\x7f]+/g, ' ').slice(0, 500);

@@ -35,7 +35,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fmtBytes, fmtMs, log, median, must, rmrf, sleep } from './lib.js';
-import { installCleanup, keepTempDirs, machine, snapshotProduct, startServer, stopProc, trackTemp } from './proc.js';
+import { installCleanup, keepTempDirs, machine, snapshotProduct, startServer, stopProc, trackTemp, writeLatest } from './proc.js';
 import { phasesFromLog, type Phase } from './freshness.js';
 import type { Machine } from './types.js';
 
@@ -341,12 +341,7 @@ export async function bootstrapMain(argv: string[]): Promise<void> {
   results.finishedAt = new Date().toISOString();
   results.load.end = loadavg();
   save();
-  const md = renderBootstrap(results);
-  writeFileSync(`${base}.md`, md);
-  writeFileSync(join(outDir, 'bootstrap-latest.json'), `${JSON.stringify(results, null, 1)}\n`);
-  writeFileSync(join(outDir, 'bootstrap-latest.md'), md);
-  process.stdout.write(md);
-  log(`wrote ${base}.json and ${base}.md`);
+  writeLatest(outDir, 'bootstrap', base, results, renderBootstrap(results));
   if (failed) process.exitCode = 1;
 }
 

@@ -42,7 +42,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { fmtBytes, fmtMs, log, median, must, rmrf, sleep } from './lib.js';
-import { installCleanup, keepTempDirs, machine, snapshotProduct, startServer, stopProc, trackTemp, type Server } from './proc.js';
+import { installCleanup, keepTempDirs, machine, snapshotProduct, startServer, stopProc, trackTemp, writeLatest, type Server } from './proc.js';
 import type { Machine } from './types.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -754,12 +754,7 @@ export async function freshnessMain(argv: string[]): Promise<void> {
   results.finishedAt = new Date().toISOString();
   results.load.end = loadavg();
   save();
-  const md = renderFreshness(results);
-  writeFileSync(`${base}.md`, md);
-  writeFileSync(join(outDir, 'freshness-latest.json'), `${JSON.stringify(results, null, 1)}\n`);
-  writeFileSync(join(outDir, 'freshness-latest.md'), md);
-  process.stdout.write(md);
-  log(`wrote ${base}.json and ${base}.md`);
+  writeLatest(outDir, 'freshness', base, results, renderFreshness(results));
   if (failed) process.exitCode = 1;
 }
 

@@ -4,7 +4,7 @@
  * they use, all cleaned up on exit or Ctrl-C. Shared by run.ts and freshness.ts.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, createWriteStream, mkdirSync, symlinkSync } from 'node:fs';
+import { cpSync, createWriteStream, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { freePort, log, rmrf, timed, waitFor } from './lib.js';
@@ -160,4 +160,13 @@ export async function startDaemon(repoPath: string): Promise<{ url: string; proc
     },
   );
   return { url, proc };
+}
+
+/** A finished run's report: `<base>.md` beside its JSON, `<kind>-latest.json|md` in `outDir`, the markdown on stdout. */
+export function writeLatest(outDir: string, kind: string, base: string, results: unknown, md: string): void {
+  writeFileSync(`${base}.md`, md);
+  writeFileSync(join(outDir, `${kind}-latest.json`), `${JSON.stringify(results, null, 1)}\n`);
+  writeFileSync(join(outDir, `${kind}-latest.md`), md);
+  process.stdout.write(md);
+  log(`wrote ${base}.json and ${base}.md`);
 }

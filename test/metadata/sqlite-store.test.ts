@@ -136,7 +136,7 @@ function defineTests(): void {
   test('reopening keeps everything; a newer schema is refused', async (t) => {
     const dbPath = tempDb(t);
     let store = new SqliteMetadataStore(dbPath);
-    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5 };
+    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5, visibility: 'public' as const };
     await store.addRepo(repo);
     await store.nextSeq('a/a');
     await store.nextSeq('a/a');
@@ -174,7 +174,7 @@ function defineTests(): void {
     raw.close();
     const store = new SqliteMetadataStore(dbPath);
     t.after(() => store.close());
-    assert.deepEqual(await store.listRepos(), [{ name: 'old/one', url: '/srv/one/', defaultBranch: 'main', createdAt: 7 }]);
+    assert.deepEqual(await store.listRepos(), [{ name: 'old/one', url: '/srv/one/', defaultBranch: 'main', createdAt: 7, visibility: 'public' }]);
     const [job] = await store.listJobs('old/one', 10);
     assert.equal(job!.error, 'boom');
     assert.equal(job!.errorCode, null);

@@ -138,9 +138,9 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     const job = await ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });
     const repo = await ctx.meta.getRepo(job.repo);
-    // A job of a removed repository: nothing left to prove access against, so only the admin.
-    if (!repo) requireAdmin(ctx, req);
-    else await ctx.upstreamAuth.requireRead(repo, req, presentsAdminToken(ctx, req));
+    // A job of a repository removed since is shown as before (a client waiting on it learns its
+    // end); its visibility went with the registration.
+    if (repo) await ctx.upstreamAuth.requireRead(repo, req, presentsAdminToken(ctx, req));
     return sendJson(res, 200, jobView(job));
   }
   if (parts[1] === 'repos' && parts.length === 2) {

@@ -258,7 +258,7 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       assert.deepEqual(await store.listRefs('r'), []);
       assert.equal(await store.latestSnapshot('r'), null);
       assert.equal(await store.getComposed('r', 'k'), null);
-      assert.deepEqual(await store.getRepo('r'), { name: 'r', url: other, defaultBranch: 'trunk', createdAt: 1 });
+      assert.deepEqual(await store.getRepo('r'), { name: 'r', url: other, defaultBranch: 'trunk', createdAt: 1, visibility: 'public' });
       assert.deepEqual(await store.getCommitBuild('r', 'c'.repeat(40)), { stage: 'files', data: { kept: true } }, 'commit builds are by commit id: kept');
       assert.equal((await store.listRefs('keep')).length, 1, 'another repository is untouched');
       assert.equal(await store.setLevels('r', other, 1, ['b']), true);

@@ -30,8 +30,8 @@ test('GET /v1/repos lists every repository with its default branch', async () =>
     const r = await call(s.url, 'GET', '/v1/repos');
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.repos, [
-      { name: 'b', url: b.dir, defaultBranch: 'dev' },
-      { name: 'team/a', url: a.dir, defaultBranch: 'main' },
+      { name: 'b', url: b.dir, defaultBranch: 'dev', visibility: 'public' },
+      { name: 'team/a', url: a.dir, defaultBranch: 'main', visibility: 'public' },
     ]);
   } finally {
     await s.close();
@@ -181,7 +181,7 @@ test('PATCH url re-points a repository: checked like add, rebuilt from the new u
     // A ref only the old upstream had is no longer served.
     const gone = await call(s.url, 'GET', '/v1/repos/moving/resolve?ref=old-only');
     assert.equal(gone.status, 404, gone.text);
-    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: `file://${neu.dir}/`, defaultBranch: 'main' }]);
+    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: `file://${neu.dir}/`, defaultBranch: 'main', visibility: 'public' }]);
     // Another spelling of the same upstream keeps every ref.
     const respelled = await patch({ url: neu.dir });
     assert.equal(respelled.status, 200, respelled.text);

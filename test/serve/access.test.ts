@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { call, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
 import { basic, startGitHttpServer, type GitHttpServer } from '../support/git-http-auth.js';
 import { manifestArtifacts, parseManifest } from '../../src/clonepack/manifest.js';
+import { runCli } from './process-helpers.js';
 
 const ADMIN = 'adm1n-token-x';
 const URL_KEY = 'a shared url key for the tests';
@@ -35,6 +36,8 @@ let root: string;
 const admin = { authorization: `Bearer ${ADMIN}` };
 const up = (value: string) => ({ 'snapclone-upstream-authorization': value });
 let privJob: number;
+/** The signature of a query the server handed out (it must not reach the log either). */
+let handedSig = '';
 
 function bare(src: string, dest: string): void {
   const r = spawnSync('git', ['clone', '-q', '--bare', src, dest]);
@@ -161,6 +164,7 @@ test('signed artifact access: private digests only with a valid, unexpired query
   const res = await call(server.url, 'GET', '/v1/repos/priv/resolve?ref=main', undefined, up(ALICE));
   assert.equal(res.status, 200, res.text);
   const { query, expiresAt } = res.json.signed;
+  handedSig = new URLSearchParams(query).get('sig')!;
   assert.match(query, /^m=[0-9a-f]{64}&exp=\d+&sig=[0-9a-f]{64}$/);
   assert.ok(expiresAt > Date.now() + 3000 * 1000 && expiresAt <= Date.now() + 3600 * 1000 + 1000, 'default TTL 3600 s');
   const m = res.json.manifest.digest as string;
@@ -221,6 +225,22 @@ test('signed artifact access: private digests only with a valid, unexpired query
   assert.equal((await call(server.url, 'GET', `/v1/artifacts/${shown}`)).status, 403, 'a digest status showed is marked before it is shown');
 });
 
+test('CLI: add --visibility is sent; a bad value is a usage error; an ssh upstream without it is refused with the reason', async () => {
+  const env = { SNAPCLONE_TOKEN: ADMIN };
+  const bad = await runCli(['add', join(root, 'pub.git'), '--name', 'cli-bad', '--visibility', 'secret', '--server', server.url], env);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--visibility must be public or private/);
+  const ssh = await runCli(['add', 'ssh://example.invalid/x.git', '--name', 'cli-ssh', '--server', server.url], env);
+  assert.equal(ssh.code, 7, ssh.stderr);
+  assert.match(ssh.stderr, /cannot determine whether ssh:\/\/example.invalid\/x.git is public: .*pass visibility/);
+  const priv = await runCli(['add', join(root, 'pub.git'), '--name', 'cli-priv', '--visibility', 'private', '--json', '--server', server.url], env);
+  assert.equal(priv.code, 0, priv.stderr);
+  assert.equal(JSON.parse(priv.stdout).visibility, 'private');
+  assert.equal((await call(server.url, 'GET', '/v1/repos/cli-priv')).status, 401, 'a local upstream told private: only the admin reads it');
+  assert.equal((await call(server.url, 'GET', '/v1/repos/cli-priv', undefined, up(ALICE))).status, 403);
+  assert.equal((await call(server.url, 'GET', '/v1/repos/cli-priv', undefined, admin)).status, 200);
+});
+
 test('fail closed: an upstream that does not answer (504) or is gone (502) serves nothing', async () => {
   forge.hang = true;
   const fresh = basic('alice', 'another-cred-1'); // not cached
@@ -245,6 +265,8 @@ test('no credential appears in the server log', () => {
   const logged = stderrLog.join('');
   assert.ok(logged.includes('/v1/repos/priv'), 'the requests were logged');
   for (const s of SECRETS) assert.ok(!logged.includes(s), `the log holds ${s}`);
+  assert.ok(handedSig.length === 64 && !logged.includes(handedSig), 'the signature of a signed query is redacted in the request log');
+  assert.match(logged, /sig=\*\*\*/);
 });
 
 test('rate limit per address: 429 with Retry-After; the admin token, artifacts and probes are not counted', async () => {

@@ -160,7 +160,7 @@ test('a private repository: no credential 401, wrong 403, right one served (prob
   assert.ok(st.json.refs.length > 0);
 });
 
-test('signed artifact access: private digests only with a valid, unexpired query for their manifest', async () => {
+test('signed artifact access: private digests only with a valid, unexpired query for their manifest', async (t) => {
   const res = await call(server.url, 'GET', '/v1/repos/priv/resolve?ref=main', undefined, up(ALICE));
   assert.equal(res.status, 200, res.text);
   const { query, expiresAt } = res.json.signed;
@@ -173,6 +173,7 @@ test('signed artifact access: private digests only with a valid, unexpired query
   const manifest = parseManifest(Buffer.from(await manifestBytes.arrayBuffer()));
   const arts = [...new Set(manifestArtifacts(manifest).map((a) => a.digest))];
   assert.ok(arts.length >= 3);
+  t.diagnostic(`private manifest + ${arts.length} artifacts, each: unsigned GET and HEAD 403, signed GET and HEAD 200`);
   for (const d of [m, ...arts]) {
     const unsigned = await call(server.url, 'GET', `/v1/artifacts/${d}`);
     assert.equal(unsigned.status, 403, unsigned.text);
@@ -261,8 +262,9 @@ test('fail closed: an upstream that does not answer (504) or is gone (502) serve
   assert.equal((await call(server.url, 'GET', '/v1/repos/priv', undefined, admin)).status, 200);
 });
 
-test('no credential appears in the server log', () => {
+test('no credential appears in the server log', (t) => {
   const logged = stderrLog.join('');
+  t.diagnostic(`${stderrLog.length} log writes, ${Buffer.byteLength(logged)} bytes, searched for ${SECRETS.length + 1} secrets`);
   assert.ok(logged.includes('/v1/repos/priv'), 'the requests were logged');
   for (const s of SECRETS) assert.ok(!logged.includes(s), `the log holds ${s}`);
   assert.ok(handedSig.length === 64 && !logged.includes(handedSig), 'the signature of a signed query is redacted in the request log');

@@ -22,6 +22,9 @@ export function gitEnv(kind: GitEnv, extra: Record<string, string> = {}): NodeJS
     base.GIT_CONFIG_NOSYSTEM = '1';
     base.GIT_CONFIG_GLOBAL = '/dev/null';
     delete base.GIT_CONFIG_PARAMETERS;
+    // GIT_CONFIG_COUNT/KEY_n/VALUE_n (e.g. the server's http.extraHeader for private upstreams,
+    // docs/DEPLOY.md) are the operator's config too: for upstream (network) git only.
+    for (const k of Object.keys(base)) if (/^GIT_CONFIG_(COUNT|KEY_\d+|VALUE_\d+)$/.test(k)) delete base[k];
   }
   return { ...base, ...extra };
 }

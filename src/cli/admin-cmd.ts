@@ -16,12 +16,15 @@ export async function add(v: Values, args: string[]): Promise<number> {
   const url = upstreamArg(oneArg(args, 'upstream URL', 'add'));
   // An explicit --name is checked as given: '' is a mistake, not "use the default".
   if (v.name !== undefined) repoName(v.name as string);
+  const visibility = v.visibility;
+  if (visibility !== undefined && visibility !== 'public' && visibility !== 'private')
+    throw new SnapError('usage', `--visibility must be public or private, got ${JSON.stringify(visibility)}`);
   return withClient(v, async (c) => {
-    const { json } = await c.json('POST', '/v1/repos', { url, name: v.name });
+    const { json } = await c.json('POST', '/v1/repos', { url, name: v.name, ...(visibility ? { visibility } : {}) });
     let job = json.job as JobView | null;
     if (job && !v['no-wait']) job = await waitJob(c, job, `building ${String(json.name)}`, v.quiet === true);
     const created = json.created === true;
-    out(v, { name: json.name, url: json.url, created, job }, `${created ? 'added' : 'already registered'}: ${String(json.name)} (${String(json.url)})${job && !v['no-wait'] ? `, built ${job.commit ?? '(no commits)'}` : job ? `, build job ${job.id} ${job.state}` : ''}\n`);
+    out(v, { name: json.name, url: json.url, visibility: json.visibility, created, job }, `${created ? 'added' : 'already registered'}: ${String(json.name)} (${String(json.url)}${json.visibility === 'private' ? ', private' : ''})${job && !v['no-wait'] ? `, built ${job.commit ?? '(no commits)'}` : job ? `, build job ${job.id} ${job.state}` : ''}\n`);
     return 0;
   });
 }

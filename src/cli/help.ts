@@ -4,7 +4,7 @@ export const HELP = `snapclone: clone git repositories from prebuilt clonepacks
 Usage:
   snapclone serve   [--host 127.0.0.1] [--port 7420] [--data-dir DIR] [--build-concurrency 1] [--no-builds] [--poll-seconds 180]
   snapclone worker  [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
-  snapclone add     <upstream-url> [--name NAME] [--no-wait]
+  snapclone add     <upstream-url> [--name NAME] [--visibility public|private] [--no-wait]
   snapclone sync    NAME [--branch B] [--no-wait]
   snapclone status  NAME [--json]
   snapclone list    [--json]
@@ -53,12 +53,16 @@ it runs: a worker that dies loses no job (another takes it over once the lease r
 the admin token or $SNAPCLONE_METRICS_TOKEN is needed when either is set, and beyond loopback).
 SIGINT, SIGTERM or SIGHUP stop it once running builds end.
 `,
-  add: `Usage: snapclone add <upstream-url> [--name NAME] [--no-wait] [--quiet] [--server URL] [--json]
+  add: `Usage: snapclone add <upstream-url> [--name NAME] [--visibility public|private] [--no-wait] [--quiet] [--server URL] [--json]
 
 Register an upstream (https://, ssh://, git://, file://, user@host:path or a local path) and build it.
 NAME defaults to the URL's last path segment without .git. A name is segments of letters, digits,
 '.', '_', '-' separated by '/'; no segment may be all dots or .git. Without --no-wait, returns when
 every clone mode of the default branch is ready. Adding the same name and URL again changes nothing.
+Visibility: without --visibility, a local path or file:// URL is public, and an http(s) upstream is
+asked anonymously (readable: public; 401/403: private; anything else is refused: say which);
+ssh://, git:// and user@host:path need --visibility. A private repository is read only with the
+admin token or the caller's own upstream credential, which the server checks against the upstream.
 `,
   sync: `Usage: snapclone sync NAME [--branch B] [--no-wait] [--quiet] [--server URL] [--json]
 

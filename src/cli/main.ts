@@ -32,7 +32,7 @@ const QUIET = { quiet: { type: 'boolean', short: 'q' } } as const;
 const SPECS: Record<string, ParseArgsConfig['options']> = {
   serve: { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'build-concurrency': { type: 'string' }, 'no-builds': { type: 'boolean' }, 'poll-seconds': { type: 'string' }, help: COMMON.help },
   worker: { 'data-dir': { type: 'string' }, concurrency: { type: 'string' }, listen: { type: 'string' }, help: COMMON.help },
-  add: { ...COMMON, ...QUIET, name: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  add: { ...COMMON, ...QUIET, name: { type: 'string' }, visibility: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   sync: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, 'no-wait': { type: 'boolean' } },
   status: { ...COMMON },
   list: { ...COMMON },

@@ -11,7 +11,14 @@ export interface RepoRecord {
   url: string; // upstream URL, never with an embedded password
   defaultBranch: string | null; // from the upstream's HEAD, refreshed on every sync
   createdAt: number; // ms since epoch
+  /**
+   * Who may read it (serve/access/): 'public' needs nothing; 'private' needs the admin token or an
+   * upstream credential the server proves against the upstream. Rows from before access control are 'public'.
+   */
+  visibility: RepoVisibility;
 }
+
+export type RepoVisibility = 'public' | 'private';
 
 /** Bytes per clone mode, for status: what each mode downloads. */
 export interface ModeSizes {
@@ -101,7 +108,7 @@ export interface MetadataStore {
    * nothing of the old upstream's history reaches the new one's manifests; the default branch is
    * set when given.
    */
-  setRepoUrl(name: string, url: string, opts?: { newUpstream?: boolean; defaultBranch?: string | null }): Promise<void>;
+  setRepoUrl(name: string, url: string, opts?: { newUpstream?: boolean; defaultBranch?: string | null; visibility?: RepoVisibility }): Promise<void>;
   /**
    * Unregister a repository: its record, its ref records, commit builds, levels, snapshots,
    * composed manifests and finished jobs, in one transaction. Queued and running jobs stay so their end is still recorded; the seq
@@ -176,6 +183,17 @@ export interface MetadataStore {
   listJobs(repo: string, limit: number): Promise<JobRecord[]>;
   /** Jobs left queued or running by a previous process (after a crash or restart). */
   unfinishedJobs(): Promise<JobRecord[]>;
+
+  // --- Access control (serve/access/): the private-artifact index ---
+  /**
+   * Record that these digests (a private repository's manifest and every artifact it names) are
+   * served only through a signed URL. Idempotent; a digest once marked stays marked (the same
+   * bytes in a public repository are then reached through its own signed URLs too).
+   */
+  markPrivateArtifacts(digests: string[]): Promise<void>;
+  /** Whether `digest` was marked by markPrivateArtifacts. */
+  isPrivateArtifact(digest: string): Promise<boolean>;
+  // --- end access control ---
 
   /** Resolves when the database answers (for /readyz); rejects when it does not. */
   ping?(): Promise<void>;

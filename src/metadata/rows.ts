@@ -9,6 +9,8 @@ export interface RepoRow {
   url: string;
   default_branch: string | null;
   created_at: number;
+  /** Access control: 'public' | 'private' (a migration made every earlier row 'public'). */
+  visibility: string;
 }
 
 export interface RefRow {
@@ -46,7 +48,7 @@ export interface JobRow {
 }
 
 export function repoFromRow(r: RepoRow): RepoRecord {
-  return { name: r.name, url: r.url, defaultBranch: r.default_branch, createdAt: r.created_at };
+  return { name: r.name, url: r.url, defaultBranch: r.default_branch, createdAt: r.created_at, visibility: r.visibility === 'private' ? 'private' : 'public' };
 }
 
 export function refFromRow(r: RefRow): RefRecord {

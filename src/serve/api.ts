@@ -31,6 +31,10 @@ import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/mani
 import { recordClone, recordResolve, sendMetrics } from './metrics.js';
 import { ReadinessCheck, sendReadiness } from './readiness.js';
 import { ON_DEMAND_LIMITS, OnDemandBuilds, RateLimited, type OnDemandLimits } from './on-demand.js';
+import { determineVisibility, parseVisibility } from './access/visibility.js';
+import { AccessDenied, sendAccessError, UpstreamAuth } from './access/upstream-auth.js';
+import { ArtifactSigner, PrivateMarks, requireArtifactAccess, urlKeyFrom, urlSecondsFrom } from './access/signed-urls.js';
+import { isUncounted, RateLimiter, rateLimitFrom, type RateLimitSettings } from './access/rate-limit.js';
 
 export interface ApiContext {
   store: ArtifactStore;
@@ -54,9 +58,19 @@ export interface ApiContext {
    * stale as its last build, so what the refs are comes from the database (the latest snapshot).
    */
   sharedBuilds?: boolean;
+  /** Access control (access/): the proof of callers' upstream credentials (default: a fresh one). */
+  upstreamAuth?: UpstreamAuth;
+  /** Signs and checks artifact queries (default: key and TTL from SNAPCLONE_URL_KEY / _SECONDS). */
+  signer?: ArtifactSigner;
+  /** Per-address limit (default from SNAPCLONE_RATE_LIMIT); null: off. */
+  rateLimit?: RateLimitSettings | null;
 }
 
 interface Api extends ApiContext {
+  upstreamAuth: UpstreamAuth;
+  signer: ArtifactSigner;
+  privateMarks: PrivateMarks;
+  limiter: RateLimiter | null;
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
@@ -69,15 +83,21 @@ export function apiHandler(context: ApiContext) {
     const job = await context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
-  const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
+  const ctx: Omit<Api, 'limiter'> = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
     hookReads: new WebhookReads(),
     readiness: new ReadinessCheck(context),
+    upstreamAuth: context.upstreamAuth ?? new UpstreamAuth(),
+    signer: context.signer ?? new ArtifactSigner(urlKeyFrom(process.env, context.adminTokenHash), urlSecondsFrom(process.env), context.store),
+    privateMarks: new PrivateMarks(context.meta, context.store),
   };
+  const limit = context.rateLimit === undefined ? rateLimitFrom(process.env) : context.rateLimit;
+  const full: Api = { ...ctx, limiter: limit ? new RateLimiter(limit) : null };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
-      await route(ctx, req, res);
+      await route(full, req, res);
     } catch (err) {
+      if (err instanceof AccessDenied && !res.headersSent) return sendAccessError(res, err);
       sendError(res, err);
     }
   };
@@ -87,6 +107,13 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   const url = new URL(req.url ?? '/', 'http://x');
   const parts = url.pathname.split('/').slice(1).map(decodeSegment);
   const method = req.method ?? 'GET';
+  if (ctx.limiter && !isUncounted(method, url.pathname) && !presentsAdminToken(ctx, req)) {
+    const took = ctx.limiter.take(ctx.limiter.clientOf(req));
+    if (!took.ok) {
+      res.setHeader('retry-after', String(took.retryAfter));
+      throw new SnapError('rate-limited', `too many requests from this address; retry in ${took.retryAfter} s`);
+    }
+  }
   if (url.pathname === '/healthz') {
     const quarantined = (await ctx.store.listQuarantined()).length; // damaged artifacts degrade, not fail: the rest still serves
     return sendJson(res, 200, { status: quarantined ? 'degraded' : 'ok', quarantined });
@@ -99,17 +126,29 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   if (parts[0] !== 'v1') return sendJson(res, 404, { error: 'not found', code: 'not-found' });
 
   if (parts[1] === 'artifacts' && parts.length === 3 && (method === 'GET' || method === 'HEAD')) {
+    await requireArtifactAccess(ctx.signer, ctx.meta, parts[2]!, url.searchParams);
     return serveArtifact(ctx, parts[2]!, req, res);
   }
-  if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
+  if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') {
+    await requireArtifactAccess(ctx.signer, ctx.meta, parts[2]!, url.searchParams);
+    return reportArtifact(ctx, parts[2]!, await readJson(req), res);
+  }
   if (parts[1] === 'hooks' && parts.length === 3 && method === 'POST') return receiveWebhook(ctx, parts[2]!, req, res); // signed by the provider, not the admin token
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = await ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });
+    const repo = await ctx.meta.getRepo(job.repo);
+    // A job of a repository removed since is shown as before (a client waiting on it learns its
+    // end); its visibility went with the registration.
+    if (repo) await ctx.upstreamAuth.requireRead(repo, req, presentsAdminToken(ctx, req));
     return sendJson(res, 200, jobView(job));
   }
   if (parts[1] === 'repos' && parts.length === 2) {
-    if (method === 'GET') return sendJson(res, 200, { repos: (await ctx.meta.listRepos()).map((r) => ({ name: r.name, url: r.url, defaultBranch: r.defaultBranch })) });
+    if (method === 'GET') {
+      const admin = presentsAdminToken(ctx, req);
+      const shown = (await ctx.meta.listRepos()).filter((r) => r.visibility === 'public' || admin); // private ones only to the admin
+      return sendJson(res, 200, { repos: shown.map((r) => ({ name: r.name, url: r.url, defaultBranch: r.defaultBranch, visibility: r.visibility })) });
+    }
     if (method === 'POST') {
       requireAdmin(ctx, req);
       return addRepo(ctx, await readJson(req), res);
@@ -120,6 +159,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     const action = parts[3];
     if (parts.length === 3 && method === 'GET')
     {
+      await requireRepoRead(ctx, name, req);
       const st = await status(ctx, name);
       const digests = st.refs.flatMap((r) => (r.manifest ? [r.manifest.digest] : []));
       return sendJson(res, 200, { ...st, damaged: await damagedArtifacts(ctx.store, digests) });
@@ -133,7 +173,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
     if (action === 'resolve' && parts.length === 4 && method === 'GET')
-      return timed(res, () => resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res));
+      return timed(res, async () => (await requireRepoRead(ctx, name, req), resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res)));
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -187,6 +227,22 @@ async function timed(res: ServerResponse, run: () => Promise<void>): Promise<voi
   }
 }
 
+/**
+ * Whether the request presents the configured admin token (a server without one has no such
+ * caller: then everybody is "admin" for the admin endpoints, on loopback, but not for reading
+ * private repositories or skipping the rate limit).
+ */
+function presentsAdminToken(ctx: ApiContext, req: IncomingMessage): boolean {
+  return !!ctx.adminTokenHash && bearerIs(req, ctx.adminTokenHash);
+}
+
+/** The read gate of every per-repository read (access/upstream-auth.ts); 404 first, as before. */
+async function requireRepoRead(ctx: Api, name: string, req: IncomingMessage): Promise<RepoRecord> {
+  const repo = await getRepoOr404(ctx, name);
+  await ctx.upstreamAuth.requireRead(repo, req, presentsAdminToken(ctx, req));
+  return repo;
+}
+
 function requireAdmin(ctx: ApiContext, req: IncomingMessage): void {
   if (!isAdmin(ctx, req)) throw new SnapError('unauthorized', 'this endpoint needs the admin token (Authorization: Bearer ...)');
 }
@@ -226,6 +282,7 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
   // An explicit empty name is a mistake, not a request for the default.
   const name = typeof body.name === 'string' ? body.name : nameFromUrl(key);
   assertRepoName(name);
+  const given = parseVisibility(body.visibility);
   const existing = await ctx.meta.getRepo(name);
   if (existing) {
     if (normalizeUpstreamUrl(existing.url) !== key) throw nameTaken(name, existing.url);
@@ -233,18 +290,20 @@ async function addRepo(ctx: ApiContext, body: Record<string, unknown>, res: Serv
     const built = (await ctx.meta.listRefs(name)).length > 0;
     // Idempotent: nothing new unless the first build never succeeded.
     const job = !built && (jobs.length === 0 || jobs[0]!.state === 'failed') ? await ctx.queue.enqueue({ repo: name, ref: null }) : jobs[0];
-    return sendJson(res, 200, { name, url: existing.url, created: false, job: job ? jobView(job) : null });
+    return sendJson(res, 200, { name, url: existing.url, visibility: existing.visibility, created: false, job: job ? jobView(job) : null });
   }
+  // Undeterminable visibility is refused before anything else is asked or registered.
+  const visibility = await determineVisibility(url, given);
   await lsRemote(url); // unreachable or not a git repository: fail before registering anything
-  if (!(await ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now() }))) {
+  if (!(await ctx.meta.addRepo({ name, url, defaultBranch: null, createdAt: Date.now(), visibility }))) {
     // Registered meanwhile by a concurrent add: same URL is the idempotent case.
     const now = await ctx.meta.getRepo(name);
     if (now && normalizeUpstreamUrl(now.url) !== key) throw nameTaken(name, now.url);
     const jobs = await ctx.meta.listJobs(name, 1);
-    return sendJson(res, 200, { name, url: now?.url ?? url, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
+    return sendJson(res, 200, { name, url: now?.url ?? url, visibility: now?.visibility ?? visibility, created: false, job: jobs[0] ? jobView(jobs[0]) : null });
   }
   const job = await ctx.queue.enqueue({ repo: name, ref: null });
-  sendJson(res, 201, { name, url, created: true, job: jobView(job) });
+  sendJson(res, 201, { name, url, visibility, created: true, job: jobView(job) });
 }
 
 function nameTaken(name: string, url: string): SnapError {
@@ -313,6 +372,7 @@ async function status(ctx: Api, name: string) {
     let sizes = null;
     try {
       const m = await ctx.composer.manifestFor(shown);
+      if (repo.visibility === 'private') await ctx.privateMarks.mark(m.digest); // its digest is about to be shown
       manifest = { digest: m.digest, size: m.size };
       sizes = m.sizes;
     } catch (err) {
@@ -329,6 +389,7 @@ async function status(ctx: Api, name: string) {
     name: repo.name,
     url: repo.url,
     defaultBranch: repo.defaultBranch,
+    visibility: repo.visibility,
     refs,
     jobs: (await ctx.meta.listJobs(name, 10)).map(jobView),
   };
@@ -387,6 +448,8 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
     // A branch that does not exist (built without a commit) is cloned only as the default, as git clone does.
     if (rec && (rec.commit !== null || refParam === '' || refParam === 'HEAD')) {
       const m = await ctx.composer.manifestFor(rec);
+      // Marked before anyone learns the digest: from then on only a signed query reaches them.
+      if (repo.visibility === 'private') await ctx.privateMarks.mark(m.digest);
       const newer = await newerBuild(ctx, name, rec.ref, rec.commit);
       recordClone(want);
       return sendJson(res, 200, {
@@ -400,6 +463,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         sizes: m.sizes,
         newer,
         downloads: ctx.downloads && !proxy ? await ctx.downloads.forManifest(m.digest) : null,
+        signed: ctx.signer.sign(m.digest),
       });
     }
   }
@@ -491,6 +555,7 @@ async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>,
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
   const url = body.url;
   const key = upstreamKey(url);
+  const visibility = parseVisibility(body.visibility); // kept unless given
   const remote = await lsRemote(url); // like add: an unreachable upstream changes nothing
   const repo = await getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {
@@ -500,13 +565,16 @@ async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>,
     // history levels must not start the new one's chain. So records, levels and snapshots go in
     // the same transaction as the URL. Clones wait for the sync below, or get its error if it fails.
     const newUpstream = normalizeUpstreamUrl(repo.url) !== key;
-    await ctx.meta.setRepoUrl(name, url, newUpstream ? { newUpstream, defaultBranch: remote.head } : {});
+    await ctx.meta.setRepoUrl(name, url, { ...(newUpstream ? { newUpstream, defaultBranch: remote.head } : {}), ...(visibility ? { visibility } : {}) });
     if (newUpstream) {
       ctx.mirrorRefs.forget(ctx.sync.mirrorDir(name));
       ctx.composer.forget(name);
     }
     log.info(`re-pointed ${name} from ${repo.url} to ${url}`);
+  } else if (visibility && visibility !== repo.visibility) {
+    await ctx.meta.setRepoUrl(name, url, { visibility });
   }
+  if (visibility && visibility !== repo.visibility) log.info(`${name} is now ${visibility}`);
   const job = await ctx.queue.enqueue({ repo: name, ref: null });
-  sendJson(res, 200, { name, url, job: jobView(job) });
+  sendJson(res, 200, { name, url, visibility: visibility ?? repo.visibility, job: jobView(job) });
 }

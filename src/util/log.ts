@@ -23,9 +23,17 @@ const CENSORED = '***';
 /** Field names that carry credentials wherever they appear. */
 const SECRET_NAME = /token|secret|passw|pwd|authorization|cookie|credential|signature|session|api.?key|access.?key/i;
 /** The same names for pino's own redaction (exact paths, top level and one level down): a second net. */
-const REDACT_PATHS = ['authorization', 'token', 'secret', 'password', 'cookie', 'headers.authorization', 'headers.cookie'].flatMap((p) =>
-  p.includes('.') ? [p] : [p, `*.${p}`],
-);
+const REDACT_PATHS = [
+  'authorization',
+  'token',
+  'secret',
+  'password',
+  'cookie',
+  'headers.authorization',
+  'headers.cookie',
+  // A caller's own upstream credential (serve/access/upstream-auth.ts).
+  'headers["snapclone-upstream-authorization"]',
+].flatMap((p) => (p.includes('.') || p.includes('[') ? [p] : [p, `*.${p}`]));
 
 /**
  * Read on every call, not once: tests (and embedders) set SNAPCLONE_LOG after this module

@@ -45,7 +45,7 @@ test('list, set-url and remove through the CLI: what clones see, and the token t
   await cliOk(server.url, ['add', first, '--name', 'team/tool', '-q'], admin);
 
   const listed = JSON.parse((await cliOk(server.url, ['list', '--json'])).stdout);
-  assert.deepEqual(listed.repos ?? listed, [{ name: 'team/tool', url: first, defaultBranch: 'main' }]);
+  assert.deepEqual(listed.repos ?? listed, [{ name: 'team/tool', url: first, defaultBranch: 'main', visibility: 'public' }]);
   assert.match((await cliOk(server.url, ['list'])).stdout, /team\/tool/);
 
   // Without the token the state-changing commands are refused (exit 10) and change nothing.

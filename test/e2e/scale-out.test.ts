@@ -126,7 +126,7 @@ test('two servers, two workers, PostgreSQL and S3: a killed worker loses no job,
 
   // Registered through one server, built by a worker, served by both.
   referenceClone('0');
-  const added = await runCli(['add', url, '--name', 'acme/medium', '--server', a!, '--json']);
+  const added = await runCli(['add', url, '--name', 'acme/medium', '--visibility', 'public', '--server', a!, '--json']);
   assert.equal(added.code, 0, added.stderr + servers[0]!.stderr().slice(-3000));
   const first = await waitJob(JSON.parse(added.stdout).job.id);
   assert.equal(first.state, 'succeeded', first.error ?? '');

@@ -40,7 +40,7 @@ describe('PostgreSQL metadata store', { skip: skip ?? false }, () => {
     const rows = await first[0]!.sql<{ version: number }[]>`SELECT version FROM schema_migrations ORDER BY version`;
     assert.deepEqual(rows.map((r) => r.version), Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1));
 
-    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5 };
+    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5, visibility: 'public' as const };
     await first[1]!.addRepo(repo);
     await first[2]!.nextSeq('a/a');
     await first[3]!.nextSeq('a/a');

@@ -136,7 +136,7 @@ function defineTests(): void {
   test('reopening keeps everything; a newer schema is refused', async (t) => {
     const dbPath = tempDb(t);
     let store = new SqliteMetadataStore(dbPath);
-    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5 };
+    const repo = { name: 'a/a', url: 'https://example.com/a.git', defaultBranch: 'main', createdAt: 5, visibility: 'public' as const };
     await store.addRepo(repo);
     await store.nextSeq('a/a');
     await store.nextSeq('a/a');
@@ -174,14 +174,14 @@ function defineTests(): void {
     raw.close();
     const store = new SqliteMetadataStore(dbPath);
     t.after(() => store.close());
-    assert.deepEqual(await store.listRepos(), [{ name: 'old/one', url: '/srv/one/', defaultBranch: 'main', createdAt: 7 }]);
+    assert.deepEqual(await store.listRepos(), [{ name: 'old/one', url: '/srv/one/', defaultBranch: 'main', createdAt: 7, visibility: 'public' }]);
     const [job] = await store.listJobs('old/one', 10);
     assert.equal(job!.error, 'boom');
     assert.equal(job!.errorCode, null);
     const check = new Database(dbPath);
     t.after(() => check.close());
     assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    assert.equal(SCHEMA_VERSION, 4);
+    assert.equal(SCHEMA_VERSION, 5); // 5: access (repos.visibility, private_artifacts)
   });
 
   test('a version 2 database keeps its builds: a ref row becomes a full record serving its manifest as it is', async (t) => {

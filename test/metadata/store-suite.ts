@@ -31,7 +31,7 @@ export function isCode(code: string) {
 
 /** Register repositories (publishRef only lands for a registered one) under UPSTREAM. */
 export async function register(store: MetadataStore, ...names: string[]): Promise<void> {
-  for (const name of names) await store.addRepo({ name, url: UPSTREAM, defaultBranch: null, createdAt: 1 });
+  for (const name of names) await store.addRepo({ name, url: UPSTREAM, defaultBranch: null, createdAt: 1, visibility: 'public' });
 }
 
 export function newJob(repo: string, over: Partial<NewJob> = {}): NewJob & { errorCode: JobRecord['errorCode'] } {
@@ -71,11 +71,11 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
   describe(`MetadataStore suite: ${name}`, () => {
     test('repos: add, get, list, set default branch', async (t) => {
       const store = await fresh(t);
-      const express = { name: 'expressjs/express', url: 'https://github.com/expressjs/express.git', defaultBranch: null, createdAt: 1 };
-      const git = { name: 'git/git', url: 'https://github.com/git/git.git', defaultBranch: 'master', createdAt: 2 };
+      const express = { name: 'expressjs/express', url: 'https://github.com/expressjs/express.git', defaultBranch: null, createdAt: 1, visibility: 'public' as const };
+      const git = { name: 'git/git', url: 'https://github.com/git/git.git', defaultBranch: 'master', createdAt: 2, visibility: 'public' as const };
       // Byte order, whatever the database's collation: 'Z' < '_' < 'a'.
-      const upper = { name: 'Zed/z', url: 'https://example.com/z.git', defaultBranch: null, createdAt: 3 };
-      const under = { name: '_x/x', url: 'https://example.com/x.git', defaultBranch: null, createdAt: 1_700_000_000_123 };
+      const upper = { name: 'Zed/z', url: 'https://example.com/z.git', defaultBranch: null, createdAt: 3, visibility: 'public' as const };
+      const under = { name: '_x/x', url: 'https://example.com/x.git', defaultBranch: null, createdAt: 1_700_000_000_123, visibility: 'public' as const };
       assert.equal(await store.getRepo('expressjs/express'), null);
       assert.deepEqual(await store.listRepos(), []);
       assert.equal(await store.addRepo(git), true);
@@ -258,7 +258,7 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       assert.deepEqual(await store.listRefs('r'), []);
       assert.equal(await store.latestSnapshot('r'), null);
       assert.equal(await store.getComposed('r', 'k'), null);
-      assert.deepEqual(await store.getRepo('r'), { name: 'r', url: other, defaultBranch: 'trunk', createdAt: 1 });
+      assert.deepEqual(await store.getRepo('r'), { name: 'r', url: other, defaultBranch: 'trunk', createdAt: 1, visibility: 'public' });
       assert.deepEqual(await store.getCommitBuild('r', 'c'.repeat(40)), { stage: 'files', data: { kept: true } }, 'commit builds are by commit id: kept');
       assert.equal((await store.listRefs('keep')).length, 1, 'another repository is untouched');
       assert.equal(await store.setLevels('r', other, 1, ['b']), true);
@@ -289,7 +289,7 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       const other = await store.createJob(newJob('b/b', { state: 'succeeded' }));
 
       const removed = await store.removeRepo('a/a');
-      assert.deepEqual(removed, { name: 'a/a', url: UPSTREAM, defaultBranch: null, createdAt: 1 });
+      assert.deepEqual(removed, { name: 'a/a', url: UPSTREAM, defaultBranch: null, createdAt: 1, visibility: 'public' });
       assert.equal(await store.removeRepo('a/a'), null);
       assert.equal(await store.getRepo('a/a'), null);
       assert.deepEqual(await store.listRefs('a/a'), []);
@@ -408,6 +408,45 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       await store.close();
       await store.close();
       await assert.rejects(async () => await store.ping!());
+    });
+  });
+
+  // Access control (serve/access/): repository visibility and the private-artifact index.
+  describe(`MetadataStore suite: ${name}: access control`, () => {
+    test('visibility: stored as given, kept by a re-point unless given, set with it in one write', async (t) => {
+      const store = await fresh(t);
+      const priv = { name: 'p/p', url: 'https://example.com/p.git', defaultBranch: null, createdAt: 1, visibility: 'private' as const };
+      const pub = { name: 'q/q', url: 'https://example.com/q.git', defaultBranch: null, createdAt: 2, visibility: 'public' as const };
+      assert.equal(await store.addRepo(priv), true);
+      assert.equal(await store.addRepo(pub), true);
+      assert.deepEqual(await store.getRepo('p/p'), priv);
+      assert.deepEqual(await store.listRepos(), [priv, pub]);
+      // A second registration under the name changes nothing, visibility included.
+      assert.equal(await store.addRepo({ ...priv, visibility: 'public' }), false);
+      assert.equal((await store.getRepo('p/p'))!.visibility, 'private');
+      await store.setRepoUrl('p/p', 'https://example.com/p2.git', { newUpstream: true });
+      assert.equal((await store.getRepo('p/p'))!.visibility, 'private', 'a re-point without visibility keeps it');
+      await store.setRepoUrl('p/p', 'https://example.com/p2.git', { visibility: 'public' });
+      assert.equal((await store.getRepo('p/p'))!.visibility, 'public');
+      await store.setRepoUrl('q/q', 'https://example.com/q2.git', { newUpstream: true, visibility: 'private' });
+      assert.deepEqual(await store.getRepo('q/q'), { ...pub, url: 'https://example.com/q2.git', visibility: 'private' });
+    });
+
+    test('private-artifact index: marked digests only, idempotent, empty list is a no-op', async (t) => {
+      const store = await fresh(t);
+      const [a, b, c] = ['a', 'b', 'c'].map((x) => sha256Hex(x));
+      assert.equal(await store.isPrivateArtifact(a!), false);
+      await store.markPrivateArtifacts([]);
+      await store.markPrivateArtifacts([a!, b!, a!]);
+      await store.markPrivateArtifacts([b!]);
+      assert.equal(await store.isPrivateArtifact(a!), true);
+      assert.equal(await store.isPrivateArtifact(b!), true);
+      assert.equal(await store.isPrivateArtifact(c!), false);
+      // Many at once (a manifest names thousands of chunks) in one call.
+      const many = Array.from({ length: 3000 }, (_, i) => sha256Hex(`chunk ${i}`));
+      await store.markPrivateArtifacts(many);
+      assert.equal(await store.isPrivateArtifact(many[2999]!), true);
+      assert.equal(await store.isPrivateArtifact(sha256Hex('chunk 3000')), false);
     });
   });
 }

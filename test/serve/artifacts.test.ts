@@ -229,7 +229,7 @@ test('a malformed digest is a 400, an unknown one a 404', async () => {
 test('read endpoints: repos list, status, jobs, healthz, unknown routes', async () => {
   const list = await call(server.url, 'GET', '/v1/repos');
   assert.equal(list.status, 200);
-  assert.deepEqual(list.json, { repos: [{ name: 'demo', url: upstream.dir, defaultBranch: 'main' }] });
+  assert.deepEqual(list.json, { repos: [{ name: 'demo', url: upstream.dir, defaultBranch: 'main', visibility: 'public' }] });
   const st = await call(server.url, 'GET', '/v1/repos/demo');
   assert.equal(st.status, 200);
   assert.equal(st.json.defaultBranch, 'main');

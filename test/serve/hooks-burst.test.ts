@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addAndBuild, call, commit, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { call, commit, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { heldSsh, until } from './held-upstream.js';
 import { deliver, githubHeaders, githubPush, serveForgeUrl } from './webhook-support.js';
 
@@ -17,7 +18,7 @@ test('20 pushes in a burst coalesce into the running sync and one queued sync', 
   serveForgeUrl('https://github.com/acme/burst.git', held.url(up.dir));
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    const first = await addAndBuild(s.url, 'https://github.com/acme/burst.git', 'burst');
+    const first = await addPublicAndBuild(s.url, 'https://github.com/acme/burst.git', 'burst');
     await until('the first build to be re-checked', () => stderrLog.join('').includes(`re-check: burst: nothing new upstream after job ${first.id}`));
     const n = held.connections();
     held.holdBefore(n + 1); // the first push's sync waits at its ls-remote

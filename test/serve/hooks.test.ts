@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { addAndBuild, call, commit, git, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { call, commit, git, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { compareClones } from '../support/compare.js';
 import { git as hermeticGit } from '../support/git.js';
 import { cliOk } from '../e2e/harness.js';
@@ -51,9 +52,9 @@ test('a signed push from GitHub, GitLab or Gitea syncs the matching repository a
   serveForgeUrl('ssh://git@gitea.example.com/acme/lib.git', gt.dir);
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    await addAndBuild(s.url, 'https://github.com/acme/widget.git', 'widget');
-    await addAndBuild(s.url, 'https://gitlab.example.com/group/tool.git', 'tool');
-    await addAndBuild(s.url, 'ssh://git@gitea.example.com/acme/lib.git', 'lib');
+    await addPublicAndBuild(s.url, 'https://github.com/acme/widget.git', 'widget');
+    await addPublicAndBuild(s.url, 'https://gitlab.example.com/group/tool.git', 'tool');
+    await addPublicAndBuild(s.url, 'ssh://git@gitea.example.com/acme/lib.git', 'lib');
 
     const cases = [
       {
@@ -108,9 +109,9 @@ test('deliveries not signed with the configured secret are refused (401) and cha
   serveForgeUrl('https://gitea.example.com/acme/guarded.git', up.dir);
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    await addAndBuild(s.url, 'https://github.com/acme/guarded.git', 'guarded');
-    await addAndBuild(s.url, 'https://gitlab.example.com/acme/guarded.git', 'guarded-gl');
-    await addAndBuild(s.url, 'https://gitea.example.com/acme/guarded.git', 'guarded-gt');
+    await addPublicAndBuild(s.url, 'https://github.com/acme/guarded.git', 'guarded');
+    await addPublicAndBuild(s.url, 'https://gitlab.example.com/acme/guarded.git', 'guarded-gl');
+    await addPublicAndBuild(s.url, 'https://gitea.example.com/acme/guarded.git', 'guarded-gt');
     const before = { gh: await jobCount(s.url, 'guarded'), gl: await jobCount(s.url, 'guarded-gl'), gt: await jobCount(s.url, 'guarded-gt') };
     const pushed = commit(up.dir, { 'README.md': 'moved\n' }, 'moved');
     const facts = { ref: 'refs/heads/main', before: up.head, after: pushed, fullName: 'acme/guarded', host: 'github.com' };
@@ -190,8 +191,8 @@ test('ping answers 200; a push for an unregistered upstream matches nothing; one
     assert.deepEqual(none.json.matched, []);
     assert.deepEqual(none.json.jobs, []);
 
-    await addAndBuild(s.url, 'https://github.com/acme/shared.git', 'shared');
-    await addAndBuild(s.url, 'https://github.com/acme/shared', 'shared-too'); // html_url spelling
+    await addPublicAndBuild(s.url, 'https://github.com/acme/shared.git', 'shared');
+    await addPublicAndBuild(s.url, 'https://github.com/acme/shared', 'shared-too'); // html_url spelling
     const again = commit(up.dir, { 'y.txt': 'y\n' }, 'y');
     const body = JSON.stringify(githubPush({ ref: 'refs/heads/main', before: pushed, after: again, fullName: 'acme/shared', host: 'github.com' }));
     const r = await deliver(s.url, 'github', body, githubHeaders('push', GITHUB_SECRET, body));
@@ -210,8 +211,8 @@ test('a branch delete (GitHub) and a tag delete (GitLab) stop serving the ref; r
   serveForgeUrl('https://gitlab.example.com/acme/deleting.git', up.dir);
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    await addAndBuild(s.url, 'https://github.com/acme/deleting.git', 'deleting');
-    await addAndBuild(s.url, 'https://gitlab.example.com/acme/deleting.git', 'deleting-gl');
+    await addPublicAndBuild(s.url, 'https://github.com/acme/deleting.git', 'deleting');
+    await addPublicAndBuild(s.url, 'https://gitlab.example.com/acme/deleting.git', 'deleting-gl');
     for (const [name, branch] of [['deleting', 'dev'], ['deleting-gl', 'v1']] as const) {
       const r = await call(s.url, 'POST', `/v1/repos/${name}/sync`, { branch });
       assert.equal((await waitJob(s.url, r.json.job.id)).state, 'succeeded');

@@ -36,7 +36,7 @@ test('a stale lease holder cannot stamp its seq after the new holder: the newer 
   const meta = await PostgresMetadataStore.open(await pg!.createDatabase());
   t.after(() => meta.close());
   const up = makeUpstream(dir);
-  await meta.addRepo({ name: 'r', url: up.dir, defaultBranch: null, createdAt: Date.now() });
+  await meta.addRepo({ name: 'r', url: up.dir, defaultBranch: null, createdAt: Date.now(), visibility: 'public' });
   const store = new LocalArtifactStore(join(dir, 'artifacts'));
   const queue = new PgJobQueue(meta);
   t.after(() => queue.close());

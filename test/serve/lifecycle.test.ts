@@ -26,7 +26,7 @@ test('a restarted server on the same data dir serves what it built', async () =>
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.manifest.digest, digest);
     assert.equal((await fetch(`${s2.url}/v1/artifacts/${digest}`)).status, 200);
-    assert.deepEqual((await call(s2.url, 'GET', '/v1/repos')).json.repos, [{ name: 'keep', url: up.dir, defaultBranch: 'main' }]);
+    assert.deepEqual((await call(s2.url, 'GET', '/v1/repos')).json.repos, [{ name: 'keep', url: up.dir, defaultBranch: 'main', visibility: 'public' }]);
     // Registering again is idempotent across restarts.
     const again = await call(s2.url, 'POST', '/v1/repos', { url: up.dir, name: 'keep' });
     assert.equal(again.status, 200, again.text);

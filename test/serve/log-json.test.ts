@@ -76,7 +76,7 @@ test('no token in the log: not from a query string, a header, an upstream URL or
   let add: Awaited<ReturnType<typeof call>> | undefined;
   const { lines, raw } = await logged(async () => {
     await call(server.url, 'GET', '/v1/repos/nosuch/resolve?ref=main&access_token=QSECRET42&X-Amz-Signature=SIGSECRET42', undefined, { authorization: 'Bearer HSECRET42' });
-    add = await call(server.url, 'POST', '/v1/repos', { url: `http://127.0.0.1:${closedPort}/r.git?private_token=UPSECRET42`, name: 'tok' }, { 'x-request-id': 'req-upstream-1' });
+    add = await call(server.url, 'POST', '/v1/repos', { url: `http://127.0.0.1:${closedPort}/r.git?private_token=UPSECRET42`, name: 'tok', visibility: 'public' }, { 'x-request-id': 'req-upstream-1' });
   });
   assert.equal(add!.status, 502, add!.text);
   assert.equal(add!.headers.get('x-request-id'), 'req-upstream-1');

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { addAndBuild, call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { call, commit, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { gatedSsh, waitRunning } from './gated-upstream.js';
 
 const ADMIN = { authorization: 'Bearer adm1n' };
@@ -24,13 +25,13 @@ test('GET /v1/repos lists every repository with its default branch', async () =>
   git(b.dir, ['symbolic-ref', 'HEAD', 'refs/heads/dev']);
   const s = await startTestServer();
   try {
-    await addAndBuild(s.url, a.dir, 'team/a');
-    await addAndBuild(s.url, b.dir, 'b');
+    await addPublicAndBuild(s.url, a.dir, 'team/a');
+    await addPublicAndBuild(s.url, b.dir, 'b');
     const r = await call(s.url, 'GET', '/v1/repos');
     assert.equal(r.status, 200);
     assert.deepEqual(r.json.repos, [
-      { name: 'b', url: b.dir, defaultBranch: 'dev' },
-      { name: 'team/a', url: a.dir, defaultBranch: 'main' },
+      { name: 'b', url: b.dir, defaultBranch: 'dev', visibility: 'public' },
+      { name: 'team/a', url: a.dir, defaultBranch: 'main', visibility: 'public' },
     ]);
   } finally {
     await s.close();
@@ -43,7 +44,7 @@ test('DELETE removes the registration, its refs and its mirror; artifacts stay; 
   const other = makeUpstream(work, 'other');
   const s = await startTestServer({ adminToken: 'adm1n' });
   try {
-    await addAndBuild(s.url, up.dir, 'team/gone', ADMIN);
+    await addPublicAndBuild(s.url, up.dir, 'team/gone', ADMIN);
     const built = await call(s.url, 'GET', `/v1/repos/${enc('team/gone')}/resolve`);
     assert.equal(built.status, 200, built.text);
     assert.ok(existsSync(mirrorOf(s.dataDir, 'team/gone')));
@@ -65,7 +66,7 @@ test('DELETE removes the registration, its refs and its mirror; artifacts stay; 
     assert.equal((await call(s.url, 'DELETE', `/v1/repos/${enc('team/gone')}`, undefined, ADMIN)).status, 404);
 
     // The name is free again, for another upstream; nothing of the old one shows.
-    await addAndBuild(s.url, other.dir, 'team/gone', ADMIN);
+    await addPublicAndBuild(s.url, other.dir, 'team/gone', ADMIN);
     const st = await call(s.url, 'GET', `/v1/repos/${enc('team/gone')}`);
     assert.equal(st.json.url, other.dir);
     assert.equal(st.json.jobs.length, 1, 'the removed registration\'s finished jobs are gone');
@@ -83,7 +84,7 @@ test('a build running when its repository is removed publishes nothing, even onc
   const other = makeUpstream(work, 'other');
   const s = await startTestServer({ adminToken: 'adm1n' });
   try {
-    await addAndBuild(s.url, gate.url(up.dir), 'racy', ADMIN);
+    await addPublicAndBuild(s.url, gate.url(up.dir), 'racy', ADMIN);
     const moved = commit(up.dir, { 'late.txt': 'late\n' }, 'late');
     gate.shut();
     const sync = await call(s.url, 'POST', '/v1/repos/racy/sync', {}, ADMIN);
@@ -119,7 +120,7 @@ test('removing a repository while its build runs removes the mirror once the bui
   const up = makeUpstream(work);
   const s = await startTestServer({ adminToken: 'adm1n' });
   try {
-    await addAndBuild(s.url, gate.url(up.dir), 'busy', ADMIN);
+    await addPublicAndBuild(s.url, gate.url(up.dir), 'busy', ADMIN);
     commit(up.dir, { 'late.txt': 'late\n' }, 'late');
     gate.shut();
     const sync = await call(s.url, 'POST', '/v1/repos/busy/sync', {}, ADMIN);
@@ -150,7 +151,7 @@ test('PATCH url re-points a repository: checked like add, rebuilt from the new u
   git(old.dir, ['branch', 'old-only']);
   const s = await startTestServer({ adminToken: 'adm1n' });
   try {
-    await addAndBuild(s.url, old.dir, 'moving', ADMIN);
+    await addPublicAndBuild(s.url, old.dir, 'moving', ADMIN);
     const ob = await call(s.url, 'POST', '/v1/repos/moving/sync', { branch: 'old-only' }, ADMIN);
     assert.equal((await waitJob(s.url, ob.json.job.id)).state, 'succeeded');
     const patch = (body: unknown, headers: Record<string, string> = ADMIN) => call(s.url, 'PATCH', '/v1/repos/moving', body, headers);
@@ -180,7 +181,7 @@ test('PATCH url re-points a repository: checked like add, rebuilt from the new u
     // A ref only the old upstream had is no longer served.
     const gone = await call(s.url, 'GET', '/v1/repos/moving/resolve?ref=old-only');
     assert.equal(gone.status, 404, gone.text);
-    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: `file://${neu.dir}/`, defaultBranch: 'main' }]);
+    assert.deepEqual((await call(s.url, 'GET', '/v1/repos')).json.repos, [{ name: 'moving', url: `file://${neu.dir}/`, defaultBranch: 'main', visibility: 'public' }]);
     // Another spelling of the same upstream keeps every ref.
     const respelled = await patch({ url: neu.dir });
     assert.equal(respelled.status, 200, respelled.text);
@@ -200,7 +201,7 @@ test('a path, file:// and trailing slashes name the same upstream; a conflict na
   const s = await startTestServer();
   try {
     // Stored as given: a clone's remote.origin.url is what was typed, as git clone writes it.
-    await addAndBuild(s.url, `file://${up.dir}/`, 'same');
+    await addPublicAndBuild(s.url, `file://${up.dir}/`, 'same');
     assert.equal((await call(s.url, 'GET', '/v1/repos/same')).json.url, `file://${up.dir}/`);
     for (const url of [up.dir, `file://${up.dir}`, `file://${up.dir}/`, `${up.dir}//`, `${up.dir}/`]) {
       const r = await call(s.url, 'POST', '/v1/repos', { url, name: 'same' });

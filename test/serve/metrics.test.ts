@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { addAndBuild, call, commit, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { call, commit, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { gatedSsh, waitRunning } from './gated-upstream.js';
 import { parsePrometheus, sample, type Samples } from './prom-text.js';
 import { cliOk } from '../e2e/harness.js';
@@ -28,7 +29,7 @@ test('metrics parse as Prometheus text, and builds, clones, bytes and errors mov
     for (const family of ['snapclone_queue_jobs', 'snapclone_queue_oldest_job_age_seconds', 'process_cpu_user_seconds_total', 'nodejs_eventloop_lag_seconds'])
       assert.ok([...before.keys()].some((k) => k === family || k.startsWith(`${family}{`)), `${family} is exposed`);
 
-    await addAndBuild(s.url, up.dir, 'demo');
+    await addPublicAndBuild(s.url, up.dir, 'demo');
     const resolved = await call(s.url, 'GET', '/v1/repos/demo/resolve');
     assert.equal(resolved.status, 200, resolved.text);
     await cliOk(s.url, ['clone', '--quiet', 'demo', join(work, 'c1')]);
@@ -78,7 +79,7 @@ test('queue gauges follow the queue: a held build running and one queued behind 
   const up = makeUpstream(work);
   const s = await startTestServer();
   try {
-    await addAndBuild(s.url, gate.url(up.dir), 'held');
+    await addPublicAndBuild(s.url, gate.url(up.dir), 'held');
     const idle = await scrape(s.url);
     assert.equal(sample(idle, 'snapclone_queue_jobs', { state: 'queued' }), 0);
     assert.equal(sample(idle, 'snapclone_queue_jobs', { state: 'running' }), 0);

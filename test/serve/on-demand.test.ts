@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addAndBuild, call, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { call, git, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { gatedSsh, waitRunning } from './gated-upstream.js';
 import { OnDemandBuilds } from '../../src/serve/on-demand.js';
 
@@ -23,7 +24,7 @@ test('anonymous on-demand builds are coalesced, bounded per repository and rate-
   for (const t of tags) git(up.dir, ['tag', t, 'HEAD~1']);
   const s = await startTestServer({ adminToken: 't0ken' });
   try {
-    await addAndBuild(s.url, gate.url(up.dir), 'limited', ADMIN);
+    await addPublicAndBuild(s.url, gate.url(up.dir), 'limited', ADMIN);
     const resolveTag = (t: string, headers: Record<string, string> = {}) => call(s.url, 'GET', `/v1/repos/limited/resolve?ref=${t}`, undefined, headers);
 
     // Hold the repository's queue: an admin sync waits at the gate, so on-demand jobs stay queued.

@@ -31,7 +31,7 @@ test('stop() of the poller and of the re-check does not wait for an ls-remote he
   const root = tempDir();
   const up = makeUpstream(root);
   const meta = new SqliteMetadataStore(join(root, 'm.db'));
-  await meta.addRepo({ name: 'r', url: held.url(up.dir), defaultBranch: 'main', createdAt: 1 });
+  await meta.addRepo({ name: 'r', url: held.url(up.dir), defaultBranch: 'main', createdAt: 1, visibility: 'public' });
   const enqueued: string[] = [];
   const poller = new UpstreamPoller(checks(meta, root, enqueued), 1);
   held.holdBefore(1);

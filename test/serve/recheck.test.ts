@@ -7,7 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addAndBuild, call, commit, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { call, commit, makeUpstream, startTestServer, stderrLog, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { heldSsh, until } from './held-upstream.js';
 import { MAX_RECHECK_CHAIN } from '../../src/serve/recheck.js';
 
@@ -24,7 +25,7 @@ test('a push that lands while a build runs is built next, without any trigger', 
   const up = makeUpstream(tempDir(), 'busy');
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    const first = await addAndBuild(s.url, held.url(up.dir), 'busy');
+    const first = await addPublicAndBuild(s.url, held.url(up.dir), 'busy');
     await until('the first build to be re-checked', logged(`re-check: busy: nothing new upstream after job ${first.id}`));
 
     const c1 = commit(up.dir, { 'one.txt': '1\n' }, 'one');
@@ -58,7 +59,7 @@ test(`an upstream that moves on every look gets at most ${MAX_RECHECK_CHAIN} re-
   const up = makeUpstream(tempDir(), 'racing');
   const s = await startTestServer({ pollSeconds: 0 });
   try {
-    const first = await addAndBuild(s.url, held.url(up.dir), 'racing');
+    const first = await addPublicAndBuild(s.url, held.url(up.dir), 'racing');
     await until('the first build to be re-checked', logged(`re-check: racing: nothing new upstream after job ${first.id}`));
 
     held.commitOnConnect(up.dir); // every ls-remote and fetch sees a new commit

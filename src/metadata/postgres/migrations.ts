@@ -98,6 +98,14 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
     `CREATE INDEX jobs_open ON jobs (id) WHERE state IN ('queued', 'running')`,
     `CREATE INDEX jobs_by_repo ON jobs (repo, id)`,
   ],
+  // access: who may read a repository (existing ones stay public, as they were served), and the
+  // digests of private repositories' manifests and artifacts, served only through signed URLs.
+  [
+    `ALTER TABLE repos ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public' CHECK (visibility IN ('public', 'private'))`,
+    `CREATE TABLE private_artifacts (
+      digest TEXT PRIMARY KEY
+    )`,
+  ],
 ];
 
 /** Brings the schema up to date; refuses a database migrated by a newer snapclone. */

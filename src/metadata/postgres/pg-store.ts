@@ -15,7 +15,7 @@
  */
 import postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
-import type { JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import type { JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -97,8 +97,8 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async addRepo(rec: RepoRecord): Promise<boolean> {
     const res = await this.sql`
-      INSERT INTO repos (name, url, default_branch, created_at)
-      VALUES (${rec.name}, ${rec.url}, ${rec.defaultBranch}, ${rec.createdAt})
+      INSERT INTO repos (name, url, default_branch, created_at, visibility)
+      VALUES (${rec.name}, ${rec.url}, ${rec.defaultBranch}, ${rec.createdAt}, ${rec.visibility})
       ON CONFLICT (name) DO NOTHING`;
     return res.count === 1;
   }
@@ -119,11 +119,12 @@ export class PostgresMetadataStore implements MetadataStore {
     if (res.count === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
   }
 
-  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): Promise<void> {
+  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null; visibility?: RepoVisibility } = {}): Promise<void> {
     await this.sql.begin(async (tx) => {
       // The UPDATE locks the repository row: publishes of this repository wait for the commit.
       const res = await tx`UPDATE repos SET url = ${url} WHERE name = ${name}`;
       if (res.count === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
+      if (opts.visibility) await tx`UPDATE repos SET visibility = ${opts.visibility} WHERE name = ${name}`;
       if (!opts.newUpstream) return;
       // Another upstream: every ref record goes (tombstoned at the current seq, so a build of
       // the old upstream still running cannot bring one back), and so do the level chain, the
@@ -356,6 +357,18 @@ export class PostgresMetadataStore implements MetadataStore {
     const rows = await this.sql<JobRow[]>`SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY id`;
     return rows.map(jobFromRow);
   }
+
+  // --- Access control: the private-artifact index ---
+  async markPrivateArtifacts(digests: string[]): Promise<void> {
+    if (digests.length === 0) return;
+    await this.sql`INSERT INTO private_artifacts (digest) SELECT unnest(${this.sql.array(digests)}::text[]) ON CONFLICT (digest) DO NOTHING`;
+  }
+
+  async isPrivateArtifact(digest: string): Promise<boolean> {
+    const rows = await this.sql`SELECT 1 FROM private_artifacts WHERE digest = ${digest}`;
+    return rows.count > 0;
+  }
+  // --- end access control ---
 
   async close(): Promise<void> {
     if (this.#closed) return;

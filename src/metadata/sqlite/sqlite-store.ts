@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, SnapshotRecord } from '../metadata-store.js';
+import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { jobFromRow, refFromRow, repoFromRow, snapshotFromRow, type JobRow, type RefRow, type RepoRow, type SnapshotRow } from '../rows.js';
 
@@ -132,6 +132,14 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE repo_levels ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
   UPDATE repo_levels SET upstream = COALESCE((SELECT url FROM repos WHERE repos.name = repo_levels.repo), '');
   `,
+  // access: who may read a repository (existing ones stay public, as they were served), and the
+  // digests of private repositories' manifests and artifacts, served only through signed URLs.
+  `
+  ALTER TABLE repos ADD COLUMN visibility TEXT NOT NULL DEFAULT 'public' CHECK (visibility IN ('public', 'private'));
+  CREATE TABLE private_artifacts (
+    digest TEXT PRIMARY KEY
+  ) STRICT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -162,7 +170,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async addRepo(rec: RepoRecord): Promise<boolean> {
-    return this.#stmt.addRepo.run(rec.name, rec.url, rec.defaultBranch, rec.createdAt).changes === 1;
+    return this.#stmt.addRepo.run(rec.name, rec.url, rec.defaultBranch, rec.createdAt, rec.visibility).changes === 1;
   }
 
   async getRepo(name: string): Promise<RepoRecord | null> {
@@ -180,10 +188,11 @@ export class SqliteMetadataStore implements MetadataStore {
     }
   }
 
-  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null } = {}): Promise<void> {
+  async setRepoUrl(name: string, url: string, opts: { newUpstream?: boolean; defaultBranch?: string | null; visibility?: RepoVisibility } = {}): Promise<void> {
     this.#db
       .transaction(() => {
         if (this.#stmt.setRepoUrl.run(url, name).changes === 0) throw new SnapError('not-found', `repository ${name} is not registered`);
+        if (opts.visibility) this.#stmt.setVisibility.run(opts.visibility, name);
         if (!opts.newUpstream) return;
         // Another upstream: every ref record goes (tombstoned at the current seq, so a build of
         // the old upstream still running cannot bring one back), and so do the level chain,
@@ -347,6 +356,18 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.#stmt.unfinishedJobs.all() as JobRow[]).map(jobFromRow);
   }
 
+  // --- Access control: the private-artifact index ---
+  async markPrivateArtifacts(digests: string[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const d of digests) this.#stmt.markPrivate.run(d);
+    })();
+  }
+
+  async isPrivateArtifact(digest: string): Promise<boolean> {
+    return this.#stmt.isPrivate.get(digest) !== undefined;
+  }
+  // --- end access control ---
+
   async ping(): Promise<void> {
     this.#db.prepare('SELECT 1').get(); // throws once closed
   }
@@ -374,13 +395,16 @@ function migrate(db: Db): void {
 function prepareAll(db: Db) {
   const s = (sql: string): Statement => db.prepare(sql);
   return {
-    addRepo: s(`INSERT INTO repos (name, url, default_branch, created_at) VALUES (?, ?, ?, ?)
+    addRepo: s(`INSERT INTO repos (name, url, default_branch, created_at, visibility) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (name) DO NOTHING`),
     getRepo: s(`SELECT * FROM repos WHERE name = ?`),
     listRepos: s(`SELECT * FROM repos ORDER BY name`),
     setDefaultBranch: s(`UPDATE repos SET default_branch = ? WHERE name = ?`),
     setRepoUrl: s(`UPDATE repos SET url = ? WHERE name = ?`),
     removeRepo: s(`DELETE FROM repos WHERE name = ?`),
+    setVisibility: s(`UPDATE repos SET visibility = ? WHERE name = ?`),
+    markPrivate: s(`INSERT INTO private_artifacts (digest) VALUES (?) ON CONFLICT (digest) DO NOTHING`),
+    isPrivate: s(`SELECT 1 FROM private_artifacts WHERE digest = ?`),
     removeRepoData: [
       s(`DELETE FROM ref_modes WHERE repo = ?`),
       s(`DELETE FROM commit_builds WHERE repo = ?`),

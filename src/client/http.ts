@@ -154,9 +154,11 @@ export class ServerClient {
     let json: Record<string, unknown> = {};
     try {
       json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+      // Every answer is an object: `null`, a number or a list would make the callers' field reads throw TypeErrors.
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not an object');
     } catch {
       // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
-      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not JSON`);
+      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not a JSON object`);
     }
     const status = res.statusCode ?? 0;
     if (status >= 400) {

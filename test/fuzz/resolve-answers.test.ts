@@ -1,0 +1,147 @@
+/**
+ * Properties of the client's checks of a server's resolve answer
+ * (src/client/resolve.ts and downloads.ts), over real HTTP: whatever status and
+ * body a server sends (valid answers, answers with one field changed, any JSON,
+ * bytes that are not JSON), resolveRef returns a checked answer or throws a
+ * SnapError. parseDownloads round-trips valid `downloads` and accepts only
+ * http(s) URLs without credentials, keyed by digest; pollDelayMs stays in bounds.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import fc from 'fast-check';
+import { ServerClient } from '../../src/client/http.js';
+import { pollDelayMs, resolveRef, POLL_MAX_MS, POLL_MIN_MS } from '../../src/client/resolve.js';
+import { parseDownloads } from '../../src/client/downloads.js';
+import { isDigest } from '../../src/util/hash.js';
+import { fuzzParams, mutated, parsesOrRefuses, parsesOrRefusesAsync } from './fuzz-support.js';
+
+let answer: { status: number; body: Buffer; headers: Record<string, string> } = { status: 200, body: Buffer.from('{}'), headers: {} };
+let server: http.Server;
+let url: string;
+before(async () => {
+  server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
+    res.end(answer.body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+const hex = (n: number) => fc.uint8Array({ minLength: n / 2, maxLength: n / 2 }).map((a) => Buffer.from(a).toString('hex'));
+const digest = hex(64);
+const presigned = fc.tuple(fc.constantFrom('http', 'https'), fc.domain(), fc.webPath(), fc.webQueryParameters()).map(([s, d, p, q]) => `${s}://${d}${p.startsWith('/') ? p : `/${p}`}?${q}`);
+const validDownloads = fc.record({ expiresAt: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), urls: fc.dictionary(digest, presigned, { maxKeys: 5 }) });
+
+const validAnswer = fc.record({
+  repo: fc.string(),
+  upstream: fc.string(),
+  ref: fc.string(),
+  commit: fc.option(hex(40), { nil: null }),
+  mode: fc.constantFrom('shallow', 'files', 'full', undefined),
+  manifest: fc.record({ digest, size: fc.integer({ min: 0, max: 256 * 2 ** 20 }) }),
+  newer: fc.option(fc.record({ commit: fc.option(hex(40), { nil: null }), job: fc.option(fc.nat(), { nil: null }) }), { nil: null }),
+  downloads: fc.option(validDownloads, { nil: null }),
+});
+
+/** Bodies a confused or hostile server may send. */
+const body = fc.oneof(
+  validAnswer.map((a) => Buffer.from(JSON.stringify(a))),
+  mutated(validAnswer.map((a) => Buffer.from(JSON.stringify(a)))),
+  fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
+  fc.constantFrom('null', '[]', '7', '"x"', 'true', '', '{"job":null}', '{"job":{"id":-1}}', '{"job":{"id":3}}', '{"state":"failed","error":"boom","errorCode":"integrity"}').map((s) => Buffer.from(s)),
+  fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+);
+const status = fc.constantFrom(200, 200, 200, 202, 202, 204, 301, 400, 404, 429, 500, 503);
+const retryAfter = fc.option(fc.oneof(fc.constantFrom('0', '1', '1.5', '-1', 'soon', '99999999999'), fc.string({ maxLength: 10 })), { nil: undefined });
+
+test('any resolve answer over HTTP: a checked result or a SnapError', async () => {
+  const client = new ServerClient(url);
+  try {
+    await fc.assert(
+      fc.asyncProperty(status, body, retryAfter, fc.boolean(), async (s, b, ra, proxy) => {
+        answer = { status: s, body: b, headers: ra === undefined ? {} : { 'retry-after': ra.replace(/[^\x20-\x7e]/g, '') } };
+        const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0, proxy }));
+        if (!out.ok) return;
+        const r = out.value;
+        assert.equal(s, 200);
+        assert.ok(isDigest(r.manifest.digest) && Number.isSafeInteger(r.manifest.size));
+        if (proxy) assert.equal(r.downloads, null);
+      }),
+      fuzzParams(400),
+    );
+  } finally {
+    await client.close();
+  }
+});
+
+test('valid resolve answers come back as sent', async () => {
+  const client = new ServerClient(url);
+  try {
+    await fc.assert(
+      fc.asyncProperty(validAnswer, async (generated) => {
+        const a = { ...JSON.parse(JSON.stringify(generated)), mode: generated.mode } as typeof generated; // plain objects
+        answer = { status: 200, body: Buffer.from(JSON.stringify(a)), headers: {} };
+        const r = await resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 1000 });
+        assert.deepEqual({ ...r, downloads: r.downloads && { expiresAt: r.downloads.expiresAt, urls: Object.fromEntries([...r.downloads.urls].map(([k, v]) => [k, v.href])) } }, {
+          ...a,
+          downloads: a.downloads && { expiresAt: a.downloads.expiresAt, urls: Object.fromEntries(Object.entries(a.downloads.urls).map(([k, v]) => [k, new URL(v).href])) },
+        });
+      }),
+      fuzzParams(150),
+    );
+  } finally {
+    await client.close();
+  }
+});
+
+test('parseDownloads: any value is refused with a SnapError or gives only http(s) URLs without credentials, by digest', () => {
+  const forgedUrl = fc.oneof(presigned, fc.constantFrom('file:///etc/passwd', 'http://user:pw@host/x', 'javascript:alert(1)', 'ftp://h/x', '//h/x', 'http://', 'x'.repeat(17000)), fc.string());
+  const value = fc.oneof(
+    fc.jsonValue(),
+    fc.record({ expiresAt: fc.oneof(fc.integer(), fc.double(), fc.string()), urls: fc.dictionary(fc.oneof(digest, fc.string()), fc.oneof(forgedUrl, fc.jsonValue())) }),
+  );
+  fc.assert(
+    fc.property(value, (v) => {
+      const out = parsesOrRefuses(() => parseDownloads(v));
+      if (!out.ok || out.value === null) return;
+      for (const [k, u] of out.value.urls) {
+        assert.ok(isDigest(k));
+        assert.ok(u.protocol === 'http:' || u.protocol === 'https:');
+        assert.equal(u.username + u.password, '');
+      }
+    }),
+    fuzzParams(1500),
+  );
+});
+
+test('pollDelayMs: any hint gives a whole number of ms within the bounds', () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.jsonValue(), fc.double(), fc.constant(undefined)), fc.oneof(fc.string(), fc.array(fc.string()), fc.constant(undefined)), (hint, header) => {
+      const ms = pollDelayMs(hint, header);
+      assert.ok(Number.isInteger(ms) && ms >= POLL_MIN_MS && ms <= POLL_MAX_MS, String(ms));
+    }),
+    fuzzParams(1500),
+  );
+});
+
+test('a JSON body that is not an object (null, a number, a list, a string) is a SnapError at every status (was a TypeError)', async () => {
+  const client = new ServerClient(url);
+  try {
+    for (const s of [200, 202, 404, 500]) {
+      for (const text of ['null', '7', '[]', '"x"', 'true']) {
+        answer = { status: s, body: Buffer.from(text), headers: {} };
+        const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0 }));
+        assert.equal(out.ok, false, `${s} ${text} accepted`);
+      }
+    }
+  } finally {
+    await client.close();
+  }
+});

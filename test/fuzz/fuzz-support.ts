@@ -90,8 +90,9 @@ function checkBounds(t0: number, mem0: number): void {
   if (grew >= ALLOC_LIMIT) throw new Error(`one case grew the heap and buffers by ${Math.round(grew / 2 ** 20)} MiB: an allocation from an untrusted length`);
 }
 
+/** A SnapError with a one-line message: no line breaks, terminal escapes or other control characters (it is printed as is). */
 export function isSnapError(e: unknown): boolean {
-  return e instanceof SnapError && e.message.length > 0 && !e.message.includes('\n');
+  return e instanceof SnapError && e.message.length > 0 && !/[\x00-\x1f\x7f\u2028\u2029]/.test(e.message);
 }
 
 function describe(err: unknown): string {

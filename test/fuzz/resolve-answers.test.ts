@@ -50,6 +50,9 @@ const validAnswer = fc.record({
   downloads: fc.option(validDownloads, { nil: null }),
 });
 
+/** Text with line breaks, terminal escapes and other control characters among ordinary ones. */
+const serverText = fc.array(fc.oneof(fc.constantFrom('boom', ' ', 'x', '\n', '\r', '\x1b[2J', '\x1b]0;title\x07', '\t', '\0', '\u2028', 'é'), fc.string({ maxLength: 5 })), { maxLength: 8 }).map((a) => a.join(''));
+
 /** Bodies a confused or hostile server may send. */
 const body = fc.oneof(
   validAnswer.map((a) => Buffer.from(JSON.stringify(a))),
@@ -57,6 +60,8 @@ const body = fc.oneof(
   fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
   fc.constantFrom('null', '[]', '7', '"x"', 'true', '', '{"job":null}', '{"job":{"id":-1}}', '{"job":{"id":3}}', '{"state":"failed","error":"boom","errorCode":"integrity"}').map((s) => Buffer.from(s)),
   fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
+  // Error texts a server sends (an error answer, a failed job): they end up in the client's one-line message.
+  fc.record({ job: fc.record({ id: fc.nat() }), state: fc.constant('failed'), error: serverText, errorCode: fc.constantFrom('integrity', 'unreachable', 'nonsense'), code: fc.constantFrom('invalid', 'not-found', 'x') }).map((v) => Buffer.from(JSON.stringify(v))),
 );
 const status = fc.constantFrom(200, 200, 200, 202, 202, 204, 301, 400, 404, 429, 500, 503);
 const retryAfter = fc.option(fc.oneof(fc.constantFrom('0', '1', '1.5', '-1', 'soon', '99999999999'), fc.string({ maxLength: 10 })), { nil: undefined });
@@ -140,6 +145,25 @@ test('a JSON body that is not an object (null, a number, a list, a string) is a 
         const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0 }));
         assert.equal(out.ok, false, `${s} ${text} accepted`);
       }
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test("a server's error text with line breaks and terminal escapes becomes one printable line (was printed as sent)", async () => {
+  const client = new ServerClient(url);
+  const hostile = 'build broke\nsnapclone: clone done\x1b[2J\x1b]0;owned\x07\r';
+  try {
+    for (const [s, body] of [
+      [202, { job: { id: 1 }, state: 'failed', error: hostile, errorCode: 'integrity' }],
+      [500, { error: hostile, code: 'internal' }],
+      [404, { error: hostile, code: 'not-found' }],
+    ] as const) {
+      answer = { status: s, body: Buffer.from(JSON.stringify(body)), headers: {} };
+      const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 1000 }));
+      assert.equal(out.ok, false);
+      if (!out.ok) assert.match(out.error.message, /build broke snapclone: clone done \[2J \]0;owned/);
     }
   } finally {
     await client.close();

@@ -124,3 +124,10 @@ test('signature check: any header values give a reason or null, never an excepti
     fuzzParams(1000),
   );
 });
+
+test('a GitLab payload whose object_kind is an object that cannot become a string is ignored (was a TypeError)', () => {
+  for (const text of ['{"object_kind":{"toString":0}}', '{"object_kind":{"toString":0,"valueOf":0}}', '{"object_kind":[{"toString":1}]}']) {
+    const e = parsesOrRefuses(() => parseEvent('gitlab', undefined, parseJsonObject(Buffer.from(text), 'webhook body')));
+    assert.ok(e.ok && e.value.kind === 'ignored', text);
+  }
+});

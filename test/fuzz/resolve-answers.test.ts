@@ -61,6 +61,8 @@ const body = fc.oneof(
   fc.constantFrom('null', '[]', '7', '"x"', 'true', '', '{"job":null}', '{"job":{"id":-1}}', '{"job":{"id":3}}', '{"state":"failed","error":"boom","errorCode":"integrity"}').map((s) => Buffer.from(s)),
   fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)),
   // Error texts a server sends (an error answer, a failed job): they end up in the client's one-line message.
+  // A job being built, with its phase and state of any JSON type (the client shows the phase while it waits).
+  fc.record({ job: fc.record({ id: fc.nat() }), phase: fc.oneof(serverText, fc.jsonValue(), fc.constant({ toString: 0 })), state: fc.oneof(fc.constantFrom('running', 'queued'), fc.jsonValue()) }).map((v) => Buffer.from(JSON.stringify(v))),
   fc.record({ job: fc.record({ id: fc.nat() }), state: fc.constant('failed'), error: serverText, errorCode: fc.constantFrom('integrity', 'unreachable', 'nonsense'), code: fc.constantFrom('invalid', 'not-found', 'x') }).map((v) => Buffer.from(JSON.stringify(v))),
 );
 const status = fc.constantFrom(200, 200, 200, 202, 202, 204, 301, 400, 404, 429, 500, 503);
@@ -72,7 +74,8 @@ test('any resolve answer over HTTP: a checked result or a SnapError', async () =
     await fc.assert(
       fc.asyncProperty(status, body, retryAfter, fc.boolean(), async (s, b, ra, proxy) => {
         answer = { status: s, body: b, headers: ra === undefined ? {} : { 'retry-after': ra.replace(/[^\x20-\x7e]/g, '') } };
-        const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0, proxy }));
+        const onWait = (line: string) => assert.ok(!/[\x00-\x1f\x7f]/.test(line), `progress line ${JSON.stringify(line)}`);
+        const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0, proxy, onWait }));
         if (!out.ok) return;
         const r = out.value;
         assert.equal(s, 200);
@@ -164,6 +167,21 @@ test("a server's error text with line breaks and terminal escapes becomes one pr
       const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 1000 }));
       assert.equal(out.ok, false);
       if (!out.ok) assert.match(out.error.message, /build broke snapclone: clone done \[2J \]0;owned/);
+    }
+  } finally {
+    await client.close();
+  }
+});
+
+test('a job phase of any JSON type is shown as one printable line while waiting (an object without a usable toString was a TypeError)', async () => {
+  const client = new ServerClient(url);
+  try {
+    for (const phase of [{ toString: 0 }, ['a', 'b'], 5, null, 'fetching\n\x1b[2Jowned']) {
+      answer = { status: 202, body: Buffer.from(JSON.stringify({ job: { id: 1 }, phase, state: 'running' })), headers: {} };
+      const lines: string[] = [];
+      const out = await parsesOrRefusesAsync(() => resolveRef(client, 'demo', 'refs/heads/main', { mode: 'files', timeoutMs: 0, onWait: (l) => lines.push(l) }));
+      assert.equal(out.ok, false); // the deadline has passed: a timeout
+      assert.ok(lines.length > 0 && lines.every((l) => !/[\x00-\x1f\x7f]/.test(l)), JSON.stringify(lines));
     }
   } finally {
     await client.close();

@@ -18,7 +18,7 @@
  *           u64 packOffset, u64 packLength, u32 pathLength, path bytes
  */
 import { invalid } from '../util/errors.js';
-import { pathProblem } from './paths.js';
+import { pathProblem, shownPath } from './paths.js';
 
 export const MODE_FILE = 0o100644;
 export const MODE_EXEC = 0o100755;
@@ -171,7 +171,7 @@ export function tableDirectories(entries: readonly TableEntry[]): Buffer[] {
     const below = Buffer.concat([entries[i]!.path, SLASH]);
     const next = entries[lowerBound(entries, below, i + 1)];
     if (next && next.path.length > below.length && next.path.subarray(0, below.length).equals(below))
-      throw invalid(`file table: an entry lies below the non-directory entry ${JSON.stringify(entries[i]!.path.toString('latin1'))}`);
+      throw invalid(`file table: an entry lies below the non-directory entry ${shownPath(entries[i]!.path)}`);
   }
   const gitlinks = entries.filter((e) => e.mode === MODE_GITLINK).map((e) => e.path);
   return [...ancestors, ...gitlinks].sort(Buffer.compare);

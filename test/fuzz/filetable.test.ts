@@ -174,3 +174,11 @@ test('a table of deep paths (2,040 levels each) is decoded in memory linear in i
   assert.ok(out.ok);
   assert.equal(out.value.dirs.length, 50 * 2041);
 });
+
+test('a refused path with DEL or C1 bytes (0x9b is a terminal CSI) is shown escaped in a one-line error', () => {
+  const entry = (path: Buffer): TableEntry => ({ path, mode: MODE_FILE, oid: Buffer.alloc(20), size: 0, flags: 0, pack: NO_PACK, packOffset: 0, packLength: 0 });
+  const leaf = Buffer.from([0x61, 0x9b, 0x32, 0x4a, 0x7f]);
+  const out = parsesOrRefuses(() => decodeTable(encodeTable([entry(leaf), entry(Buffer.concat([leaf, Buffer.from('/x')]))]), 2, 0));
+  assert.equal(out.ok, false);
+  if (!out.ok) assert.match(out.error.message, /\\u009b2J\\u007f/);
+});

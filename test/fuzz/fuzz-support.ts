@@ -92,7 +92,7 @@ function checkBounds(t0: number, mem0: number): void {
 
 /** A SnapError with a one-line message: no line breaks, terminal escapes or other control characters (it is printed as is). */
 export function isSnapError(e: unknown): boolean {
-  return e instanceof SnapError && e.message.length > 0 && !/[\x00-\x1f\x7f\u2028\u2029]/.test(e.message);
+  return e instanceof SnapError && e.message.length > 0 && !/[\x00-\x1f\x7f-\x9f\u2028\u2029]/.test(e.message);
 }
 
 function describe(err: unknown): string {

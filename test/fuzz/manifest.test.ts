@@ -126,7 +126,7 @@ function replaceAt(m: Manifest, pick: number, value: unknown): unknown {
 }
 
 test('a manifest with one field of any other JSON value: valid or refused with a SnapError', () => {
-  const forged = fc.oneof(fc.jsonValue(), fc.constantFrom(-1, 2 ** 53, 1e300, 0.5, '', '__proto__', [], {}, null, 2 ** 40));
+  const forged = fc.oneof(fc.jsonValue(), fc.constantFrom(-1, 2 ** 53, 1e300, 0.5, '', '__proto__', [], {}, null, 2 ** 40, { toString: 0 }, 'a\nb\x1b[2J\x7f\x9b'));
   fc.assert(
     fc.property(validManifest, fc.nat(), forged, (m, pick, value) => {
       const bytes = Buffer.from(JSON.stringify(replaceAt(m, pick, value)));
@@ -146,5 +146,16 @@ test('huge counts and sizes in a manifest are refused without allocating for the
       const out = parsesOrRefuses(() => parseManifest(Buffer.from(JSON.stringify(copy))));
       assert.equal(out.ok, false, `${path} = ${v} accepted`);
     }
+  }
+});
+
+test('a manifest version or field name that is an object or holds control characters gives a one-line SnapError (was a TypeError / printed as sent)', () => {
+  for (const text of [
+    '{"format":"snapclone.manifest","version":{"toString":0}}',
+    '{"format":"snapclone.manifest","version":"2\\n\\u001b[2J"}',
+    '{"x\\u001b[2J\\n\\u007f\\u009b":1}',
+  ]) {
+    const out = parsesOrRefuses(() => parseManifest(Buffer.from(text)));
+    assert.equal(out.ok, false, text);
   }
 });

@@ -187,3 +187,10 @@ test('a job phase of any JSON type is shown as one printable line while waiting 
     await client.close();
   }
 });
+
+test('a downloads key or field name with DEL or C1 characters is quoted escaped in the error (was printed as sent)', () => {
+  for (const v of [{ expiresAt: 0, urls: { '\x7f\x9b2J': 'http://h/x' } }, { expiresAt: 0, urls: {}, ['x\x9b2J']: 1 }]) {
+    const out = parsesOrRefuses(() => parseDownloads(v));
+    assert.equal(out.ok, false);
+  }
+});

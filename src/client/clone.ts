@@ -27,7 +27,7 @@ import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threads
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
-import { zstdContentSize } from '../clonepack/zstd-frame.js';
+import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
 import { encodeIndex, type IndexEntry } from '../git/index-file.js';
 import { Semaphore } from '../util/limit.js';
 import { SnapError, integrityError } from '../util/errors.js';
@@ -429,7 +429,7 @@ async function fetchPack(p: PackRef, packDir: string, fetchFile: (a: { digest: s
 }
 
 function decodeTableArtifact(z: Buffer, m: Manifest): { entries: TableEntry[]; dirs: Buffer[] } {
-  if (zstdContentSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
+  if (zstdSingleFrameSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
   let raw: Buffer;
   try {
     raw = decompress(z);

@@ -7,6 +7,7 @@
 import { SnapError } from '../util/errors.js';
 import { isDigest } from '../util/hash.js';
 import { LIMITS, manifestArtifacts, type Manifest } from '../clonepack/manifest.js';
+import { quoted } from '../clonepack/paths.js';
 
 export interface Downloads {
   /** Milliseconds since the epoch after which the URLs are no longer used. */
@@ -32,7 +33,7 @@ export function parseDownloads(v: unknown): Downloads | null {
   if (typeof v !== 'object' || Array.isArray(v)) throw bad('not an object');
   const { expiresAt, urls, ...rest } = v as Record<string, unknown>;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw bad(`unknown field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
+  if (extra.length > 0) throw bad(`unknown field ${quoted(extra[0]!, 40)}`);
   if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt < 0) throw bad('expiresAt is not a time in ms since the epoch');
   if (typeof urls !== 'object' || urls === null || Array.isArray(urls)) throw bad('urls is not an object');
   const entries = Object.entries(urls as Record<string, unknown>);
@@ -40,7 +41,7 @@ export function parseDownloads(v: unknown): Downloads | null {
   const out = new Map<string, URL>();
   let total = 0;
   for (const [digest, raw] of entries) {
-    if (!isDigest(digest)) throw bad(`key ${JSON.stringify(String(digest).slice(0, 80))} is not a SHA-256 digest`);
+    if (!isDigest(digest)) throw bad(`key ${quoted(digest, 80)} is not a SHA-256 digest`);
     const short = digest.slice(0, 12);
     if (typeof raw !== 'string') throw bad(`the URL of ${short} is not a string`);
     if (raw.length > MAX_URL_CHARS) throw bad(`the URL of ${short} is longer than ${MAX_URL_CHARS} characters`);

@@ -154,14 +154,16 @@ export class ServerClient {
     let json: Record<string, unknown> = {};
     try {
       json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+      // Every answer is an object: `null`, a number or a list would make the callers' field reads throw TypeErrors.
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not an object');
     } catch {
       // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
-      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not JSON`);
+      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not a JSON object`);
     }
     const status = res.statusCode ?? 0;
     if (status >= 400) {
       const code = typeof json.code === 'string' ? json.code : 'internal';
-      throw new SnapError(mapCode(code), typeof json.error === 'string' ? json.error : `server answered ${status}`);
+      throw new SnapError(mapCode(code), typeof json.error === 'string' && json.error ? serverText(json.error) : `server answered ${status}`);
     }
     return { status, json, headers: res.headers };
   }
@@ -330,9 +332,18 @@ export function mapCode(code: string): SnapError['code'] {
  * any other failure is build-failed.
  */
 export function failedJobError(job: { error?: unknown; errorCode?: unknown }, what: string): SnapError {
-  const why = typeof job.error === 'string' && job.error ? job.error : 'unknown error';
+  const why = typeof job.error === 'string' && job.error ? serverText(job.error) : 'unknown error';
   const code = typeof job.errorCode === 'string' ? mapCode(job.errorCode) : 'internal';
   return new SnapError(code === 'internal' ? 'build-failed' : code, `${what} failed: ${why}`);
+}
+
+/**
+ * A server's error text as it may be printed: one line (the CLI prints messages as they are,
+ * so line breaks or terminal escapes from a hostile server would reach the terminal), bounded.
+ */
+function serverText(text: string): string {
+  const line = text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]+/g, ' ').trim();
+  return (line.length > 1000 ? `${line.slice(0, 1000)}...` : line) || 'no reason given';
 }
 
 /** A URL as it may be shown: anything between "//" and the last "@" before the path is elided. */

@@ -76,7 +76,9 @@ export async function resolveRef(client: ServerClient, name: string, ref: string
       const { json: j } = await client.json('GET', `/v1/jobs/${jobId}`);
       if (j.state === 'failed') throw failedJobError(j, `the server's build of ${name}`);
       if (j.state === 'succeeded') break;
-      opts.onWait?.(`waiting for the server to build ${what}: ${String(j.phase || j.state)}`);
+      // The server's words, shown only if they are text, and on one line.
+      const phase = [j.phase, j.state].find((v): v is string => typeof v === 'string' && v !== '') ?? 'unknown state';
+      opts.onWait?.(`waiting for the server to build ${what}: ${phase.replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ')}`);
       await pause(delay);
     }
     finishedJob = jobId;

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { inflateSync, createInflate } from 'node:zlib';
 import { entryPath, recordStat } from './shared-table.js';
 import { parseObjectHeader, OBJ_BLOB } from '../git/pack.js';
-import { zstdContentSize } from '../clonepack/zstd-frame.js';
+import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
 import { FLAG_CONVERTED, MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
 import { zeroMs, type PhaseMs, type WorkerInit, type WorkerResult, type WorkerTask } from './pool-types.js';
 
@@ -200,7 +200,8 @@ export function createTreeWriter(init: WorkerInit): TreeWriter {
       const dctx = new (await import('zstd-napi')).Decompressor(); // one context per thread, reused
       decompress = (data) => dctx.decompress(data);
     }
-    const declared = zstdContentSize(task.data);
+    const declared = zstdSingleFrameSize(task.data);
+    if (declared === null) throw new TaskError('archive chunk is not one zstd frame that declares its size', 'integrity');
     if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');
     let raw: Buffer;
     const t0 = now();

@@ -18,7 +18,7 @@
  *           u64 packOffset, u64 packLength, u32 pathLength, path bytes
  */
 import { invalid } from '../util/errors.js';
-import { pathProblem } from './paths.js';
+import { pathProblem, shownPath } from './paths.js';
 
 export const MODE_FILE = 0o100644;
 export const MODE_EXEC = 0o100755;
@@ -150,44 +150,54 @@ export function decodeTableAndDirs(buf: Buffer, expectedCount: number, packCount
  * Every directory the work tree needs, parents first: the ancestors of all
  * entries, plus gitlinks (which check out as empty directories). Throws if a
  * directory is also a leaf entry, i.e. some entry would be written through a
- * file or symlink. Entries must be in index order; ancestors are computed once
- * per distinct directory, and the leaf check is a binary search.
+ * file or symlink. Entries must be in index order, where the entries below a
+ * directory are contiguous: so the directories an entry shares with any earlier
+ * one are those it shares with the previous one, and only deeper ones are new.
+ * Work and memory stay linear in the table's bytes (keeping every ancestor as a
+ * string key was quadratic in path depth: 800 KB of deep paths took 879 MiB).
  */
 export function tableDirectories(entries: readonly TableEntry[]): Buffer[] {
-  const seen = new Set<string>();
   const ancestors: Buffer[] = [];
-  let prevDir: Buffer | null = null;
+  let prevDir: Buffer = Buffer.alloc(0);
   for (const e of entries) {
     const slash = e.path.lastIndexOf(0x2f);
-    if (slash <= 0) continue;
-    const dir = e.path.subarray(0, slash);
-    if (prevDir && prevDir.equals(dir)) continue;
+    const dir = slash > 0 ? e.path.subarray(0, slash) : e.path.subarray(0, 0);
+    const shared = sharedDirLength(prevDir, dir);
+    for (let end = dir.length; end > shared; end = dir.lastIndexOf(0x2f, end - 1)) ancestors.push(dir.subarray(0, end));
     prevDir = dir;
-    // Walk up until an ancestor we already have.
-    for (let end = dir.length; end > 0; end = dir.lastIndexOf(0x2f, end - 1)) {
-      const key = dir.toString('latin1', 0, end);
-      if (seen.has(key)) break;
-      seen.add(key);
-      ancestors.push(dir.subarray(0, end));
-    }
   }
-  // No ancestor may be an entry itself (a file, symlink or gitlink).
-  for (const d of ancestors) {
-    if (findPath(entries, d) >= 0) throw invalid(`file table: an entry lies below the non-directory entry ${JSON.stringify(d.toString('latin1'))}`);
+  // No entry may lie below a file, symlink or gitlink: for each, the first entry after "<path>/" must not start with it.
+  for (let i = 0; i < entries.length; i++) {
+    const below = Buffer.concat([entries[i]!.path, SLASH]);
+    const next = entries[lowerBound(entries, below, i + 1)];
+    if (next && next.path.length > below.length && next.path.subarray(0, below.length).equals(below))
+      throw invalid(`file table: an entry lies below the non-directory entry ${shownPath(entries[i]!.path)}`);
   }
   const gitlinks = entries.filter((e) => e.mode === MODE_GITLINK).map((e) => e.path);
   return [...ancestors, ...gitlinks].sort(Buffer.compare);
 }
 
-function findPath(entries: readonly TableEntry[], path: Buffer): number {
-  let lo = 0;
-  let hi = entries.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const c = Buffer.compare(entries[mid]!.path, path);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
+const SLASH = Buffer.from('/');
+
+/** Length of the longest directory both `a` and `b` (directory paths) are or lie below; 0 if none. */
+function sharedDirLength(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  let m = 0;
+  while (m < n && a[m] === b[m]) m++;
+  const boundary = (x: Buffer) => m === x.length || x[m] === 0x2f;
+  if (boundary(a) && boundary(b)) return m;
+  if (m === 0) return 0;
+  return Math.max(0, a.lastIndexOf(0x2f, m - 1)); // the last directory both hold whole
+}
+
+/** First index >= from whose path is not below `path` in byte order. */
+function lowerBound(entries: readonly TableEntry[], path: Buffer, from: number): number {
+  let lo = from;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare(entries[mid]!.path, path) < 0) lo = mid + 1;
+    else hi = mid;
   }
-  return -1;
+  return lo;
 }

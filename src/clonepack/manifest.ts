@@ -10,6 +10,7 @@
 import { isDigest, isOid } from '../util/hash.js';
 import { invalid } from '../util/errors.js';
 import { isValidRefName } from './refs.js';
+import { quoted } from './paths.js';
 
 export const MANIFEST_FORMAT = 'snapclone.manifest';
 /** Version this builder writes; parseManifest also reads version 1 (which has no `mode`: full). */
@@ -152,12 +153,23 @@ function fail(what: string): never {
   throw invalid(`invalid manifest: ${what}`);
 }
 
+/**
+ * An untrusted value as it may appear in a one-line error: numbers as they are, strings quoted,
+ * cut at 40 characters, with every control character escaped; other values by their type
+ * (String() of an object from JSON can throw, and could print anything).
+ */
+function shown(v: unknown): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v !== 'string') return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : String(v);
+  return quoted(v, 40);
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function onlyKeys(v: Record<string, unknown>, allowed: readonly string[], where: string): void {
-  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(`unexpected field ${where}.${k}`);
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(`unexpected field ${where}.${/^[A-Za-z0-9_]{1,40}$/.test(k) ? k : shown(k)}`);
 }
 
 function checkSize(v: unknown, where: string, max: number = LIMITS.maxArtifactSize): number {
@@ -199,7 +211,7 @@ export function validateManifest(v: unknown): asserts v is Manifest {
   );
   if (v.format !== MANIFEST_FORMAT) fail('format is not snapclone.manifest');
   if (typeof v.version !== 'number' || !READABLE_VERSIONS.includes(v.version))
-    fail(`unsupported version ${String(v.version)} (this client reads ${READABLE_VERSIONS.join(' and ')})`);
+    fail(`unsupported version ${shown(v.version)} (this client reads ${READABLE_VERSIONS.join(' and ')})`);
   if (v.version === 1 && v.mode !== undefined) fail('a version 1 manifest has no mode');
   if (v.version === 2 && !MANIFEST_MODES.includes(v.mode as ManifestMode)) fail('mode is not shallow, files or full');
   const full = manifestMode(v as unknown as Manifest) === 'full';

@@ -35,7 +35,21 @@ function isDotGit(p: Uint8Array, s: number): boolean {
 
 export function assertSafePath(path: Uint8Array): void {
   const problem = pathProblem(path);
-  if (problem) throw invalid(`unsafe path ${JSON.stringify(Buffer.from(path).toString('latin1'))}: ${problem}`);
+  if (problem) throw invalid(`unsafe path ${shownPath(path)}: ${problem}`);
+}
+
+/**
+ * Untrusted text quoted for a one-line error: JSON escapes C0 controls, and DEL, the C1
+ * controls (a latin1 0x9b is a terminal's CSI) and the Unicode line separators are escaped too.
+ */
+export function quoted(text: string, max = 200): string {
+  const cut = text.length > max ? `${text.slice(0, max)}...` : text;
+  return JSON.stringify(cut).replace(/[\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A raw git path (any bytes) for an error message. */
+export function shownPath(path: Uint8Array): string {
+  return quoted(Buffer.from(path).toString('latin1'));
 }
 
 /** Parent directories of a path, shallowest first ("a/b/c" -> ["a", "a/b"]), as latin1 keys. */

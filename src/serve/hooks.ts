@@ -239,7 +239,7 @@ function strings(o: Record<string, unknown>, keys: string[]): string[] {
  */
 export function parseEvent(provider: Provider, eventName: string | undefined, payload: Record<string, unknown>): HookEvent {
   if (provider === 'gitlab') {
-    const event = eventName ?? String(payload.object_kind ?? '');
+    const event = eventName ?? (typeof payload.object_kind === 'string' ? payload.object_kind : ''); // String() of an object from JSON can throw
     const isPush = /^(Push Hook|Tag Push Hook|System Hook)$/.test(event) && (payload.object_kind === 'push' || payload.object_kind === 'tag_push');
     if (!isPush) return { kind: 'ignored', event: event || 'unknown', urls: [], deleted: null };
     const urls = [

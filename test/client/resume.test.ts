@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { compareClones } from '../support/compare.js';
 import { randomBytes } from '../support/fixtures.js';
 import { git, gitTry, removeTmpDir, tmpDir } from '../support/git.js';
@@ -187,4 +188,22 @@ test('a timeout variable that is not a number of ms is a usage error (exit 2)', 
   const r = await cli(proxy.url, ['clone', 'big', join(work, 'never')], { env: { SNAPCLONE_STALL_TIMEOUT_MS: 'soon' } });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /SNAPCLONE_STALL_TIMEOUT_MS must be a number of milliseconds/);
+});
+
+test('a disk that fills up during the clone (2 MiB tmpfs): exit 13 naming the full disk, nothing left behind', async (t) => {
+  reset();
+  const mnt = join(work, 'small-disk');
+  mkdirSync(mnt);
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) return t.skip(`cannot mount a tmpfs here (${(m.stderr || m.error?.message || '').trim()}); needs root`);
+  try {
+    const dir = join(mnt, 'big');
+    const r = await cli(proxy.url, ['clone', 'big', dir, '--quiet']);
+    assert.equal(r.code, 13, r.stderr);
+    assert.match(r.stderr, /^snapclone: cannot write .*: no space left on device \(ENOSPC\)\n$/);
+    assert.ok(r.stderr.includes(mnt), `the message names where: ${r.stderr}`);
+    assert.deepEqual(readdirSync(mnt), [], 'the failed clone left something on the full disk');
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
 });

@@ -101,7 +101,7 @@ Every byte is verified against the manifest's digests either way.
 A download that breaks off (connection reset or cut, server restarted, a body silent for the stall
 limit) is retried up to 5 times in a row without progress, pausing 0.2 s, 0.4 s... (at most 3.2 s),
 and resumes with a byte range from what was received; wrong bytes are never retried (exit 6).
-Limits: connect 10 s, first byte of an answer 30 s, silence mid-body 30 s ($SNAPCLONE_CONNECT_TIMEOUT_MS,
+Limits: connect 10 s, first byte of a download 30 s, silence mid-body 30 s ($SNAPCLONE_CONNECT_TIMEOUT_MS,
 $SNAPCLONE_FIRST_BYTE_TIMEOUT_MS, $SNAPCLONE_STALL_TIMEOUT_MS, in ms). A 429 (rate limited) is waited
 out per its Retry-After (at most 30 s each, within --timeout), 5 times at most; then exit 15.
 Private repositories: on a 401 naming the upstream, the clone presents your own credential for it

@@ -45,8 +45,12 @@ export function timeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): Timeouts 
   };
 }
 
-/** Retries of one download: attempts in a row that got no byte further, and the pause before each (doubling, capped). */
-export const RETRY = { attemptsWithoutProgress: 5, maxAttempts: 20, firstPauseMs: 200, maxPauseMs: 3_200 };
+/**
+ * Retries of one download: attempts in a row that got no byte further (fewer
+ * for an object-store URL, which has the server to fall back on), in all, and
+ * the pause before each (doubling, capped).
+ */
+export const RETRY = { attemptsWithoutProgress: 5, directAttemptsWithoutProgress: 3, maxAttempts: 20, firstPauseMs: 200, maxPauseMs: 3_200 };
 
 /** A transport failure: the connection broke, stalled or never came up. Worth another try. */
 export class TransportError extends Error {
@@ -211,7 +215,7 @@ export async function fetchResumable(a: Artifact, sink: Sink, source: Source, ct
     } catch (err) {
       if (!(err instanceof TransportError)) throw err;
       stuck = sink.offset > before ? 1 : stuck + 1;
-      if (stuck >= RETRY.attemptsWithoutProgress || attempt >= RETRY.maxAttempts || ctx.closed()) throw err;
+      if (stuck >= (source.direct ? RETRY.directAttemptsWithoutProgress : RETRY.attemptsWithoutProgress) || attempt >= RETRY.maxAttempts || ctx.closed()) throw err;
       const pause = Math.max(err.retryAfterMs, Math.min(RETRY.maxPauseMs, RETRY.firstPauseMs * 2 ** (stuck - 1)));
       await new Promise((r) => setTimeout(r, pause));
       if (ctx.closed()) throw err;

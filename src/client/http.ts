@@ -5,9 +5,12 @@
  * 2-core reference machine, more than a whole small clone) and measured the
  * lowest CPU per GiB of the clients we tried (docs/BENCHMARKS.md).
  * Every artifact is hashed as it streams in and refused if its SHA-256 or size
- * differs from what the manifest promised; transport failures are retried,
- * integrity failures and missing artifacts are not: the server is told (best
- * effort) so it re-verifies its copy, and the clone fails.
+ * differs from what the manifest promised; transport failures are retried and
+ * resumed from the bytes received (artifact-download.ts), integrity failures
+ * and missing artifacts are not: the server is told (best effort) so it
+ * re-verifies its copy, and the clone fails. JSON calls wait out 429s; a 401
+ * naming an upstream (a private repository) brings in the caller's upstream
+ * credential (upstream-credential.ts).
  *
  * When resolve handed out object-store URLs (downloads.ts), an artifact comes
  * from its URL, over a keep-alive pool of its own per origin and with no
@@ -149,13 +152,19 @@ export class ServerClient {
     );
   }
 
-  /** A request to the server; the upstream credential goes with every one once there is one. */
-  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean } = {}): Promise<http.IncomingMessage> {
+  /**
+   * A request to the server; the upstream credential goes with every one once
+   * there is one. JSON calls wait up to 120 s for an answer (registering an
+   * upstream may first ask it something); artifact GETs pass `artifact` and get
+   * the first-byte limit.
+   */
+  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean; artifact?: boolean } = {}): Promise<http.IncomingMessage> {
     const mod = this.url.protocol === 'https:' ? https : http;
     const prefix = this.url.pathname.replace(/\/+$/, '');
     if (this.closed) return Promise.reject(new Error('the client was closed'));
     const all = this.upstream ? { ...headers, 'snapclone-upstream-authorization': this.upstream.header } : headers;
-    const t = opts.timeoutMs === undefined ? this.timeouts : { connectMs: Math.min(opts.timeoutMs, this.timeouts.connectMs), firstByteMs: opts.timeoutMs };
+    const firstByteMs = opts.timeoutMs ?? (opts.artifact ? this.timeouts.firstByteMs : TIMEOUT_MS);
+    const t = { connectMs: Math.min(firstByteMs, this.timeouts.connectMs), firstByteMs };
     return timedRequest(
       mod,
       { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers: all, agent: opts.ownConnection ? false : this.agent },
@@ -292,7 +301,7 @@ export class ServerClient {
     const source: Source = {
       whose: "the server's copy",
       direct: false,
-      request: (headers) => this.send('GET', `/v1/artifacts/${a.digest}${this.signedSuffix()}`, headers).catch((err: Error) => {
+      request: (headers) => this.send('GET', `/v1/artifacts/${a.digest}${this.signedSuffix()}`, headers, undefined, { artifact: true }).catch((err: Error) => {
         throw err instanceof TransportError ? new TransportError(`download of ${short} failed: ${err.message}`, err.noAnswer) : err;
       }),
       refused: async (res) => {

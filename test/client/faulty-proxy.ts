@@ -48,8 +48,8 @@ export class FaultyProxy {
   faults = 0;
   /** Called when a 'pause' fault happens, with what breaks the paused answer's connection. */
   onFault: ((breakConnection: () => void) => void) | null = null;
-  /** Answer a request here instead of forwarding it (null: forward). */
-  intercept: (req: IncomingMessage, path: string) => Answer | null = () => null;
+  /** Answer a request here instead of forwarding it (null: forward; 'hold': never answer). */
+  intercept: (req: IncomingMessage, path: string) => Answer | 'hold' | null = () => null;
   /** Rewrite the JSON body of a forwarded 200 resolve answer. */
   rewriteResolve: ((json: Record<string, unknown>) => Record<string, unknown>) | null = null;
   private server!: Server;
@@ -93,6 +93,7 @@ export class FaultyProxy {
     };
     this.seen.push(rec);
     const own = this.intercept(req, u.pathname);
+    if (own === 'hold') return void req.resume();
     if (own) {
       req.resume();
       const text = JSON.stringify(own.body);

@@ -68,6 +68,7 @@ function reset(): void {
   proxy.faults = 0;
   proxy.fault = null;
   proxy.onFault = null;
+  proxy.intercept = () => null;
 }
 
 async function cloneThroughProxy(env: Record<string, string> = {}): Promise<{ code: number; stderr: string; json: any; dir: string; parent: string }> {
@@ -158,6 +159,23 @@ test('the server killed mid-body and restarted: the clone waits with backoff, re
   assert.equal(r.json.retries.resumedBytes, AT);
   // Other downloads in flight broke with the server too; each retried.
   assert.ok(r.json.retries.attempts >= gets.length - 1);
+  assert.deepEqual(compareClones(gitCloneDir, r.dir, { mode: 'editable' }), []);
+});
+
+test('an artifact GET that gets no answer within the first-byte limit is asked again; the clone is git clone', async () => {
+  reset();
+  const held = new Set<string>();
+  // The first GET of each artifact gets nothing at all: not even headers.
+  proxy.intercept = (req, path) => {
+    if (req.method !== 'GET' || !path.startsWith('/v1/artifacts/') || held.has(path)) return null;
+    held.add(path);
+    return 'hold';
+  };
+  const r = await cloneThroughProxy({ SNAPCLONE_FIRST_BYTE_TIMEOUT_MS: '300' });
+  assert.equal(r.code, 0, r.stderr);
+  for (const path of held) assert.equal(proxy.artifactGets(path.slice('/v1/artifacts/'.length)).length, 2, path);
+  assert.equal(r.json.retries.attempts, held.size);
+  assert.equal(r.json.retries.resumed, 0, 'nothing had arrived to resume from');
   assert.deepEqual(compareClones(gitCloneDir, r.dir, { mode: 'editable' }), []);
 });
 

@@ -102,6 +102,17 @@ nothing was built yet, the clone waits for the server's build, showing its phase
 When the server hands out object-store URLs, artifacts come straight from the object store (no
 token sent there); one that fails there (refused, expired, unreachable) comes from the server.
 Every byte is verified against the manifest's digests either way.
+A download that breaks off (connection reset or cut, server restarted, a body silent for the stall
+limit) is retried up to 5 times in a row without progress, pausing 0.2 s, 0.4 s... (at most 3.2 s),
+and resumes with a byte range from what was received; wrong bytes are never retried (exit 6).
+Limits: connect 10 s, first byte of a download 30 s, silence mid-body 30 s ($SNAPCLONE_CONNECT_TIMEOUT_MS,
+$SNAPCLONE_FIRST_BYTE_TIMEOUT_MS, $SNAPCLONE_STALL_TIMEOUT_MS, in ms). A 429 (rate limited) is waited
+out per its Retry-After (at most 30 s each, within --timeout), 5 times at most; then exit 15.
+Private repositories: on a 401 naming the upstream, the clone presents your own credential for it
+in the Snapclone-Upstream-Authorization header: $SNAPCLONE_UPSTREAM_TOKEN as a bearer token, else
+what \`git credential fill\` gives for the upstream (your helpers, or a prompt on a terminal; never a
+prompt without one). It is kept in memory only: never logged, never written to the clone. Refused:
+exit 10 (and git's helpers are told to reject it).
   -b, --branch B check out branch B, or tag B (detached HEAD), like git clone --branch
   --depth 1      shallow clone of one commit, like git clone --depth 1
   --mode files   write only the work tree, no .git

@@ -76,6 +76,12 @@ export interface CloneResult {
   newer: NewerBuild | null;
   /** Artifacts (the manifest included) fetched straight from object-store URLs, and those whose URL failed and came from the server. */
   objectStore: { artifacts: number; fellBack: number };
+  /**
+   * Recovered faults: download attempts after a transport failure, those that
+   * resumed with a byte range and the bytes they did not fetch again, answers
+   * that started an artifact over, and 429 answers waited out.
+   */
+  retries: { attempts: number; resumed: number; resumedBytes: number; restarts: number; rateLimited: number };
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
@@ -96,7 +102,9 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     throw fsErrorToSnap(err) ?? err;
   }
 
-  const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS });
+  const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS, upstreamCredentials: true });
+  const waitMs = opts.waitTimeoutMs ?? 30 * 60_000;
+  client.deadline = Date.now() + waitMs;
   let staging: Staging | null = null;
   let interrupt: Interrupt | null = null;
   // Writer threads start once the manifest shows there is enough work for them.
@@ -106,13 +114,14 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     progress.phase('Resolving');
     const resolved = await resolveRef(client, opts.name, opts.branch ?? '', {
       mode: want,
-      timeoutMs: opts.waitTimeoutMs ?? 30 * 60_000,
+      timeoutMs: waitMs,
       onWait: (line) => progress.status(line),
       proxy: opts.proxy === true,
     });
     mark('resolve');
     if (resolved.mode && !modeServes(resolved.mode, want)) throw lesserMode(resolved.mode, want);
     client.useDownloads(resolved.downloads);
+    client.useSigned(resolved.signed?.query ?? null);
     const manifest = parseManifest((await client.download(resolved.manifest))!);
     checkManifestMatches(manifest, resolved, want);
     if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);
@@ -301,6 +310,13 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
       writerThreads,
       newer: resolved.newer,
       objectStore: { artifacts: client.stats.direct, fellBack: client.stats.fallbacks },
+      retries: {
+        attempts: client.stats.retries,
+        resumed: client.stats.resumes,
+        resumedBytes: client.stats.resumedBytes,
+        restarts: client.stats.restarts,
+        rateLimited: client.stats.rateLimited,
+      },
     };
   } catch (err) {
     // After a signal, the failure is a consequence of it (an abandoned write):

@@ -72,3 +72,23 @@ export function checkDownloadsMatch(d: Downloads, manifestDigest: string, m: Man
   for (const digest of d.urls.keys())
     if (!named.has(digest)) throw bad(`a URL for ${digest.slice(0, 12)}, which the manifest does not name`);
 }
+
+/**
+ * `signed` of a resolve answer: the query that makes the server serve this
+ * manifest's artifacts (private repositories), `m=<manifest digest>&exp=<ms>&sig=<hex>`
+ * and nothing else, for the manifest resolve named; absent or null: none.
+ */
+export function parseSigned(v: unknown, manifestDigest: string): { query: string; expiresAt: number } | null {
+  if (v === undefined || v === null) return null;
+  const bad = (what: string) => new SnapError('invalid', `server sent a malformed resolve answer (signed: ${what})`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw bad('not an object');
+  const { query, expiresAt, ...rest } = v as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw bad(`unknown field ${JSON.stringify(extra[0]!.slice(0, 40))}`);
+  if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt < 0) throw bad('expiresAt is not a time in ms since the epoch');
+  if (typeof query !== 'string' || query.length > 1024) throw bad('query is not a string');
+  const m = /^m=([0-9a-f]{64})&exp=(\d{1,16})&sig=([0-9a-f]{16,128})$/.exec(query);
+  if (!m) throw bad('query is not m=<digest>&exp=<ms>&sig=<hex>');
+  if (m[1] !== manifestDigest) throw bad('query is for another manifest');
+  return { query, expiresAt };
+}

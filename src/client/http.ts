@@ -5,9 +5,12 @@
  * 2-core reference machine, more than a whole small clone) and measured the
  * lowest CPU per GiB of the clients we tried (docs/BENCHMARKS.md).
  * Every artifact is hashed as it streams in and refused if its SHA-256 or size
- * differs from what the manifest promised; transport failures are retried,
- * integrity failures and missing artifacts are not: the server is told (best
- * effort) so it re-verifies its copy, and the clone fails.
+ * differs from what the manifest promised; transport failures are retried and
+ * resumed from the bytes received (artifact-download.ts), integrity failures
+ * and missing artifacts are not: the server is told (best effort) so it
+ * re-verifies its copy, and the clone fails. JSON calls wait out 429s; a 401
+ * naming an upstream (a private repository) brings in the caller's upstream
+ * credential (upstream-credential.ts).
  *
  * When resolve handed out object-store URLs (downloads.ts), an artifact comes
  * from its URL, over a keep-alive pool of its own per origin and with no
@@ -20,17 +23,18 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { createHash } from 'node:crypto';
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { SnapError, integrityError } from '../util/errors.js';
 import type { Downloads } from './downloads.js';
+import { BadCopy, fetchResumable, retryAfterMs, Sink, timedRequest, timeoutsFromEnv, TransportError, type Artifact, type DownloadStats, type Source, type Timeouts } from './artifact-download.js';
+import { describeTarget, parseUpstreamTarget, upstreamCredential, type UpstreamCredential } from './upstream-credential.js';
 
-export interface Artifact {
-  digest: string;
-  size: number;
-}
+export type { Artifact } from './artifact-download.js';
 
+/** Idle limit on a JSON call's socket (a resolve that starts work answers 202 at once). */
 const TIMEOUT_MS = 120_000;
+/** 429: the longest Retry-After taken, and how many times a call is retried. */
+const RATE_LIMIT_MAX_WAIT_MS = 30_000;
+const RATE_LIMIT_RETRIES = 5;
 /** A report of a bad artifact must not hold up the error the user is waiting for. */
 const REPORT_TIMEOUT_MS = 2_000;
 
@@ -49,7 +53,18 @@ export class ServerClient {
    * artifact bytes arrived, artifacts fetched from object-store URLs, and those
    * that fell back to the server.
    */
-  readonly stats = { verifyMs: 0, firstByteAt: 0, lastByteAt: 0, direct: 0, fallbacks: 0 };
+  readonly stats: DownloadStats & { direct: number; fallbacks: number; rateLimited: number } = {
+    verifyMs: 0,
+    firstByteAt: 0,
+    lastByteAt: 0,
+    direct: 0,
+    fallbacks: 0,
+    retries: 0,
+    resumes: 0,
+    resumedBytes: 0,
+    restarts: 0,
+    rateLimited: 0,
+  };
   /** Reports sent, by artifact, so each is reported once (and every failing download waits for it). */
   private readonly reports = new Map<string, Promise<void>>();
   /** Object-store URLs from resolve, if any; their pools by origin; origins that could not be reached. */
@@ -57,8 +72,17 @@ export class ServerClient {
   private readonly directAgents = new Map<string, http.Agent>();
   private readonly unreachableOrigins = new Set<string>();
   private readonly connections: number;
+  private readonly timeouts: Timeouts;
+  /** Ask for the caller's upstream credential on a 401 that names an upstream (clones do). */
+  private readonly askUpstream: boolean;
+  /** The upstream credential, once one was asked for: sent with every request to the server from then on. */
+  private upstream: UpstreamCredential | null = null;
+  /** The signed query of the resolve answer, appended to every artifact GET and report (private repositories). */
+  private signed: string | null = null;
+  /** 429 waits end here: a clone's --timeout (ms since the epoch). */
+  deadline = Infinity;
 
-  constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined } = {}) {
+  constructor(serverUrl: string, opts: { connections?: number; token?: string | undefined; timeouts?: Timeouts; upstreamCredentials?: boolean } = {}) {
     let u: URL;
     try {
       u = new URL(serverUrl);
@@ -76,6 +100,17 @@ export class ServerClient {
     this.connections = opts.connections ?? 8;
     this.agent = new Agent({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
     this.token = opts.token;
+    this.timeouts = opts.timeouts ?? timeoutsFromEnv();
+    this.askUpstream = opts.upstreamCredentials === true;
+  }
+
+  /** Append this query (`m=…&exp=…&sig=…`, checked by parseSigned) to every artifact GET and report. */
+  useSigned(query: string | null): void {
+    this.signed = query;
+  }
+
+  private signedSuffix(): string {
+    return this.signed ? `?${this.signed}` : '';
   }
 
   /** Closed: no request starts any more (a download still retrying would open a new keep-alive socket that holds the process open). */
@@ -101,7 +136,7 @@ export class ServerClient {
   }
 
   /** GET an object-store URL: its own pool per origin, and no header of ours (no token, no admin headers). */
-  private sendDirect(u: URL): Promise<http.IncomingMessage> {
+  private sendDirect(u: URL, headers: Record<string, string>): Promise<http.IncomingMessage> {
     if (this.closed) return Promise.reject(new Error('the client was closed'));
     const https_ = u.protocol === 'https:';
     let agent = this.directAgents.get(u.origin);
@@ -109,36 +144,84 @@ export class ServerClient {
       agent = new (https_ ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
       this.directAgents.set(u.origin, agent);
     }
-    return new Promise((resolve, reject) => {
-      const req = (https_ ? https : http).request(
-        // URL.hostname keeps an IPv6 address's brackets; the socket wants it bare (node brackets the Host header itself).
-        { protocol: u.protocol, hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname + u.search, method: 'GET', headers: {}, agent },
-        resolve,
-      );
-      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
-      req.on('error', reject);
-      req.end();
-    });
+    return timedRequest(
+      https_ ? https : http,
+      // URL.hostname keeps an IPv6 address's brackets; the socket wants it bare (node brackets the Host header itself).
+      { protocol: u.protocol, hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname + u.search, method: 'GET', headers, agent },
+      this.timeouts,
+    );
   }
 
-  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean } = {}): Promise<http.IncomingMessage> {
+  /**
+   * A request to the server; the upstream credential goes with every one once
+   * there is one. JSON calls wait up to 120 s for an answer (registering an
+   * upstream may first ask it something); artifact GETs pass `artifact` and get
+   * the first-byte limit.
+   */
+  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean; artifact?: boolean } = {}): Promise<http.IncomingMessage> {
     const mod = this.url.protocol === 'https:' ? https : http;
     const prefix = this.url.pathname.replace(/\/+$/, '');
-    const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
     if (this.closed) return Promise.reject(new Error('the client was closed'));
-    return new Promise((resolve, reject) => {
-      const req = mod.request(
-        { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers, agent: opts.ownConnection ? false : this.agent },
-        resolve,
-      );
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
-      req.on('error', reject);
-      req.end(body);
-    });
+    const all = this.upstream ? { ...headers, 'snapclone-upstream-authorization': this.upstream.header } : headers;
+    const firstByteMs = opts.timeoutMs ?? (opts.artifact ? this.timeouts.firstByteMs : TIMEOUT_MS);
+    const t = { connectMs: Math.min(firstByteMs, this.timeouts.connectMs), firstByteMs };
+    return timedRequest(
+      mod,
+      { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers: all, agent: opts.ownConnection ? false : this.agent },
+      t,
+      body,
+      opts.timeoutMs ?? TIMEOUT_MS,
+    );
   }
 
-  /** JSON call; error statuses become SnapErrors carrying the server's code and message. */
+  /**
+   * JSON call; error statuses become SnapErrors carrying the server's code and
+   * message. A 429 waits its Retry-After (at most 30 s, never past `deadline`)
+   * and tries again, up to 5 times. A 401 naming an upstream (a private
+   * repository) asks for the caller's upstream credential and tries once more
+   * with it; git's helpers are told whether it worked.
+   */
   async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
+    for (let limited = 0, asked = false; ; ) {
+      const r = await this.jsonOnce(method, path, body);
+      if (r.status === 429 && limited < RATE_LIMIT_RETRIES) {
+        const wait = Math.min(RATE_LIMIT_MAX_WAIT_MS, retryAfterMs(r.headers['retry-after']) ?? 1000);
+        if (Date.now() + wait <= this.deadline) {
+          limited++;
+          this.stats.rateLimited++;
+          await new Promise((res) => setTimeout(res, wait));
+          continue;
+        }
+      }
+      if ((r.status === 401 || r.status === 403) && this.askUpstream) {
+        const target = parseUpstreamTarget(r.json.upstream);
+        if (r.status === 401 && target && !asked && !this.upstream) {
+          asked = true;
+          const cred = await upstreamCredential(target);
+          if (!cred) throw new SnapError('unauthorized', `${serverError(r)}; no credential for ${describeTarget(target)}: set $SNAPCLONE_UPSTREAM_TOKEN or configure a git credential helper for ${target.host}`);
+          this.upstream = cred;
+          continue;
+        }
+        if (this.upstream && target) {
+          if (r.status === 403) await this.upstream.reject();
+          throw new SnapError('unauthorized', `${serverError(r)} (the credential from ${this.upstream.source} for ${describeTarget(target)} was refused)`);
+        }
+      }
+      if (r.status >= 400) {
+        const code = typeof r.json.code === 'string' ? r.json.code : 'internal';
+        throw new SnapError(mapCode(code), serverError(r));
+      }
+      if (asked && this.upstream && !this.approved) {
+        this.approved = true;
+        await this.upstream.approve();
+      }
+      return r;
+    }
+  }
+
+  private approved = false;
+
+  private async jsonOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -160,130 +243,103 @@ export class ServerClient {
       // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
       throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not a JSON object`);
     }
-    const status = res.statusCode ?? 0;
-    if (status >= 400) {
-      const code = typeof json.code === 'string' ? json.code : 'internal';
-      throw new SnapError(mapCode(code), typeof json.error === 'string' && json.error ? serverText(json.error) : `server answered ${status}`);
-    }
-    return { status, json, headers: res.headers };
+    return { status: res.statusCode ?? 0, json, headers: res.headers };
   }
 
   /**
    * Download one artifact, verifying size and SHA-256. With `toFile`, bytes are
    * written to that path as they arrive (bounded memory); otherwise returned.
+   * Transport failures resume from the bytes received (artifact-download.ts):
+   * from an object-store URL first, then from the server, which starts over
+   * (each copy's bytes are verified on their own, so wrong bytes say whose they are).
    */
   async download(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void } = {}): Promise<Buffer | null> {
-    const url = this.directUrl(a.digest);
-    if (url) {
-      try {
-        const got = await this.downloadOnce(a, opts, url);
-        this.stats.direct++;
-        return got;
-      } catch (err) {
-        // Refused, expired or unreachable: the server has the same bytes. Wrong bytes are not retried anywhere.
-        if (!(err instanceof DirectUnavailable)) throw err;
-        if (this.closed) throw new SnapError('unreachable', err.message);
-        this.stats.fallbacks++;
+    if (!opts.toFile && a.size > MAX_IN_MEMORY) throw new SnapError('invalid', `artifact ${a.digest.slice(0, 12)} is too large (${a.size} bytes) to hold in memory`);
+    const sink = new Sink(a.size, opts.toFile);
+    try {
+      const url = this.directUrl(a.digest);
+      if (url) {
+        try {
+          await this.fetchVerified(a, sink, this.directSource(a, url), opts.onBytes);
+          this.stats.direct++;
+          return sink.buffer;
+        } catch (err) {
+          // Refused, expired or unreachable: the server has the same bytes. Wrong bytes are not retried anywhere.
+          if (!(err instanceof DirectUnavailable || err instanceof TransportError)) throw err;
+          if (this.closed) throw new SnapError('unreachable', err.message);
+          this.stats.fallbacks++;
+          if (sink.offset > 0) opts.onBytes?.(-sink.offset);
+          sink.reset();
+        }
       }
-    }
-    for (let attempt = 1; ; attempt++) {
       try {
-        return await this.downloadOnce(a, opts);
+        await this.fetchVerified(a, sink, this.serverSource(a), opts.onBytes);
       } catch (err) {
-        // Only transport failures are worth another try; wrong bytes, a missing
-        // artifact or a local file system error would fail the same way again.
-        const retryable = err instanceof SnapError && err.code === 'unreachable' && !this.closed;
-        if (!retryable || attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 200 * attempt));
+        if (err instanceof TransportError) throw new SnapError('unreachable', err.message);
+        throw err;
       }
+      return sink.buffer;
+    } finally {
+      sink.close();
     }
   }
 
-  /** One GET of an artifact, from the server or (with `direct`) from an object-store URL. */
-  private async downloadOnce(a: Artifact, opts: { toFile?: string; onBytes?: (n: number) => void }, direct?: URL): Promise<Buffer | null> {
-    if (opts.toFile) rmSync(opts.toFile, { force: true }); // a retry starts over
+  /** Fetch (resuming) and check the digest; wrong bytes are reported to the server and fail as integrity errors. */
+  private async fetchVerified(a: Artifact, sink: Sink, source: Source, onBytes?: (n: number) => void): Promise<void> {
     const short = a.digest.slice(0, 12);
-    // Named in errors by origin only: the rest of a presigned URL is a credential.
-    const whose = direct ? `the object store's copy (at ${direct.origin})` : "the server's copy";
-    const transport = (message: string) => (direct ? new DirectUnavailable(message) : new SnapError('unreachable', message));
-    let res: http.IncomingMessage;
     try {
-      res = direct ? await this.sendDirect(direct) : await this.send('GET', `/v1/artifacts/${a.digest}`, {});
-    } catch (err) {
-      // An origin that cannot be reached will not be for the next artifact either: do not wait on it again.
-      if (direct) this.unreachableOrigins.add(direct.origin);
-      throw transport(`download of ${short} failed: ${(err as Error).message}`);
-    }
-    if (direct && res.statusCode !== 200) {
-      res.resume();
-      throw new DirectUnavailable(`artifact ${short}: ${direct.origin} answered ${res.statusCode}`);
-    }
-    if (res.statusCode !== 200) {
-      res.resume();
-      if (res.statusCode === 404) {
-        await this.report(a.digest, 'missing');
-        throw new SnapError('artifact-missing', `the server is missing artifact ${short} (it has been told; it rebuilds it on the next sync)`);
-      }
-      throw new SnapError('unreachable', `artifact ${short}: server answered ${res.statusCode}`);
-    }
-    // The server's copy has the wrong size: say so before reading a byte of it.
-    const announced = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length']);
-    if (announced !== null && announced !== a.size) {
-      res.destroy();
-      await this.report(a.digest, announced < a.size ? 'truncated' : 'digest-mismatch');
-      throw integrityError(`${whose} of artifact ${short} is ${announced < a.size ? 'truncated' : 'larger than the manifest says'}: ${announced} of ${a.size} bytes`);
-    }
-    const hash = createHash('sha256');
-    let got = 0;
-    const fd = opts.toFile ? openSync(opts.toFile, 'w', 0o444) : -1;
-    if (fd < 0 && a.size > MAX_IN_MEMORY) {
-      res.destroy();
-      throw new SnapError('invalid', `artifact ${short} is too large (${a.size} bytes) to hold in memory`);
-    }
-    // In memory, one buffer of the promised size: no per-chunk copies to concatenate.
-    const buf = fd < 0 ? Buffer.allocUnsafe(a.size) : null;
-    const stats = this.stats;
-    try {
-      // 'data' events rather than for-await: a promise per 64 KiB chunk costs ~10-40% of throughput.
-      await new Promise<void>((resolve, reject) => {
-        res.on('data', (chunk: Buffer) => {
-          try {
-            if (got + chunk.length > a.size) throw new BadCopy('digest-mismatch', `${whose} of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
-            const t = performance.now();
-            if (!stats.firstByteAt) stats.firstByteAt = t;
-            hash.update(chunk);
-            stats.verifyMs += performance.now() - t;
-            if (buf) chunk.copy(buf, got);
-            else writeChunk(fd, chunk, opts.toFile!);
-            got += chunk.length;
-            opts.onBytes?.(chunk.length);
-          } catch (err) {
-            res.destroy();
-            reject(err);
-          }
-        });
-        res.on('end', resolve);
-        res.on('error', (err) => reject(transport(`download of ${short} broke off: ${err.message}`)));
-        res.on('close', () => reject(transport(`download of ${short} broke off after ${got} of ${a.size} bytes`)));
-      });
+      await fetchResumable(a, sink, source, { stats: this.stats, timeouts: this.timeouts, onBytes, closed: () => this.closed });
+      if (sink.hash.digest('hex') !== a.digest) throw new BadCopy('digest-mismatch', `${source.direct ? `${source.whose} of artifact` : 'artifact'} ${short} does not match its SHA-256 digest`);
     } catch (err) {
       if (!(err instanceof BadCopy)) throw err;
       await this.report(a.digest, err.problem);
       throw integrityError(err.message);
-    } finally {
-      if (fd >= 0) closeSync(fd);
     }
-    this.stats.lastByteAt = performance.now();
-    // A response that ended cleanly but short is the server's whole copy: truncated.
-    if (got !== a.size) {
-      await this.report(a.digest, 'truncated');
-      throw integrityError(`${whose} of artifact ${short} is truncated: ${got} of ${a.size} bytes`);
-    }
-    if (hash.digest('hex') !== a.digest) {
-      await this.report(a.digest, 'digest-mismatch');
-      throw integrityError(`${direct ? `${whose} of artifact` : 'artifact'} ${short} does not match its SHA-256 digest`);
-    }
-    return buf;
+  }
+
+  /** The server's copy: GET /v1/artifacts/<digest>[?signed], with the upstream credential when there is one. */
+  private serverSource(a: Artifact): Source {
+    const short = a.digest.slice(0, 12);
+    const source: Source = {
+      whose: "the server's copy",
+      direct: false,
+      request: (headers) => this.send('GET', `/v1/artifacts/${a.digest}${this.signedSuffix()}`, headers, undefined, { artifact: true }).catch((err: Error) => {
+        throw err instanceof TransportError ? new TransportError(`download of ${short} failed: ${err.message}`, err.noAnswer) : err;
+      }),
+      refused: async (res) => {
+        const text = await readSmall(res);
+        const status = res.statusCode ?? 0;
+        if (status === 404) {
+          await this.report(a.digest, 'missing');
+          return new SnapError('artifact-missing', `the server is missing artifact ${short} (it has been told; it rebuilds it on the next sync)`);
+        }
+        if (status === 401 || status === 403) return new SnapError('unauthorized', `artifact ${short}: ${serverMessage(text) ?? `server answered ${status}`}`);
+        if (status === 416) return new SnapError('invalid', `artifact ${short}: the server refused the byte range it was asked for (416)`);
+        // 5xx, 429 and the like: the server is in trouble for now; worth another try.
+        return new TransportError(`artifact ${short}: server answered ${status}`, false, Math.min(RATE_LIMIT_MAX_WAIT_MS, retryAfterMs(res.headers['retry-after']) ?? 0));
+      },
+    };
+    return source;
+  }
+
+  /** An object-store URL's copy: no header of ours; any answer but 200 (or a fitting 206) sends the artifact to the server. */
+  private directSource(a: Artifact, url: URL): Source {
+    const short = a.digest.slice(0, 12);
+    return {
+      // Named in errors by origin only: the rest of a presigned URL is a credential.
+      whose: `the object store's copy (at ${url.origin})`,
+      direct: true,
+      request: (headers) =>
+        this.sendDirect(url, headers).catch((err: Error) => {
+          // An origin that cannot be reached will not be for the next artifact either: do not wait on it again.
+          if (err instanceof TransportError && err.noAnswer) this.unreachableOrigins.add(url.origin);
+          throw new DirectUnavailable(`download of ${short} failed: ${err.message}`);
+        }),
+      refused: async (res) => {
+        res.resume();
+        return new DirectUnavailable(`artifact ${short}: ${url.origin} answered ${res.statusCode}`);
+      },
+    };
   }
 
   /**
@@ -293,7 +349,7 @@ export class ServerClient {
   report(digest: string, problem: ArtifactProblem): Promise<void> {
     let sent = this.reports.get(digest);
     if (!sent) {
-      sent = this.send('POST', `/v1/artifacts/${digest}/report`, { 'content-type': 'application/json' }, JSON.stringify({ problem }), {
+      sent = this.send('POST', `/v1/artifacts/${digest}/report${this.signedSuffix()}`, { 'content-type': 'application/json' }, JSON.stringify({ problem }), {
         timeoutMs: REPORT_TIMEOUT_MS,
         ownConnection: true,
       }).then(
@@ -308,16 +364,6 @@ export class ServerClient {
 
 /** An object-store URL did not give the artifact (refused, unreachable, broke off): the server is asked instead. */
 class DirectUnavailable extends Error {}
-
-/** The bytes a server sent are not the artifact (found mid-body); reported once the body is abandoned. */
-class BadCopy extends Error {
-  constructor(
-    readonly problem: ArtifactProblem,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const KNOWN_CODES: readonly string[] = ['usage', 'not-found', 'unreachable', 'build-failed', 'integrity', 'invalid', 'target-exists', 'conflict', 'unauthorized', 'timeout', 'artifact-missing', 'io', 'rate-limited', 'locked'];
 
@@ -351,13 +397,35 @@ function withoutUserInfo(url: string): string {
   return url.replace(/^([^/]*\/\/)[^/?#]*@/, '$1***@');
 }
 
-/** Write all of `chunk`; a failure (ENOSPC...) names the file, which writeSync's error does not. */
-function writeChunk(fd: number, chunk: Buffer, path: string): void {
+/** The message of a JSON error answer. */
+function serverError(r: { status: number; json: Record<string, unknown> }): string {
+  return typeof r.json.error === 'string' && r.json.error ? serverText(r.json.error) : `server answered ${r.status}`;
+}
+
+/** The error text of a small (error) answer body, if it is snapclone JSON. */
+function serverMessage(text: string): string | null {
   try {
-    for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.path === undefined) e.path = path;
-    throw err;
+    const j = JSON.parse(text) as { error?: unknown } | null;
+    return typeof j?.error === 'string' && j.error ? serverText(j.error) : null;
+  } catch {
+    return null;
   }
+}
+
+/** Read at most 64 KiB of an answer (an error body); the rest is dropped. */
+async function readSmall(res: http.IncomingMessage): Promise<string> {
+  let text = '';
+  try {
+    res.setEncoding('utf8');
+    for await (const chunk of res) {
+      text += chunk as string;
+      if (text.length > 65536) {
+        res.destroy();
+        break;
+      }
+    }
+  } catch {
+    /* the status is what matters */
+  }
+  return text;
 }

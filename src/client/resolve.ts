@@ -5,13 +5,14 @@
  * follow the job, at the pace the server hints, and ask again until the
  * deadline. The answer may say where to fetch the artifacts straight from the
  * object store (`downloads`, checked in downloads.ts); `proxy` asks the server
- * not to, and any it sends anyway is ignored.
+ * not to, and any it sends anyway is ignored. `signed` (private repositories)
+ * is the query every artifact request of the clone carries.
  */
 import { failedJobError, type ServerClient } from './http.js';
 import { SnapError } from '../util/errors.js';
 import { isDigest, isOid } from '../util/hash.js';
 import { LIMITS, MANIFEST_MODES, type ManifestMode } from '../clonepack/manifest.js';
-import { parseDownloads, type Downloads } from './downloads.js';
+import { parseDownloads, parseSigned, type Downloads } from './downloads.js';
 
 /** A build of a newer commit of the ref that the server is still running (commit null: not known yet). */
 export interface NewerBuild {
@@ -30,6 +31,8 @@ export interface Resolved {
   newer: NewerBuild | null;
   /** Object-store URLs for the manifest and its artifacts; null: all from the server (always with `proxy`). */
   downloads: Downloads | null;
+  /** The query that opens this manifest's artifacts on the server (private repositories); null: none needed. */
+  signed: { query: string; expiresAt: number } | null;
 }
 
 export interface ResolveOptions {
@@ -131,6 +134,7 @@ function checkResolved(j: Record<string, unknown>, proxy: boolean): Resolved {
     manifest: { digest: m.digest, size: m.size },
     newer: checkNewer(j.newer, bad),
     downloads: proxy ? null : parseDownloads(j.downloads),
+    signed: parseSigned(j.signed, m.digest),
   };
 }
 

@@ -27,6 +27,8 @@ import { receiveWebhook, WebhookReads } from './hooks.js';
 import { latestSnapshot } from './records.js';
 import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
+import { GarbageCollector, gcOptionsFromEnv } from './gc/collector.js';
+import { routeGc } from './gc-api.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { recordClone, recordResolve, sendMetrics } from './metrics.js';
 import { ReadinessCheck, sendReadiness } from './readiness.js';
@@ -54,12 +56,15 @@ export interface ApiContext {
    * stale as its last build, so what the refs are comes from the database (the latest snapshot).
    */
   sharedBuilds?: boolean;
+  /** Garbage collection (POST/GET /v1/gc); absent: one with the environment's settings. */
+  gc?: GarbageCollector;
 }
 
 interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
+  gc: GarbageCollector;
   hookReads: WebhookReads;
   readiness: ReadinessCheck;
 }
@@ -71,9 +76,11 @@ export function apiHandler(context: ApiContext) {
   };
   const ctx: Api = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
+    gc: null!,
     hookReads: new WebhookReads(),
     readiness: new ReadinessCheck(context),
   };
+  ctx.gc = context.gc ?? new GarbageCollector(ctx.store, ctx.meta, ctx.composer, gcOptionsFromEnv());
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(ctx, req, res);
@@ -103,6 +110,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
   }
   if (parts[1] === 'artifacts' && parts.length === 4 && parts[3] === 'report' && method === 'POST') return reportArtifact(ctx, parts[2]!, await readJson(req), res);
   if (parts[1] === 'hooks' && parts.length === 3 && method === 'POST') return receiveWebhook(ctx, parts[2]!, req, res); // signed by the provider, not the admin token
+  if (parts[1] === 'gc' && parts.length === 2 && (await routeGc(ctx.gc, isAdmin(ctx, req), method, req, res))) return;
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = await ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });

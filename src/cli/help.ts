@@ -10,12 +10,13 @@ Usage:
   snapclone list    [--json]
   snapclone remove  NAME [--json]
   snapclone set-url NAME URL [--no-wait] [--json]
+  snapclone gc      [--dry-run] [--json]
   snapclone clone   NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [--proxy] [-q|--quiet] [--json] [--bench]
   snapclone --version | --help | help <command>
 
 Client commands talk to --server URL, else $SNAPCLONE_SERVER, else http://127.0.0.1:7420
 (a URL holding a user name or password is refused: the token goes in $SNAPCLONE_TOKEN).
-Admin commands (add, sync, remove, set-url) send $SNAPCLONE_TOKEN as a bearer token when it is set.
+Admin commands (add, sync, remove, set-url, gc) send $SNAPCLONE_TOKEN as a bearer token when it is set.
 Exit status is 0 on success; otherwise a one-line reason is printed on stderr (exit codes: README.md).
 `;
 
@@ -64,6 +65,16 @@ every clone mode of the default branch is ready. Adding the same name and URL ag
 
 Fetch the upstream and build what changed: the default branch and every branch or tag built before,
 or only B with --branch.
+`,
+  gc: `Usage: snapclone gc [--dry-run] [--json] [--server URL]
+
+Run a garbage collection pass on the server now (it also runs every
+$SNAPCLONE_GC_INTERVAL_SECONDS, default 3600, 0 off). It deletes artifacts that no published
+ref, no retained older manifest ($SNAPCLONE_GC_RETAIN per ref and mode, default 3) and no level
+chain has named for $SNAPCLONE_GC_GRACE_SECONDS (default 3600; longer than the longest clone),
+and never while a build runs (those wait for the next pass). Prints counts and bytes deleted,
+still in grace and deferred. --dry-run deletes and records nothing: it shows what a pass would
+delete now. Needs the admin token.
 `,
   status: `Usage: snapclone status NAME [--json] [--server URL]
 

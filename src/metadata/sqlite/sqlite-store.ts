@@ -364,7 +364,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * statement) are serialized, so a job either started before the flag (the check sees it
    * running) or sees the flag and does not start.
    */
-  async gcBeginDelete(owner: string, ms: number): Promise<boolean> {
+  async gcBeginDelete(owner: string, ms: number, _zombieMs?: number): Promise<boolean> {
     return this.#db
       .transaction(() => {
         const now = Date.now();

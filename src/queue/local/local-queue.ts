@@ -171,7 +171,7 @@ export class LocalJobQueue implements JobQueue {
           this.#running.delete(job.id);
           if (this.#closed) return this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() });
           this.#pending.unshift(job);
-          setTimeout(() => this.#pump(), GC_RETRY_MS).unref();
+          setTimeout(() => this.#pump(), GC_RETRY_MS);
           return;
         }
         const record = await this.#record(job, final);

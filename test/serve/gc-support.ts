@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { manifestArtifacts, parseManifest } from '../../src/clonepack/manifest.js';
-import { startServer, type RunningServer } from '../../src/serve/server.js';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/serve/server.js';
 import { LocalArtifactStore } from '../../src/storage/local/local-store.js';
 import { S3ArtifactStore } from '../../src/storage/s3/s3-store.js';
 import type { ArtifactStore } from '../../src/storage/artifact-store.js';
@@ -28,7 +28,7 @@ export interface GcServer {
 }
 
 /** Start a server with these env settings (GC reads them at start), restored on close. */
-export async function startGcServer(backend: GcBackend, dataDir: string, env: Record<string, string>): Promise<GcServer> {
+export async function startGcServer(backend: GcBackend, dataDir: string, env: Record<string, string>, opts: Partial<ServeOptions> = {}): Promise<GcServer> {
   const all: Record<string, string> = { SNAPCLONE_GC_INTERVAL_SECONDS: '0', ...env };
   let store: ArtifactStore;
   const weed = backend.weed?.();
@@ -51,7 +51,7 @@ export async function startGcServer(backend: GcBackend, dataDir: string, env: Re
   };
   let s: RunningServer;
   try {
-    s = await startServer({ host: '127.0.0.1', port: 0, dataDir, cacheBytes: 0 });
+    s = await startServer({ host: '127.0.0.1', port: 0, dataDir, cacheBytes: 0, ...opts });
   } catch (err) {
     restore();
     throw err;

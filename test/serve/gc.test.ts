@@ -152,6 +152,44 @@ function gcTests(backend: GcBackend): void {
       await srv.close();
     }
   });
+  test(`${backend.name}: a pass during a build deletes nothing (what is due is deferred); the build publishes a complete clonepack; the next pass deletes`, async (t) => {
+    if (skip()) return t.skip(skip()!);
+    const work = tempDir('snapclone-gc-during-');
+    const up = makeUpstream(work);
+    let base = '';
+    let during: any = null;
+    let hold = false;
+    const srv = await startGcServer(backend, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '0', SNAPCLONE_GC_RETAIN: '0' }, {
+      buildOptions: {
+        // Mid-build (the shallow record is out, the archive and history are not): a GC pass.
+        beforeStep: async (step) => {
+          if (hold && step === 'shallow' && during === null) during = await gcPass(base);
+        },
+      },
+    });
+    try {
+      base = srv.s.url;
+      await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
+      churn(up.dir, 1);
+      await syncAndWait(base, 'acme/gc'); // the first build is unreachable now (retain 0), due at once (grace 0)
+      churn(up.dir, 2);
+      hold = true;
+      const before = await stored(srv.store);
+      await syncAndWait(base, 'acme/gc');
+      assert.ok(during, 'the pass ran during the build');
+      assert.equal(during.deleted.count, 0, 'nothing is deleted while a build runs');
+      assert.ok(during.deferred.count > 0, 'what was due waits');
+      const afterBuild = await stored(srv.store);
+      for (const d of before.keys()) assert.ok(afterBuild.has(d), 'every artifact stored before the build is still there');
+      await clonesMatch(base, up.dir, work, 'built-during-gc');
+      const next = await gcPass(base);
+      assert.ok(next.deleted.count >= during.deferred.count, 'the next pass deletes what was deferred');
+      assert.equal((await gcPass(base)).unreachable.count, 0);
+      await clonesMatch(base, up.dir, work, 'after-next-pass');
+    } finally {
+      await srv.close();
+    }
+  });
 }
 
 async function syncJobDone(base: string, id: number): Promise<void> {

@@ -78,7 +78,9 @@ delete now. Needs the admin token.
 `,
   status: `Usage: snapclone status NAME [--json] [--server URL]
 
-Show the upstream, built refs with commits and artifact sizes per clone mode, and recent builds.
+Show the upstream, built refs with commits and artifact sizes per clone mode, and recent builds;
+with the admin token also the store's garbage: unreachable artifacts and the bytes a gc pass
+would reclaim now.
 `,
   list: `Usage: snapclone list [--json] [--server URL]
 

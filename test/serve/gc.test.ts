@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { compareClones } from '../support/compare.js';
 import { fileUrl, git as gitSupport } from '../support/git.js';
 import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
-import { cliOk } from '../e2e/harness.js';
+import { cli, cliOk } from '../e2e/harness.js';
 import { SqliteMetadataStore } from '../../src/metadata/sqlite/sqlite-store.js';
 import { manifestArtifacts, parseManifest } from '../../src/clonepack/manifest.js';
 import { packCount } from '../../src/builder/mirror-repack.js';
@@ -275,15 +275,19 @@ describe('gc behaviour (local store)', () => {
     }
   });
 
-  test('two passes at once run one; a pass held by another server makes one do nothing', async () => {
+  test('two passes asked for at once run one (both get its report); a pass held by another server makes one do nothing', async () => {
     const work = tempDir('snapclone-gc-two-');
     const up = makeUpstream(work);
     const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '0' });
     try {
       const base = srv.s.url;
       await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
+      churn(up.dir, 1);
+      await syncAndWait(base, 'acme/gc');
       const both = await Promise.all([gcPass(base), gcPass(base)]);
-      assert.deepEqual(both.map((p) => p.ran).sort(), [false, true]);
+      assert.deepEqual(both[0], both[1], 'one pass, one report');
+      assert.equal(both[0].ran, true);
+      assert.ok(both[0].deleted.count > 0);
       const meta = new SqliteMetadataStore(join(srv.dataDir, 'snapclone.db'));
       try {
         assert.equal(await meta.gcAcquirePass('other-server', 60_000), true);
@@ -351,6 +355,52 @@ describe('gc behaviour (local store)', () => {
       gitSupport(['fsck', '--full', '--strict'], { cwd: mirror });
       t.diagnostic(`mirror pack counts after each sync: ${counts.join(', ')}`);
       await clonesMatch(base, up.dir, work, 'repacked');
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('gc endpoints, CLI and the periodic pass', () => {
+  test('admin only; snapclone gc [--dry-run] [--json] reports; the periodic pass runs on its own', async () => {
+    const work = tempDir('snapclone-gc-cli-');
+    const up = makeUpstream(work);
+    const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '0', SNAPCLONE_GC_RETAIN: '0', SNAPCLONE_GC_INTERVAL_SECONDS: '1' }, { adminToken: 'sekrit' });
+    try {
+      const base = srv.s.url;
+      const auth = { authorization: 'Bearer sekrit' };
+      assert.equal((await call(base, 'GET', '/v1/gc')).status, 401);
+      assert.equal((await call(base, 'POST', '/v1/gc', {})).status, 401);
+      const add = await call(base, 'POST', '/v1/repos', { url: fileUrl(up.dir), name: 'acme/gc' }, auth);
+      assert.equal(add.status, 201, add.text);
+      for (;;) {
+        const j = await call(base, 'GET', `/v1/jobs/${add.json.job.id}`);
+        if (j.json.state === 'succeeded') break;
+        assert.notEqual(j.json.state, 'failed');
+        await sleep(30);
+      }
+      churn(up.dir, 1);
+      const s = await call(base, 'POST', '/v1/repos/acme%2Fgc/sync', {}, auth);
+      await syncJobDone(base, s.json.job.id);
+      const refused = await cli(base, ['gc']);
+      assert.notEqual(refused.code, 0, 'without the token the CLI is refused');
+      const env = { SNAPCLONE_TOKEN: 'sekrit' };
+      const dry = JSON.parse((await cliOk(base, ['gc', '--dry-run', '--json'], { env })).stdout);
+      assert.equal(dry.dryRun, true);
+      const text = (await cliOk(base, ['gc', '--dry-run'], { env })).stdout;
+      assert.match(text, /dry run: nothing deleted/);
+      assert.match(text, /would delete\s+\d+/);
+      assert.match((await cli(base, ['gc', 'extra'], { env })).stderr, /gc takes no arguments/);
+      assert.match((await cliOk(base, ['status', 'acme/gc'], { env })).stdout, /store garbage: +\d+ unreachable artifacts \(.+\), .+ reclaimable now/);
+      assert.doesNotMatch((await cliOk(base, ['status', 'acme/gc'])).stdout, /store garbage/, 'only the admin sees it');
+      // The periodic pass (every second here) runs without being asked.
+      let last: any = null;
+      for (let i = 0; i < 100 && !last; i++) {
+        last = (await call(base, 'GET', '/v1/gc', undefined, auth)).json.last;
+        if (!last) await sleep(50);
+      }
+      assert.ok(last?.ran, 'a periodic pass ran and left its report');
+      assert.equal(last.dryRun, false);
     } finally {
       await srv.close();
     }

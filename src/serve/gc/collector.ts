@@ -85,8 +85,8 @@ const add = (t: Tally, bytes: number): void => {
 };
 
 export class GarbageCollector {
-  /** A pass of this process in progress: a second request joins it instead of racing for the lease. */
-  #running: Promise<GcReport> | null = null;
+  /** This process's pass in progress: a request of the same kind joins it, another waits for it. */
+  #running: { dryRun: boolean; report: Promise<GcReport> } | null = null;
 
   constructor(
     private readonly store: ArtifactStore,
@@ -95,15 +95,23 @@ export class GarbageCollector {
     readonly options: GcOptions,
   ) {}
 
-  /** Run one pass (or report that another runs). A dry run records and deletes nothing. */
-  run(opts: { dryRun?: boolean } = {}): Promise<GcReport> {
+  /**
+   * Run one pass, or join this process's pass of the same kind (both get its report: one pass
+   * runs). A pass of another server makes it do nothing (ran: false). A dry run records and deletes nothing.
+   */
+  async run(opts: { dryRun?: boolean } = {}): Promise<GcReport> {
     const dryRun = opts.dryRun === true;
-    if (this.#running) return this.#running.then(() => this.#skipped(dryRun, 'another GC pass was running'));
-    const p = this.#pass(dryRun).finally(() => {
-      if (this.#running === p) this.#running = null;
+    for (;;) {
+      const current = this.#running;
+      if (!current) break;
+      if (current.dryRun === dryRun) return current.report;
+      await current.report.catch(() => undefined);
+    }
+    const report = this.#pass(dryRun).finally(() => {
+      if (this.#running?.report === report) this.#running = null;
     });
-    this.#running = p;
-    return p;
+    this.#running = { dryRun, report };
+    return report;
   }
 
   /** What is unreachable now, from the records of the last passes (GET /v1/gc, status). */

@@ -39,6 +39,8 @@ $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off, at least 1), spread over
 they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
+Garbage collection runs every $SNAPCLONE_GC_INTERVAL_SECONDS (default 3600, 0 off; snapclone help gc);
+a sync repacks a mirror holding more than $SNAPCLONE_MIRROR_MAX_PACKS packs (default 20, 0 never).
 `,
   worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
 

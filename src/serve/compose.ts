@@ -161,6 +161,11 @@ export class ManifestComposer {
     return this.#emptyTable;
   }
 
+  /** Forget every remembered manifest of this digest (garbage collection deletes it). */
+  forgetDigest(digest: string): void {
+    for (const [k, v] of this.#memory) if (v.digest === digest) this.#memory.delete(k);
+  }
+
   /** Forget a removed or re-pointed repository's manifests (called by the API). */
   forget(repo: string): void {
     for (const k of this.#memory.keys()) if (k.startsWith(`${repo}\0`)) this.#memory.delete(k);

@@ -219,6 +219,7 @@ export class GarbageCollector {
         }
         // The rows first: a resolve never hands out a manifest about to be deleted.
         await this.meta.gcDeleteComposed(d.digest);
+        this.composer.forgetDigest(d.digest);
         if (await this.store.delete(d.digest)) add(report.deleted, d.size);
         await this.meta.gcForgetUnreachable([d.digest]);
       }

@@ -55,9 +55,22 @@ export async function status(v: Values, args: string[]): Promise<number> {
     if (jobs.length) text += '  recent builds:\n';
     for (const j of jobs)
       text += `    #${j.id} ${j.ref ?? '(default and built refs)'} ${j.state}${j.state === 'running' ? ` (${j.phase})` : ''}${(j.attempts ?? 0) > 1 ? ` after ${j.attempts} attempts` : ''}${j.error ? `: ${j.error}` : ''}\n`;
+    text += await garbageLine(c);
     out(v, json, text);
     return 0;
   });
+}
+
+/** The store's garbage (GET /v1/gc, admin only): a line for status, or nothing without the admin token. */
+async function garbageLine(c: { json(method: string, path: string): Promise<{ json: Record<string, unknown> }> }): Promise<string> {
+  try {
+    const { json } = await c.json('GET', '/v1/gc');
+    const u = json.unreachable as { count: number; bytes: number };
+    const now = json.reclaimableNow as { count: number; bytes: number };
+    return `  store garbage:  ${u.count} unreachable artifacts (${formatBytes(u.bytes)}), ${formatBytes(now.bytes)} reclaimable now (snapclone gc)\n`;
+  } catch {
+    return '';
+  }
 }
 
 export async function list(v: Values, args: string[]): Promise<number> {

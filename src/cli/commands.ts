@@ -20,6 +20,8 @@ export async function run(cmd: string, v: Values, args: string[]): Promise<numbe
       return (await import('./admin-cmd.js')).remove(v, args);
     case 'set-url':
       return (await import('./admin-cmd.js')).setUrl(v, args);
+    case 'gc':
+      return (await import('./gc-cmd.js')).gc(v, args);
     case 'clone':
       return (await import('./clone-cmd.js')).cloneCmd(v, args);
   }

@@ -10,12 +10,13 @@ Usage:
   snapclone list    [--json]
   snapclone remove  NAME [--json]
   snapclone set-url NAME URL [--no-wait] [--json]
+  snapclone gc      [--dry-run] [--json]
   snapclone clone   NAME [DIR] [-b|--branch B] [--depth 1] [--mode editable|files] [--timeout SECONDS] [--proxy] [-q|--quiet] [--json] [--bench]
   snapclone --version | --help | help <command>
 
 Client commands talk to --server URL, else $SNAPCLONE_SERVER, else http://127.0.0.1:7420
 (a URL holding a user name or password is refused: the token goes in $SNAPCLONE_TOKEN).
-Admin commands (add, sync, remove, set-url) send $SNAPCLONE_TOKEN as a bearer token when it is set.
+Admin commands (add, sync, remove, set-url, gc) send $SNAPCLONE_TOKEN as a bearer token when it is set.
 Exit status is 0 on success; otherwise a one-line reason is printed on stderr (exit codes: README.md).
 `;
 
@@ -38,6 +39,8 @@ $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off, at least 1), spread over
 they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
+Garbage collection runs every $SNAPCLONE_GC_INTERVAL_SECONDS (default 3600, 0 off; snapclone help gc);
+a sync repacks a mirror holding more than $SNAPCLONE_MIRROR_MAX_PACKS packs (default 20, 0 never).
 `,
   worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
 
@@ -69,9 +72,21 @@ admin token or the caller's own upstream credential, which the server checks aga
 Fetch the upstream and build what changed: the default branch and every branch or tag built before,
 or only B with --branch.
 `,
+  gc: `Usage: snapclone gc [--dry-run] [--json] [--server URL]
+
+Run a garbage collection pass on the server now (it also runs every
+$SNAPCLONE_GC_INTERVAL_SECONDS, default 3600, 0 off). It deletes artifacts that no published
+ref, no retained older manifest ($SNAPCLONE_GC_RETAIN per ref and mode, default 3) and no level
+chain has named for $SNAPCLONE_GC_GRACE_SECONDS (default 3600; longer than the longest clone),
+and never while a build runs (those wait for the next pass). Prints counts and bytes deleted,
+still in grace and deferred. --dry-run deletes and records nothing: it shows what a pass would
+delete now. Needs the admin token.
+`,
   status: `Usage: snapclone status NAME [--json] [--server URL]
 
-Show the upstream, built refs with commits and artifact sizes per clone mode, and recent builds.
+Show the upstream, built refs with commits and artifact sizes per clone mode, and recent builds;
+with the admin token also the store's garbage: unreachable artifacts and the bytes a gc pass
+would reclaim now.
 `,
   list: `Usage: snapclone list [--json] [--server URL]
 

@@ -38,6 +38,7 @@ const SPECS: Record<string, ParseArgsConfig['options']> = {
   list: { ...COMMON },
   remove: { ...COMMON },
   'set-url': { ...COMMON, ...QUIET, 'no-wait': { type: 'boolean' } },
+  gc: { ...COMMON, 'dry-run': { type: 'boolean' } },
   clone: { ...COMMON, ...QUIET, branch: { type: 'string', short: 'b' }, depth: { type: 'string' }, mode: { type: 'string' }, timeout: { type: 'string' }, bench: { type: 'boolean' }, proxy: { type: 'boolean' } },
 };
 

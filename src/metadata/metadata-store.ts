@@ -95,6 +95,20 @@ export interface LeaseFence {
   token: string;
 }
 
+/** Which record a composed manifest was composed for (garbage collection's retention). */
+export interface ComposedOf {
+  ref: string;
+  mode: RefMode;
+  seq: number;
+}
+
+/** An artifact garbage collection found unreachable, and since when (ms since epoch). */
+export interface GcUnreachable {
+  digest: string;
+  size: number;
+  firstSeen: number;
+}
+
 export interface MetadataStore {
   /** Register a repository. Returns false (and changes nothing) if the name exists. */
   addRepo(rec: RepoRecord): Promise<boolean>;
@@ -174,7 +188,8 @@ export interface MetadataStore {
 
   /** The stored manifest composed for inputs `key`, if any. */
   getComposed(repo: string, key: string): Promise<{ digest: string; size: number } | null>;
-  putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void>;
+  /** `of`: the record it was composed for (retention counts older manifests per repo, ref and mode). */
+  putComposed(repo: string, key: string, manifest: { digest: string; size: number }, of?: ComposedOf): Promise<void>;
 
   createJob(job: NewJob): Promise<JobRecord>;
   updateJob(id: number, patch: JobPatch): Promise<void>;
@@ -194,6 +209,41 @@ export interface MetadataStore {
   /** Whether `digest` was marked by markPrivateArtifacts. */
   isPrivateArtifact(digest: string): Promise<boolean>;
   // --- end access control ---
+  // ---- Garbage collection (serve/gc): every method's name starts with gc. ----
+  /**
+   * The composed manifests retention keeps: per (repo, ref, mode), the `newest` with the largest
+   * seq (the current record's and the older ones kept clonable). Rows composed before the
+   * columns existed (no ref) are not counted.
+   */
+  gcRetainedComposed(newest: number): Promise<{ repo: string; digest: string }[]>;
+  /** Forget every composed-manifest row naming `digest` (about to be deleted): a resolve never hands it out again. */
+  gcDeleteComposed(digest: string): Promise<void>;
+  /** Artifacts seen unreachable, with when each was FIRST seen so. */
+  gcListUnreachable(): Promise<GcUnreachable[]>;
+  /** Record artifacts seen unreachable at `now`; one already recorded keeps its first sighting. */
+  gcNoteUnreachable(items: { digest: string; size: number }[], now: number): Promise<void>;
+  /** Forget artifacts (reachable again, or deleted). */
+  gcForgetUnreachable(digests: string[]): Promise<void>;
+  /** Take the one GC pass lease for `ms` (or renew it, same owner). False: another pass holds it. */
+  gcAcquirePass(owner: string, ms: number): Promise<boolean>;
+  gcReleasePass(owner: string): Promise<void>;
+  /**
+   * Enter the delete phase: set the "deleting" flag for `ms`, then check that no job runs (a
+   * running job whose lease expired more than `zombieMs` ago counts as dead). True: deletes may
+   * start, and no job starts until gcEndDelete or the flag expires. False: a job runs, or another
+   * owner deletes; the flag is not left set. gcRenew renews it (false: it was lost, stop deleting).
+   */
+  gcBeginDelete(owner: string, ms: number, zombieMs: number): Promise<boolean>;
+  gcRenewDelete(owner: string, ms: number): Promise<boolean>;
+  gcEndDelete(owner: string): Promise<void>;
+  /**
+   * Start a queued job (the in-process queue's claim): state running, unless a GC delete phase is
+   * on (then nothing changes and it returns false; the queue tries again later).
+   */
+  gcStartJob(id: number, phase: string, startedAt: number): Promise<boolean>;
+  gcSaveReport(report: unknown): Promise<void>;
+  gcLastReport(): Promise<unknown | null>;
+  // ---- end of garbage collection ----
 
   /** Resolves when the database answers (for /readyz); rejects when it does not. */
   ping?(): Promise<void>;

@@ -27,6 +27,8 @@ import { receiveWebhook, WebhookReads } from './hooks.js';
 import { latestSnapshot } from './records.js';
 import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
+import { GarbageCollector, gcOptionsFromEnv } from './gc/collector.js';
+import { routeGc } from './gc-api.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
 import { recordClone, recordResolve, sendMetrics } from './metrics.js';
 import { ReadinessCheck, sendReadiness } from './readiness.js';
@@ -64,6 +66,8 @@ export interface ApiContext {
   signer?: ArtifactSigner;
   /** Per-address limit (default from SNAPCLONE_RATE_LIMIT); null: off. */
   rateLimit?: RateLimitSettings | null;
+  /** Garbage collection (POST/GET /v1/gc); absent: one with the environment's settings. */
+  gc?: GarbageCollector;
 }
 
 interface Api extends ApiContext {
@@ -74,6 +78,7 @@ interface Api extends ApiContext {
   onDemand: OnDemandBuilds;
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
+  gc: GarbageCollector;
   hookReads: WebhookReads;
   readiness: ReadinessCheck;
 }
@@ -83,7 +88,7 @@ export function apiHandler(context: ApiContext) {
     const job = await context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
-  const ctx: Omit<Api, 'limiter'> = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
+  const ctx: Omit<Api, 'limiter' | 'gc'> = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
     hookReads: new WebhookReads(),
     readiness: new ReadinessCheck(context),
@@ -91,8 +96,9 @@ export function apiHandler(context: ApiContext) {
     signer: context.signer ?? new ArtifactSigner(urlKeyFrom(process.env, context.adminTokenHash), urlSecondsFrom(process.env), context.store),
     privateMarks: new PrivateMarks(context.meta, context.store),
   };
+  const gc = context.gc ?? new GarbageCollector(ctx.store, ctx.meta, ctx.composer, gcOptionsFromEnv());
   const limit = context.rateLimit === undefined ? rateLimitFrom(process.env) : context.rateLimit;
-  const full: Api = { ...ctx, limiter: limit ? new RateLimiter(limit) : null };
+  const full: Api = { ...ctx, gc, limiter: limit ? new RateLimiter(limit) : null };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(full, req, res);
@@ -134,6 +140,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     return reportArtifact(ctx, parts[2]!, await readJson(req), res);
   }
   if (parts[1] === 'hooks' && parts.length === 3 && method === 'POST') return receiveWebhook(ctx, parts[2]!, req, res); // signed by the provider, not the admin token
+  if (parts[1] === 'gc' && parts.length === 2 && (await routeGc(ctx.gc, isAdmin(ctx, req), method, req, res))) return;
   if (parts[1] === 'jobs' && parts.length === 3 && method === 'GET') {
     const job = await ctx.meta.getJob(Number(parts[2]));
     if (!job) return sendJson(res, 404, { error: `no job ${parts[2]}`, code: 'not-found' });

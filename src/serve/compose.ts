@@ -108,7 +108,7 @@ const MEMORY_ENTRIES = 4096;
 
 export class ManifestComposer {
   readonly #memory = new Map<string, ComposedManifest>();
-  #emptyTable: Promise<{ digest: string; size: number }> | null = null;
+  #emptyTable: Promise<{ digest: string; size: number }> | null = null; // the latest put
 
   constructor(
     private readonly store: ArtifactStore,
@@ -141,7 +141,7 @@ export class ManifestComposer {
     if (!stored || !(await this.store.stat(stored.digest))) {
       const info = await this.store.putBytes(encodeManifest(manifest)); // create-only: the same bytes are one artifact
       stored = { digest: info.digest, size: info.size };
-      await this.meta.putComposed(rec.repo, key, stored);
+      await this.meta.putComposed(rec.repo, key, stored, { ref: rec.ref, mode: rec.mode, seq: rec.seq });
     }
     const out = { ...stored, sizes };
     if (this.#memory.size >= MEMORY_ENTRIES) this.#memory.delete(this.#memory.keys().next().value!);
@@ -150,7 +150,8 @@ export class ManifestComposer {
   }
 
   #storedEmptyTable(): Promise<{ digest: string; size: number }> {
-    this.#emptyTable ??= this.store.putBytes(EMPTY_TABLE).then(
+    // Put (a stat when present) every time: garbage collection deletes it while no manifest names it.
+    this.#emptyTable = this.store.putBytes(EMPTY_TABLE).then(
       (i) => ({ digest: i.digest, size: i.size }),
       (err) => {
         this.#emptyTable = null;
@@ -158,6 +159,11 @@ export class ManifestComposer {
       },
     );
     return this.#emptyTable;
+  }
+
+  /** Forget every remembered manifest of this digest (garbage collection deletes it). */
+  forgetDigest(digest: string): void {
+    for (const [k, v] of this.#memory) if (v.digest === digest) this.#memory.delete(k);
   }
 
   /** Forget a removed or re-pointed repository's manifests (called by the API). */

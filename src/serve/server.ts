@@ -19,6 +19,7 @@ import { ManifestComposer } from './compose.js';
 import { HotArtifactCache } from './hot-cache.js';
 import { ArtifactIntegrity } from './integrity.js';
 import { ArtifactScrubber } from './scrubber.js';
+import { GarbageCollector, PeriodicGc, gcOptionsFromEnv, intEnv } from './gc/collector.js';
 import { pollSeconds, UpstreamPoller } from './poller.js';
 import { PresignedDownloads, presignSecondsFromEnv } from './downloads.js';
 import type { SyncOptions } from './sync.js';
@@ -87,6 +88,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let builds: Builds | undefined;
   let integrity: ArtifactIntegrity | undefined;
   let scrubber: ArtifactScrubber | null = null;
+  let periodicGc: PeriodicGc | null = null;
   let poller: UpstreamPoller | null = null;
   try {
     const pollEvery = pollSeconds(opts.pollSeconds);
@@ -120,7 +122,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     integrity = new ArtifactIntegrity(store);
     const hot = new HotArtifactCache(store, opts.cacheBytes ?? (Number.isFinite(cacheMb) ? cacheMb : 256) * 2 ** 20, { integrity });
     const composer = new ManifestComposer(store, meta); // one per server: resolves and the scrubber share what it composed
-    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, metricsTokenHash, hot, integrity, composer, downloads, sharedBuilds: engines.postgres !== null }));
+    const gc = new GarbageCollector(store, meta, composer, gcOptionsFromEnv());
+    periodicGc = new PeriodicGc(gc, intEnv(process.env, 'SNAPCLONE_GC_INTERVAL_SECONDS', 3600));
+    handler = withRequestLog(apiHandler({ store, meta, queue, sync, adminTokenHash, metricsTokenHash, hot, integrity, composer, downloads, sharedBuilds: engines.postgres !== null, gc }));
     const verifyMbps = opts.verifyMbps ?? Number(process.env.SNAPCLONE_VERIFY_MBPS ?? 0);
     if (Number.isFinite(verifyMbps) && verifyMbps > 0) scrubber = new ArtifactScrubber(store, meta, integrity, { bytesPerSecond: verifyMbps * 1e6 }, composer);
   } catch (err) {
@@ -137,6 +141,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   log.info(`snapclone serving on ${url} (data in ${opts.dataDir}, pid ${process.pid}; ${engines!.describe}${opts.noBuilds ? '; builds on workers only' : ''})`);
   scrubber?.start();
   poller?.start();
+  periodicGc?.start();
   let closed = false;
   return {
     url,
@@ -150,6 +155,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       });
       await scrubber?.stop();
       await poller?.stop();
+      await periodicGc?.stop();
       await builds!.stop(); // rechecks first (nothing new is queued), then the queue
       await integrity!.idle();
       await engines!.close();

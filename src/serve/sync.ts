@@ -30,6 +30,7 @@ import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuil
 import { updateLevels } from '../builder/levels.js';
 import { bootstrapMirror } from '../builder/bootstrap.js';
 import { canonicalJson, type ChunkRef, type PackRef, type RefEntry } from '../clonepack/manifest.js';
+import { maybeRepackMirror, mirrorMaxPacks } from '../builder/mirror-repack.js';
 import { storedWithSize, type ArtifactStore } from '../storage/artifact-store.js';
 import type { JobRecord, LeaseFence, MetadataStore, RefMode, RepoRecord } from '../metadata/metadata-store.js';
 import { SnapError } from '../util/errors.js';
@@ -127,6 +128,7 @@ export class SyncService {
         await fetchMirror(dir);
         refs = await snapshotRefs(dir);
       }
+      if (await maybeRepackMirror(dir, mirrorMaxPacks())) report('repacked the mirror'); // under the fetch lock, in the repo's one job
       await setMirrorHead(dir, remote.head);
       // Under the fetch lock, with the seq: a slower, older sync never writes its HEAD after a
       // newer one's, nor the old upstream's after a re-point. (Across processes the queue runs

@@ -61,6 +61,13 @@ export interface ArtifactStore {
   quarantine(digest: string, reason: string, copy?: StoredCopy): Promise<boolean>;
   /** Artifacts quarantined and not restored since. */
   listQuarantined(): Promise<QuarantinedArtifact[]>;
+  /** Every stored good artifact (not quarantined ones, not writes in progress), in no set order. */
+  list(): AsyncIterable<ArtifactInfo>;
+  /**
+   * Remove the stored copy of an artifact (garbage collection; serve/gc). True if one was removed.
+   * Readers that already opened it keep reading where the backend allows (local: an open file).
+   */
+  delete(digest: string): Promise<boolean>;
   /** Resolves if the store is reachable and usable now; rejects saying why otherwise (GET /readyz). */
   ping?(): Promise<void>;
   /** Release connections (S3's sockets); the store is not used after. */

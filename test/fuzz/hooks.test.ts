@@ -94,7 +94,7 @@ test('webhook bodies: any bytes are a JSON object or refused with a SnapError', 
 test('matchRepos: any payload URLs against any registered URLs never throws, and a repository matches its own URL', async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(urlish, { maxLength: 4 }), fc.array(urlish, { minLength: 1, maxLength: 4 }), async (urls, registered) => {
-      const repos: RepoRecord[] = registered.map((u, i) => ({ name: `r${i}`, url: u, defaultBranch: null, createdAt: 0 }));
+      const repos: RepoRecord[] = registered.map((u, i) => ({ name: `r${i}`, url: u, defaultBranch: null, createdAt: 0, visibility: 'public' as const }));
       const meta = { listRepos: async () => repos };
       const out = await parsesOrRefusesAsync(() => matchRepos(meta, urls));
       assert.ok(out.ok);

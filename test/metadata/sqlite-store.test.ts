@@ -181,7 +181,7 @@ function defineTests(): void {
     const check = new Database(dbPath);
     t.after(() => check.close());
     assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
-    assert.equal(SCHEMA_VERSION, 5); // 5: access (repos.visibility, private_artifacts)
+    assert.equal(SCHEMA_VERSION, 6); // 5: access (repos.visibility, private_artifacts); 6: gc (composed manifests' record, gc_unreachable, gc_state)
   });
 
   test('a version 2 database keeps its builds: a ref row becomes a full record serving its manifest as it is', async (t) => {

@@ -401,6 +401,77 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       assert.equal(await store.getComposed('r', 'k'), null);
     });
 
+    describe('garbage collection (gc*)', () => {
+      const d = (n: number) => n.toString(16).padStart(64, '0');
+
+      test('retention: the newest N composed manifests per (repo, ref, mode); rows of a digest go together', async (t) => {
+        const store = await fresh(t);
+        const main = 'refs/heads/main';
+        for (let seq = 1; seq <= 5; seq++) {
+          await store.putComposed('r', `${main} full ${seq} -`, { digest: d(seq), size: seq }, { ref: main, mode: 'full', seq });
+          await store.putComposed('r', `${main} shallow ${seq} -`, { digest: d(100 + seq), size: seq }, { ref: main, mode: 'shallow', seq });
+        }
+        await store.putComposed('q', `${main} full 9 -`, { digest: d(1), size: 1 }, { ref: main, mode: 'full', seq: 9 });
+        await store.putComposed('r', 'legacy', { digest: d(999), size: 1 }); // no record: not retained
+        const kept = (await store.gcRetainedComposed(2)).map((x) => `${x.repo}:${parseInt(x.digest, 16)}`).sort();
+        assert.deepEqual(kept, ['q:1', 'r:104', 'r:105', 'r:4', 'r:5'].sort());
+        assert.deepEqual(await store.gcRetainedComposed(0), []);
+        await store.gcDeleteComposed(d(1));
+        assert.equal(await store.getComposed('r', `${main} full 1 -`), null);
+        assert.equal(await store.getComposed('q', `${main} full 9 -`), null, 'every row of the digest');
+        assert.deepEqual(await store.getComposed('r', `${main} full 2 -`), { digest: d(2), size: 2 });
+      });
+
+      test('unreachable artifacts keep their first sighting until forgotten', async (t) => {
+        const store = await fresh(t);
+        await store.gcNoteUnreachable([{ digest: d(1), size: 10 }, { digest: d(2), size: 20 }], 1000);
+        await store.gcNoteUnreachable([{ digest: d(2), size: 20 }, { digest: d(3), size: 30 }], 5000);
+        assert.deepEqual(await store.gcListUnreachable(), [
+          { digest: d(1), size: 10, firstSeen: 1000 },
+          { digest: d(2), size: 20, firstSeen: 1000 },
+          { digest: d(3), size: 30, firstSeen: 5000 },
+        ]);
+        await store.gcForgetUnreachable([d(2), d(9)]);
+        await store.gcNoteUnreachable([{ digest: d(2), size: 20 }], 7000);
+        assert.deepEqual((await store.gcListUnreachable()).map((u) => [u.digest, u.firstSeen]), [[d(1), 1000], [d(3), 5000], [d(2), 7000]]);
+        await store.gcNoteUnreachable([], 1);
+        await store.gcForgetUnreachable([]);
+      });
+
+      test('one pass lease; the deleting flag is refused while a job runs and holds job starts back', async (t) => {
+        const store = await fresh(t);
+        assert.equal(await store.gcAcquirePass('a', 60_000), true);
+        assert.equal(await store.gcAcquirePass('b', 60_000), false);
+        assert.equal(await store.gcAcquirePass('a', 60_000), true, 'renewed by its owner');
+        await store.gcReleasePass('b'); // not b's: nothing
+        assert.equal(await store.gcAcquirePass('b', 60_000), false);
+        await store.gcReleasePass('a');
+        assert.equal(await store.gcAcquirePass('b', 60_000), true);
+
+        const job = await store.createJob(newJob('r'));
+        assert.equal(await store.gcStartJob(job.id, 'starting', 5), true);
+        assert.equal((await store.getJob(job.id))!.state, 'running');
+        assert.equal(await store.gcBeginDelete('g', 60_000, 60_000), false, 'a job runs');
+        await store.updateJob(job.id, { state: 'succeeded', finishedAt: 6 });
+        assert.equal(await store.gcBeginDelete('g', 60_000, 60_000), true);
+        assert.equal(await store.gcBeginDelete('h', 60_000, 60_000), false, 'another owner deletes');
+        assert.equal(await store.gcRenewDelete('g', 60_000), true);
+        const next = await store.createJob(newJob('r'));
+        assert.equal(await store.gcStartJob(next.id, 'starting', 7), false);
+        assert.equal((await store.getJob(next.id))!.state, 'queued');
+        await store.gcEndDelete('g');
+        assert.equal(await store.gcRenewDelete('g', 60_000), false);
+        assert.equal(await store.gcStartJob(next.id, 'starting', 8), true);
+      });
+
+      test('the last report round-trips', async (t) => {
+        const store = await fresh(t);
+        assert.equal(await store.gcLastReport(), null);
+        await store.gcSaveReport({ ran: true, deleted: { count: 2, bytes: 30 } });
+        assert.deepEqual(await store.gcLastReport(), { ran: true, deleted: { count: 2, bytes: 30 } });
+      });
+    });
+
     test('ping answers while open and fails once closed; close is idempotent', async () => {
       const store = await open();
       assert.ok(store.ping, 'the store can be pinged');

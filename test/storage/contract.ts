@@ -216,4 +216,33 @@ export function artifactStoreContract(backend: Backend): void {
     assert.deepEqual(await store.read(digest), bytes);
     for (const p of srcs) assert.equal(existsSync(p), false);
   });
+
+  it('list names every stored good artifact with its size, not quarantined ones', async ({ store }) => {
+    const a = await store.putBytes(Buffer.from('artifact a\n'));
+    const b = await store.putBytes(Buffer.alloc(70_000, 7));
+    const q = await store.putBytes(Buffer.from('to be quarantined\n'));
+    assert.equal(await store.quarantine(q.digest, 'test'), true);
+    const listed: { digest: string; size: number }[] = [];
+    for await (const i of store.list()) listed.push({ digest: i.digest, size: i.size });
+    const byDigest = (x: { digest: string }, y: { digest: string }) => (x.digest < y.digest ? -1 : 1);
+    assert.deepEqual(listed.sort(byDigest), [a, b].sort(byDigest));
+  });
+
+  it('delete removes the stored copy (true once, then false); a put stores it again', async ({ store }) => {
+    const bytes = Buffer.from('short-lived artifact\n'.repeat(50));
+    const keep = await store.putBytes(Buffer.from('stays\n'));
+    const info = await store.putBytes(bytes);
+    assert.deepEqual(await store.read(info.digest), bytes); // a cache in front now holds a copy too
+    assert.equal(await store.delete(info.digest), true);
+    assert.equal(await store.stat(info.digest), null);
+    await assert.rejects(store.read(info.digest), isCode('artifact-missing'));
+    await assert.rejects(store.open(info.digest), isCode('artifact-missing'));
+    assert.equal(await store.delete(info.digest), false);
+    const listed: string[] = [];
+    for await (const i of store.list()) listed.push(i.digest);
+    assert.deepEqual(listed, [keep.digest]);
+    assert.deepEqual(await store.putBytes(bytes), info);
+    assert.deepEqual(await store.read(info.digest), bytes);
+    await assert.rejects(store.delete('nope'), isCode('invalid'));
+  });
 }

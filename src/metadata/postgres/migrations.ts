@@ -106,6 +106,29 @@ export const MIGRATIONS: readonly (readonly string[])[] = [
       digest TEXT PRIMARY KEY
     )`,
   ],
+  // gc: which record each composed manifest is of (retention), artifacts seen unreachable since
+  // when, and the one-row GC state (the pass lease, the "deleting" flag claims check, the last report).
+  [
+    `ALTER TABLE composed_manifests ADD COLUMN ref TEXT`,
+    `ALTER TABLE composed_manifests ADD COLUMN mode TEXT`,
+    `ALTER TABLE composed_manifests ADD COLUMN seq BIGINT`,
+    `ALTER TABLE composed_manifests ADD COLUMN created_at BIGINT`,
+    `CREATE INDEX composed_by_digest ON composed_manifests (digest)`,
+    `CREATE TABLE gc_unreachable (
+      digest TEXT PRIMARY KEY,
+      size BIGINT NOT NULL,
+      first_seen BIGINT NOT NULL
+    )`,
+    `CREATE TABLE gc_state (
+      id INT PRIMARY KEY CHECK (id = 1),
+      pass_owner TEXT,
+      pass_until BIGINT,
+      deleting_owner TEXT,
+      deleting_until BIGINT,
+      last_report TEXT
+    )`,
+    `INSERT INTO gc_state (id) VALUES (1)`,
+  ],
 ];
 
 /** Brings the schema up to date; refuses a database migrated by a newer snapclone. */

@@ -15,7 +15,7 @@
  */
 import postgres from 'postgres';
 import type { Sql, TransactionSql } from 'postgres';
-import type { JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
+import type { ComposedOf, GcUnreachable, JobPatch, JobRecord, LeaseFence, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { redactUrl } from '../../util/redact.js';
 import { MIGRATIONS, migrate } from './migrations.js';
@@ -312,11 +312,116 @@ export class PostgresMetadataStore implements MetadataStore {
     return rows[0] ? { digest: rows[0].digest, size: rows[0].size } : null;
   }
 
-  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void> {
+  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }, of?: ComposedOf): Promise<void> {
     await this.sql`
-      INSERT INTO composed_manifests (repo, inputs, digest, size) VALUES (${repo}, ${key}, ${manifest.digest}, ${manifest.size})
+      INSERT INTO composed_manifests (repo, inputs, digest, size, ref, mode, seq, created_at)
+      VALUES (${repo}, ${key}, ${manifest.digest}, ${manifest.size}, ${of?.ref ?? null}, ${of?.mode ?? null}, ${of?.seq ?? null}, ${Date.now()})
       ON CONFLICT (repo, inputs) DO NOTHING`;
   }
+
+  // ---- Garbage collection (serve/gc). Times of the lease and the flag are on the database's clock. ----
+  async gcRetainedComposed(newest: number): Promise<{ repo: string; digest: string }[]> {
+    const rows = await this.sql<{ repo: string; digest: string }[]>`
+      SELECT repo, digest FROM (
+        SELECT repo, digest, ROW_NUMBER() OVER (PARTITION BY repo, ref, mode ORDER BY seq DESC, created_at DESC) AS n
+        FROM composed_manifests WHERE ref IS NOT NULL) r
+      WHERE n <= ${Math.max(0, Math.floor(newest))}`;
+    return rows.map((r) => ({ repo: r.repo, digest: r.digest }));
+  }
+
+  async gcDeleteComposed(digest: string): Promise<void> {
+    await this.sql`DELETE FROM composed_manifests WHERE digest = ${digest}`;
+  }
+
+  async gcListUnreachable(): Promise<GcUnreachable[]> {
+    const rows = await this.sql<{ digest: string; size: number; first_seen: number }[]>`
+      SELECT digest, size, first_seen FROM gc_unreachable ORDER BY first_seen, digest`;
+    return rows.map((r) => ({ digest: r.digest, size: Number(r.size), firstSeen: Number(r.first_seen) }));
+  }
+
+  async gcNoteUnreachable(items: { digest: string; size: number }[], now: number): Promise<void> {
+    for (let i = 0; i < items.length; i += 1000) {
+      const part = items.slice(i, i + 1000);
+      await this.sql`
+        INSERT INTO gc_unreachable (digest, size, first_seen)
+        SELECT d, s, ${now} FROM unnest(${part.map((p) => p.digest)}::text[], ${part.map((p) => p.size)}::bigint[]) AS u(d, s)
+        ON CONFLICT (digest) DO NOTHING`;
+    }
+  }
+
+  async gcForgetUnreachable(digests: string[]): Promise<void> {
+    for (let i = 0; i < digests.length; i += 1000) {
+      await this.sql`DELETE FROM gc_unreachable WHERE digest = ANY(${digests.slice(i, i + 1000)}::text[])`;
+    }
+  }
+
+  async gcAcquirePass(owner: string, ms: number): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE gc_state SET pass_owner = ${owner}, pass_until = ${dbNow(this.sql)} + ${ms}
+      WHERE id = 1 AND (pass_owner IS NULL OR pass_until < ${dbNow(this.sql)} OR pass_owner = ${owner})
+      RETURNING id`;
+    return rows.length === 1;
+  }
+
+  async gcReleasePass(owner: string): Promise<void> {
+    await this.sql`UPDATE gc_state SET pass_owner = NULL, pass_until = NULL WHERE id = 1 AND pass_owner = ${owner}`;
+  }
+
+  /**
+   * The handshake with job claims, correct under READ COMMITTED by row-lock order on gc_state's
+   * one row. A claim (queue/postgres/pg-queue.ts, and gcStartJob) first reads that row FOR SHARE
+   * in its transaction, claims nothing if "deleting" is set, and holds the share lock until it
+   * commits the job as running. Here the flag is set by an UPDATE committed on its own, and only
+   * then, in a new statement (a new snapshot), are running jobs counted:
+   * - a claim that locked the row first makes the UPDATE wait for its commit, so the count
+   *   (later still) sees its job running: no delete this time;
+   * - an UPDATE that locked the row first makes the claim's FOR SHARE wait; PostgreSQL then
+   *   re-reads the row's new version, sees "deleting", and claims nothing.
+   * Either way no job starts between the count and gcEndDelete (or the flag's expiry, renewed
+   * before each delete). A running job whose lease expired more than zombieMs ago is dead.
+   */
+  async gcBeginDelete(owner: string, ms: number, zombieMs: number): Promise<boolean> {
+    const set = await this.sql`
+      UPDATE gc_state SET deleting_owner = ${owner}, deleting_until = ${dbNow(this.sql)} + ${ms}
+      WHERE id = 1 AND (deleting_owner IS NULL OR deleting_until < ${dbNow(this.sql)} OR deleting_owner = ${owner})
+      RETURNING id`;
+    if (set.length !== 1) return false;
+    const running = await this.sql`
+      SELECT 1 FROM jobs WHERE state = 'running' AND (lease_until IS NULL OR lease_until >= ${dbNow(this.sql)} - ${zombieMs}) LIMIT 1`;
+    if (running.length === 0) return true;
+    await this.gcEndDelete(owner);
+    return false;
+  }
+
+  async gcRenewDelete(owner: string, ms: number): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE gc_state SET deleting_until = ${dbNow(this.sql)} + ${ms}
+      WHERE id = 1 AND deleting_owner = ${owner} AND deleting_until >= ${dbNow(this.sql)}
+      RETURNING id`;
+    return rows.length === 1;
+  }
+
+  async gcEndDelete(owner: string): Promise<void> {
+    await this.sql`UPDATE gc_state SET deleting_owner = NULL, deleting_until = NULL WHERE id = 1 AND deleting_owner = ${owner}`;
+  }
+
+  async gcStartJob(id: number, phase: string, startedAt: number): Promise<boolean> {
+    return this.sql.begin(async (tx) => {
+      if (!(await gcClaimAllowed(tx))) return false;
+      await tx`UPDATE jobs SET state = 'running', phase = ${phase}, started_at = ${startedAt} WHERE id = ${id}`;
+      return true;
+    });
+  }
+
+  async gcSaveReport(report: unknown): Promise<void> {
+    await this.sql`UPDATE gc_state SET last_report = ${JSON.stringify(report)} WHERE id = 1`;
+  }
+
+  async gcLastReport(): Promise<unknown | null> {
+    const rows = await this.sql<{ last_report: string | null }[]>`SELECT last_report FROM gc_state WHERE id = 1`;
+    return rows[0]?.last_report ? JSON.parse(rows[0].last_report) : null;
+  }
+  // ---- end of garbage collection ----
 
   async createJob(job: NewJob): Promise<JobRecord> {
     // A plain insert: coalescing of queued jobs is the queue's (queue/postgres/).
@@ -388,6 +493,23 @@ export class PostgresMetadataStore implements MetadataStore {
       return write(tx);
     });
   }
+}
+
+/** Milliseconds since the epoch on the database's clock. */
+function dbNow(sql: Sql<any> | TransactionSql<any>) {
+  return sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+}
+
+/**
+ * A job claim's half of the GC handshake (see gcBeginDelete): share-lock gc_state's row for the
+ * rest of the transaction `tx`; false while a GC delete phase is on.
+ */
+export async function gcClaimAllowed(tx: TransactionSql<any>): Promise<boolean> {
+  const rows = await tx`
+    SELECT 1 FROM gc_state
+    WHERE id = 1 AND (deleting_owner IS NULL OR deleting_until < ${dbNow(tx)})
+    FOR SHARE`;
+  return rows.length === 1;
 }
 
 /** A negative limit is no limit, as in SQLite (LIMIT NULL is LIMIT ALL in PostgreSQL). */

@@ -6,7 +6,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
-import type { JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
+import type { ComposedOf, GcUnreachable, JobPatch, JobRecord, MetadataStore, NewJob, RefMode, RefRecord, RepoRecord, RepoVisibility, SnapshotRecord } from '../metadata-store.js';
 import { SnapError, invalid } from '../../util/errors.js';
 import { jobFromRow, refFromRow, repoFromRow, snapshotFromRow, type JobRow, type RefRow, type RepoRow, type SnapshotRow } from '../rows.js';
 
@@ -139,6 +139,29 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE private_artifacts (
     digest TEXT PRIMARY KEY
   ) STRICT;
+  `,
+  // gc: which record each composed manifest is of (retention), artifacts seen unreachable since
+  // when, and the one-row GC state (the pass lease, the "deleting" flag job starts check, the last report).
+  `
+  ALTER TABLE composed_manifests ADD COLUMN ref TEXT;
+  ALTER TABLE composed_manifests ADD COLUMN mode TEXT;
+  ALTER TABLE composed_manifests ADD COLUMN seq INTEGER;
+  ALTER TABLE composed_manifests ADD COLUMN created_at INTEGER;
+  CREATE INDEX composed_by_digest ON composed_manifests (digest);
+  CREATE TABLE gc_unreachable (
+    digest TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE gc_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pass_owner TEXT,
+    pass_until INTEGER,
+    deleting_owner TEXT,
+    deleting_until INTEGER,
+    last_report TEXT
+  ) STRICT;
+  INSERT INTO gc_state (id) VALUES (1);
   `,
 ];
 
@@ -307,9 +330,86 @@ export class SqliteMetadataStore implements MetadataStore {
     return row ? { digest: row.digest, size: row.size } : null;
   }
 
-  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }): Promise<void> {
-    this.#stmt.putComposed.run(repo, key, manifest.digest, manifest.size);
+  async putComposed(repo: string, key: string, manifest: { digest: string; size: number }, of?: ComposedOf): Promise<void> {
+    this.#stmt.putComposed.run(repo, key, manifest.digest, manifest.size, of?.ref ?? null, of?.mode ?? null, of?.seq ?? null, Date.now());
   }
+
+  // ---- Garbage collection (serve/gc) ----
+  async gcRetainedComposed(newest: number): Promise<{ repo: string; digest: string }[]> {
+    return this.#stmt.gcRetainedComposed.all(Math.max(0, Math.floor(newest))) as { repo: string; digest: string }[];
+  }
+
+  async gcDeleteComposed(digest: string): Promise<void> {
+    this.#stmt.gcDeleteComposed.run(digest);
+  }
+
+  async gcListUnreachable(): Promise<GcUnreachable[]> {
+    return (this.#stmt.gcListUnreachable.all() as { digest: string; size: number; first_seen: number }[]).map((r) => ({ digest: r.digest, size: r.size, firstSeen: r.first_seen }));
+  }
+
+  async gcNoteUnreachable(items: { digest: string; size: number }[], now: number): Promise<void> {
+    this.#db.transaction(() => {
+      for (const i of items) this.#stmt.gcNoteUnreachable.run(i.digest, i.size, now);
+    })();
+  }
+
+  async gcForgetUnreachable(digests: string[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const d of digests) this.#stmt.gcForgetUnreachable.run(d);
+    })();
+  }
+
+  async gcAcquirePass(owner: string, ms: number): Promise<boolean> {
+    const now = Date.now();
+    return this.#stmt.gcAcquirePass.run({ owner, now, until: now + ms }).changes === 1;
+  }
+
+  async gcReleasePass(owner: string): Promise<void> {
+    this.#stmt.gcReleasePass.run(owner);
+  }
+
+  /**
+   * SQLite runs one writer at a time: the flag, the check and a job start (gcStartJob, one
+   * statement) are serialized, so a job either started before the flag (the check sees it
+   * running) or sees the flag and does not start.
+   */
+  async gcBeginDelete(owner: string, ms: number, _zombieMs?: number): Promise<boolean> {
+    return this.#db
+      .transaction(() => {
+        const now = Date.now();
+        if (this.#stmt.gcSetDeleting.run({ owner, now, until: now + ms }).changes !== 1) return false;
+        // SQLite's jobs have no lease: the one process running them marks a dead server's failed at start.
+        if (this.#stmt.gcRunningJob.get() !== undefined) {
+          this.#stmt.gcEndDelete.run(owner);
+          return false;
+        }
+        return true;
+      })
+      .immediate();
+  }
+
+  async gcRenewDelete(owner: string, ms: number): Promise<boolean> {
+    const now = Date.now();
+    return this.#stmt.gcRenewDelete.run({ owner, now, until: now + ms }).changes === 1;
+  }
+
+  async gcEndDelete(owner: string): Promise<void> {
+    this.#stmt.gcEndDelete.run(owner);
+  }
+
+  async gcStartJob(id: number, phase: string, startedAt: number): Promise<boolean> {
+    return this.#stmt.gcStartJob.run({ id, phase, startedAt, now: Date.now() }).changes === 1;
+  }
+
+  async gcSaveReport(report: unknown): Promise<void> {
+    this.#stmt.gcSaveReport.run(JSON.stringify(report));
+  }
+
+  async gcLastReport(): Promise<unknown | null> {
+    const row = this.#stmt.gcLastReport.get() as { last_report: string | null } | undefined;
+    return row?.last_report ? JSON.parse(row.last_report) : null;
+  }
+  // ---- end of garbage collection ----
 
   async createJob(newJob: NewJob): Promise<JobRecord> {
     const job: Omit<JobRecord, 'id'> = { ...newJob, errorCode: newJob.errorCode ?? null, attempts: newJob.startedAt === null ? 0 : 1 };
@@ -470,8 +570,29 @@ function prepareAll(db: Db) {
     getSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? AND seq = ?`),
     latestSnapshot: s(`SELECT * FROM refs_snapshots WHERE repo = ? ORDER BY seq DESC LIMIT 1`),
     getComposed: s(`SELECT digest, size FROM composed_manifests WHERE repo = ? AND inputs = ?`),
-    putComposed: s(`INSERT INTO composed_manifests (repo, inputs, digest, size) VALUES (?, ?, ?, ?)
+    putComposed: s(`INSERT INTO composed_manifests (repo, inputs, digest, size, ref, mode, seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (repo, inputs) DO NOTHING`),
+    // ---- garbage collection ----
+    gcRetainedComposed: s(`SELECT repo, digest FROM (
+                             SELECT repo, digest, ROW_NUMBER() OVER (PARTITION BY repo, ref, mode ORDER BY seq DESC, created_at DESC) AS n
+                             FROM composed_manifests WHERE ref IS NOT NULL) WHERE n <= ?`),
+    gcDeleteComposed: s(`DELETE FROM composed_manifests WHERE digest = ?`),
+    gcListUnreachable: s(`SELECT digest, size, first_seen FROM gc_unreachable ORDER BY first_seen, digest`),
+    gcNoteUnreachable: s(`INSERT INTO gc_unreachable (digest, size, first_seen) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING`),
+    gcForgetUnreachable: s(`DELETE FROM gc_unreachable WHERE digest = ?`),
+    gcAcquirePass: s(`UPDATE gc_state SET pass_owner = :owner, pass_until = :until
+                      WHERE id = 1 AND (pass_owner IS NULL OR pass_until < :now OR pass_owner = :owner)`),
+    gcReleasePass: s(`UPDATE gc_state SET pass_owner = NULL, pass_until = NULL WHERE id = 1 AND pass_owner = ?`),
+    gcSetDeleting: s(`UPDATE gc_state SET deleting_owner = :owner, deleting_until = :until
+                      WHERE id = 1 AND (deleting_owner IS NULL OR deleting_until < :now OR deleting_owner = :owner)`),
+    gcRenewDelete: s(`UPDATE gc_state SET deleting_until = :until WHERE id = 1 AND deleting_owner = :owner AND deleting_until >= :now`),
+    gcEndDelete: s(`UPDATE gc_state SET deleting_owner = NULL, deleting_until = NULL WHERE id = 1 AND deleting_owner = ?`),
+    gcRunningJob: s(`SELECT 1 FROM jobs WHERE state = 'running' LIMIT 1`),
+    gcStartJob: s(`UPDATE jobs SET state = 'running', phase = :phase, started_at = :startedAt
+                   WHERE id = :id
+                     AND NOT EXISTS (SELECT 1 FROM gc_state WHERE id = 1 AND deleting_owner IS NOT NULL AND deleting_until >= :now)`),
+    gcSaveReport: s(`UPDATE gc_state SET last_report = ? WHERE id = 1`),
+    gcLastReport: s(`SELECT last_report FROM gc_state WHERE id = 1`),
     createJob: s(`INSERT INTO jobs (repo, kind, ref, state, phase, error, error_code, commit_oid, created_at, started_at, finished_at)
                   VALUES (:repo, :kind, :ref, :state, :phase, :error, :errorCode, :commit, :createdAt, :startedAt, :finishedAt)`),
     updateJob: s(`UPDATE jobs SET

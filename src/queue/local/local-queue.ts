@@ -21,6 +21,11 @@ interface Waiter {
 /** How often a running job's phase is written to the store, at most. */
 const PHASE_WRITE_MS = 300;
 
+/** A job not started because a GC delete phase is on. */
+const DEFERRED = Symbol('deferred');
+/** How soon a job held back by a GC delete phase is tried again. */
+const GC_RETRY_MS = 100;
+
 export const INTERRUPTED = 'interrupted by server restart';
 export const CANCELLED = 'cancelled: server shutting down';
 
@@ -160,6 +165,15 @@ export class LocalJobQueue implements JobQueue {
       // Bookkeeping runs in a .then, so always after this loop, never re-entering it.
       // The job counts as running until its end is recorded, so wait() never finds it in between.
       const settled = this.#run(job).then(async (final) => {
+        if (final === DEFERRED) {
+          // A GC delete phase is on: the job stays first in line and is tried again shortly.
+          this.#busyRepos.delete(job.repo);
+          this.#running.delete(job.id);
+          if (this.#closed) return this.#finish(job, { state: 'failed', error: CANCELLED, finishedAt: Date.now() });
+          this.#pending.unshift(job);
+          setTimeout(() => this.#pump(), GC_RETRY_MS);
+          return;
+        }
         const record = await this.#record(job, final);
         this.#busyRepos.delete(job.repo);
         this.#running.delete(job.id);
@@ -171,13 +185,14 @@ export class LocalJobQueue implements JobQueue {
   }
 
   /** Run one job; never rejects, resolves with the final state to record. */
-  async #run(queued: JobRecord): Promise<JobPatch> {
+  async #run(queued: JobRecord): Promise<JobPatch | typeof DEFERRED> {
     let done = false;
     let phase = 'starting';
     let timer: NodeJS.Timeout | null = null;
     try {
       const job: JobRecord = { ...queued, state: 'running', phase, startedAt: Date.now() };
-      await this.#store.updateJob(job.id, { state: 'running', phase, startedAt: job.startedAt });
+      // The start is the GC handshake's claim: refused while a GC delete phase is on (serve/gc).
+      if (!(await this.#store.gcStartJob(job.id, phase, job.startedAt!))) return DEFERRED;
       // Phases are written at most every PHASE_WRITE_MS (the final state carries the last one):
       // a sync with nothing new then writes only its job's start and end.
       let lastWrite = Date.now();

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql, TransactionSql } from 'postgres';
 import type { JobRecord, JobState } from '../../metadata/metadata-store.js';
-import { jobFromRow, type JobRow, type PostgresMetadataStore } from '../../metadata/postgres/pg-store.js';
+import { gcClaimAllowed, jobFromRow, type JobRow, type PostgresMetadataStore } from '../../metadata/postgres/pg-store.js';
 import type { EnqueueRequest, Lease, LeasedQueue, QueueStats } from '../job-queue.js';
 import { SnapError, invalid, type ErrorCode } from '../../util/errors.js';
 import { log } from '../../util/log.js';
@@ -85,6 +85,9 @@ export class PgJobQueue implements LeasedQueue {
     const max = this.#maxAttempts;
     const token = randomUUID();
     return this.#sql.begin(async (tx) => {
+      // No job starts during a GC delete phase; the share lock on gc_state's row is held to the
+      // commit, which orders this claim against GC's flag (metadata/postgres/pg-store.ts gcBeginDelete).
+      if (!(await gcClaimAllowed(tx))) return null;
       // Dead letters first: a job whose every attempt's worker vanished is not tried again. Rows
       // another claimer has locked are skipped (it will see them, or the next claim will).
       await tx`

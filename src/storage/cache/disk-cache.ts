@@ -116,6 +116,20 @@ export class DiskCachedStore implements ArtifactStore {
     return this.remote.listQuarantined();
   }
 
+  /** The bucket's artifacts (the truth every server shares), not what happens to be cached. */
+  list(): AsyncIterable<ArtifactInfo> {
+    return this.remote.list();
+  }
+
+  /** Deleted from the bucket and evicted here, so this server never serves it from the cache after. */
+  async delete(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    await this.#drop(digest);
+    const removed = await this.remote.delete(digest);
+    await this.#drop(digest); // a fill that finished meanwhile
+    return removed;
+  }
+
   putFile(path: string, digest?: string): Promise<ArtifactInfo> {
     return this.remote.putFile(path, digest);
   }

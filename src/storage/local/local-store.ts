@@ -211,6 +211,35 @@ export class LocalArtifactStore implements ArtifactStore {
     return out;
   }
 
+  async *list(): AsyncIterable<ArtifactInfo> {
+    for (const sub of (await readdir(this.rootDir)).sort()) {
+      if (!FANOUT.test(sub)) continue; // tmp/, quarantine/
+      let names: string[];
+      try {
+        names = await readdir(join(this.rootDir, sub));
+      } catch (err) {
+        if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') continue;
+        throw err;
+      }
+      for (const name of names.sort()) {
+        if (!isDigest(name) || !name.startsWith(sub)) continue;
+        const st = await stat(join(this.rootDir, sub, name)).catch(() => null); // deleted meanwhile
+        if (st?.isFile()) yield { digest: name, size: st.size };
+      }
+    }
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    try {
+      await unlink(this.localPath(digest)); // a reader with it open keeps its bytes
+      return true;
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return false;
+      throw err;
+    }
+  }
+
   localPath(digest: string): string {
     checkDigest(digest);
     return join(this.rootDir, digest.slice(0, 2), digest);
@@ -344,6 +373,7 @@ function copyOf(st: { dev: number; ino: number; size: number; mtimeMs: number })
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
+const FANOUT = /^[0-9a-f]{2}$/;
 const INCOMING = /^([0-9a-f]{64})\.(\d+)-[0-9a-f]+$/;
 
 

@@ -279,6 +279,39 @@ export class S3ArtifactStore implements ArtifactStore {
     return out;
   }
 
+  async *list(): AsyncIterable<ArtifactInfo> {
+    const prefix = `${this.prefix}sha256/`;
+    let token: string | undefined;
+    do {
+      let res;
+      try {
+        res = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      } catch (err) {
+        throw storeError('LIST', prefix, err);
+      }
+      for (const o of res.Contents ?? []) {
+        const digest = o.Key?.slice(prefix.length);
+        if (isDigest(digest)) yield { digest, size: o.Size ?? 0 };
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(digest: string): Promise<boolean> {
+    checkDigest(digest);
+    const key = this.#key(digest);
+    // DELETE answers 204 whether or not the key existed: a HEAD says whether there was a copy.
+    const found = await this.#headKey(key);
+    if (!found) return false;
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      if (status(err) === 404) return false;
+      throw storeError('DELETE', key, err);
+    }
+    return true;
+  }
+
   /** Upload a verified artifact create-only; a damaged stored copy (wrong size) is quarantined and replaced. */
   async #store(info: ArtifactInfo, body: Body): Promise<void> {
     const { digest, size } = info;

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { SnapError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { log } from '../util/log.js';
+import { gitSaysDiskFull } from './disk-full.js';
 
 export type GitEnv = 'hermetic' | 'network';
 
@@ -63,8 +64,7 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
         if (code === 0 || !pipeClosedByGit) return reject(inputError);
       }
       if (code === 0) return resolve(Buffer.concat(out));
-      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
-      reject(new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${why})${reason ? `: ${reason}` : ''}`));
+      reject(gitFailure(args, why, Buffer.concat(err).toString('utf8'), opts));
     });
     child.stdin.on('error', () => {}); // git may exit before reading all input; the exit code tells
     const input = opts.input ?? '';
@@ -102,13 +102,22 @@ export async function* gitLines(args: string[], opts: Omit<GitRunOptions, 'input
     if (rest !== '') yield rest;
     const { code, signal, spawnError } = await exited;
     if (spawnError) throw new SnapError('internal', `cannot run git: ${spawnError.message}`);
-    if (code !== 0) {
-      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
-      throw new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${signal ? `killed by ${signal}` : `exit ${code}`})${reason ? `: ${reason}` : ''}`);
-    }
+    if (code !== 0) throw gitFailure(args, signal ? `killed by ${signal}` : `exit ${code}`, Buffer.concat(err).toString('utf8'), opts);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill();
   }
+}
+
+/**
+ * The error of a failed git: its reason, with code `io` when the disk is full (whatever the
+ * caller's code: a fetch that fills the disk is not an unreachable upstream), and `timeout`
+ * when it was killed for running past its bound.
+ */
+function gitFailure(args: string[], why: string, stderr: string, opts: GitRunOptions): SnapError {
+  const reason = gitFailureReason(stderr);
+  const what = `git ${gitSubcommand(args)}`;
+  if (gitSaysDiskFull(stderr)) return new SnapError('io', `disk full: ${what} failed (${why}): no space left on device${reason ? `: ${reason}` : ''}`);
+  return new SnapError(opts.errorCode ?? 'build-failed', `${what} failed (${why})${reason ? `: ${reason}` : ''}`);
 }
 
 /** Options git takes before its subcommand with the value as the next argument. */

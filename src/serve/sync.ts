@@ -39,6 +39,7 @@ import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
 import { sameTips } from './mirror-refs.js';
 import { runGit } from '../builder/gitproc.js';
+import { diskFullError } from '../builder/disk-full.js';
 import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
 
 export interface SyncOptions {
@@ -113,6 +114,14 @@ export class SyncService {
   }
 
   async run(job: JobRecord, report: (phase: string) => void, fence?: LeaseFence): Promise<{ commit: string | null }> {
+    try {
+      return await this.#run(job, report, fence);
+    } catch (err) {
+      throw diskFullError(err) ?? err; // ENOSPC from a write of ours: say so (code io), not a build bug
+    }
+  }
+
+  async #run(job: JobRecord, report: (phase: string) => void, fence?: LeaseFence): Promise<{ commit: string | null }> {
     const repo = await this.meta.getRepo(job.repo);
     if (!repo) throw new SnapError('not-found', `repository ${job.repo} is not registered (removed?)`);
     const dir = this.mirrorDir(repo.name);
@@ -124,7 +133,7 @@ export class SyncService {
       let refs = await snapshotRefs(dir);
       if (!sameTips(refs, remote.refs)) {
         report('fetching');
-        await fetchMirror(dir);
+        await fetchMirrorCleanly(dir);
         refs = await snapshotRefs(dir);
       }
       await setMirrorHead(dir, remote.head);
@@ -419,6 +428,24 @@ class SyncRun {
     const d = join(this.scratch, String(this.#scratchUsed++));
     mkdirSync(d, { recursive: true });
     return d;
+  }
+}
+
+/**
+ * A fetch that fails (a full disk, a dropped connection, a timeout) can leave git's temporary
+ * pack in the mirror: space nothing uses, that a full disk needs back. Its tmp files are
+ * removed, only those this fetch created (under the fetch lock: no other fetch of this mirror
+ * runs; builds write their packs in their scratch, see builder/packs.ts).
+ */
+async function fetchMirrorCleanly(dir: string): Promise<void> {
+  const packDir = join(dir, 'objects', 'pack');
+  const tmpFiles = (): string[] => (existsSync(packDir) ? readdirSync(packDir).filter((f) => f.startsWith('tmp_')) : []);
+  const before = new Set(tmpFiles());
+  try {
+    await fetchMirror(dir);
+  } catch (err) {
+    for (const f of tmpFiles()) if (!before.has(f)) rmSync(join(packDir, f), { force: true });
+    throw err;
   }
 }
 

@@ -20,20 +20,26 @@ import { randomBytes } from '../support/fixtures.js';
 
 let work: string;
 let dataDir: string;
-let mounted = false;
+const mounts: string[] = [];
 let skip: string | null = null;
+
+/** A fresh data dir on a tmpfs of `size` (e.g. '24m'); sets `skip` when it cannot be mounted. */
+function tmpfsDataDir(name: string, size: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { encoding: 'utf8' });
+  if (r.status !== 0) skip = `cannot mount a tmpfs (needs root): ${(r.stderr || r.error?.message || '').trim()}`;
+  else mounts.push(dir);
+  return dir;
+}
 
 before(() => {
   work = tempDir('snapclone-diskfull-');
-  dataDir = join(work, 'data');
-  mkdirSync(dataDir);
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dataDir], { encoding: 'utf8' });
-  if (r.status !== 0) skip = `cannot mount a tmpfs (needs root): ${(r.stderr || r.error?.message || '').trim()}`;
-  else mounted = true;
+  dataDir = tmpfsDataDir('data', '24m');
 });
 
 after(() => {
-  if (mounted) spawnSync('umount', ['-l', dataDir]);
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
 });
 
 function freeBytes(dir: string): number {
@@ -124,6 +130,39 @@ test('disk full during a build: io error naming it, nothing published, old build
     assert.deepEqual(compareClones(join(work, 'ref-new'), join(out, 'new'), { mode: 'editable', ignoreConfigKeys: ['remote.origin.url'] }), []);
     assert.equal((await call(s.url, 'GET', '/v1/repos/r')).json.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main').commit, newHead);
     assertWholeArtifacts(join(dataDir, 'artifacts'));
+  } finally {
+    await s.close();
+  }
+});
+
+test('disk full during the fetch: io error naming it, no temporary pack left in the mirror, old build serves', { timeout: 180_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const dir = tmpfsDataDir('data-fetch', '24m');
+  if (skip) return t.skip(skip);
+  const up = makeUpstream(work, 'up-fetch');
+  const s = await startTestServer({ dataDir: dir });
+  try {
+    await addAndBuild(s.url, up.dir, 'r');
+    const reference = join(work, 'ref-fetch-old');
+    hermeticGit(['clone', '-q', up.dir, reference], { cwd: work });
+    const packDir = join(dir, 'mirrors', 'r.git', 'objects', 'pack');
+    const packsBefore = readdirSync(packDir).sort();
+    const free = freeBytes(dir);
+    writeFileSync(join(up.dir, 'huge.bin'), randomBytes(Math.floor(free * 1.3), 8));
+    commit(up.dir, {}, 'larger than the disk');
+    const sync = await call(s.url, 'POST', '/v1/repos/r/sync', {});
+    const job = await waitJob(s.url, sync.json.job.id, 120_000);
+    t.diagnostic(`free ${free} bytes; job: ${job.state} ${job.errorCode}: ${job.error}; free after ${freeBytes(dir)} bytes`);
+    assert.equal(job.state, 'failed');
+    assert.equal(job.errorCode, 'io', job.error);
+    assert.match(job.error, /no space left on device/i);
+    assert.deepEqual(readdirSync(packDir).sort(), packsBefore, 'the failed fetch left files in the mirror');
+    assert.ok(freeBytes(dir) > free * 0.9, 'the space the fetch took is back');
+    const status = await call(s.url, 'GET', '/v1/repos/r');
+    assert.equal(status.json.refs.find((x: { ref: string }) => x.ref === 'refs/heads/main').commit, up.head);
+    const out = join(work, 'out-fetch');
+    await cliOk(s.url, ['clone', 'r', out]);
+    assert.deepEqual(compareClones(reference, out, { mode: 'editable', ignoreConfigKeys: ['remote.origin.url'] }), []);
   } finally {
     await s.close();
   }

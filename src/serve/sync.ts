@@ -24,7 +24,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lsRemote } from '../builder/upstream.js';
+import { lsRemote, upstreamBounds } from '../builder/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../builder/mirror.js';
 import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../builder/commit-build.js';
 import { updateLevels } from '../builder/levels.js';
@@ -35,6 +35,7 @@ import type { JobRecord, LeaseFence, MetadataStore, RefMode, RepoRecord } from '
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
+import { redactUrl } from '../util/redact.js';
 import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
 import { sameTips } from './mirror-refs.js';
@@ -83,6 +84,7 @@ export class SyncService {
     options: Partial<SyncOptions> = {},
   ) {
     this.#options = { ...DEFAULTS, bootstrapMirror: process.env.SNAPCLONE_MIRROR_BOOTSTRAP !== '0', ...options };
+    upstreamBounds(); // a bad SNAPCLONE_*_SECONDS fails the start, not every sync
     this.#removeStaleScratch();
   }
 
@@ -133,7 +135,7 @@ export class SyncService {
       let refs = await snapshotRefs(dir);
       if (!sameTips(refs, remote.refs)) {
         report('fetching');
-        await fetchMirrorCleanly(dir);
+        await fetchMirrorCleanly(dir, repo.url);
         refs = await snapshotRefs(dir);
       }
       await setMirrorHead(dir, remote.head);
@@ -437,7 +439,7 @@ class SyncRun {
  * removed, only those this fetch created (under the fetch lock: no other fetch of this mirror
  * runs; builds write their packs in their scratch, see builder/packs.ts).
  */
-async function fetchMirrorCleanly(dir: string): Promise<void> {
+async function fetchMirrorCleanly(dir: string, url: string): Promise<void> {
   const packDir = join(dir, 'objects', 'pack');
   const tmpFiles = (): string[] => (existsSync(packDir) ? readdirSync(packDir).filter((f) => f.startsWith('tmp_')) : []);
   const before = new Set(tmpFiles());
@@ -445,6 +447,7 @@ async function fetchMirrorCleanly(dir: string): Promise<void> {
     await fetchMirror(dir);
   } catch (err) {
     for (const f of tmpFiles()) if (!before.has(f)) rmSync(join(packDir, f), { force: true });
+    if (err instanceof SnapError && err.code === 'timeout') throw new SnapError('timeout', `upstream ${redactUrl(url)} was too slow: ${err.message}`);
     throw err;
   }
 }

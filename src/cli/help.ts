@@ -38,6 +38,10 @@ $SNAPCLONE_POLL_SECONDS, else 180; 0 turns polling off, at least 1), spread over
 they moved; after each sync it is asked once more (at most 3 re-syncs in a row). Webhooks:
 POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_SECRET,
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
+Upstreams are bounded: ls-remote by $SNAPCLONE_UPSTREAM_TIMEOUT_SECONDS (default 120), a fetch by
+$SNAPCLONE_FETCH_TIMEOUT_SECONDS (3600), and receiving nothing by $SNAPCLONE_UPSTREAM_STALL_SECONDS
+(300); a sync stopped so fails with code timeout, a full disk with code io, and the previous build
+keeps serving.
 `,
   worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
 

@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { clone, type CloneMode } from '../../src/client/clone.js';
 import { compareClones } from '../support/compare.js';
 import { makeMediumRepo, type MediumRepo } from '../support/fixtures.js';
@@ -119,14 +120,25 @@ function checkClone(mode: LoadMode, dir: string, want: Expect): void {
   assert.equal(gitText(['status', '--porcelain'], { cwd: dir }), '', `${dir}: git status not clean`);
 }
 
+/** CPU seconds (user + system) a child process has used so far, from /proc (Linux). */
+function cpuSeconds(p: ServeProcess): number {
+  try {
+    const fields = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /** 200 clones at once, round-robin over `servers` and the modes; every one checked. */
-async function loadRun(label: string, servers: string[]): Promise<void> {
+async function loadRun(label: string, servers: string[], serverProcs: ServeProcess[]): Promise<void> {
   const want = expected();
   const runDir = join(work, label.replace(/\W+/g, '-'));
+  const cpu0 = { clients: process.cpuUsage(), servers: serverProcs.map(cpuSeconds) };
   const t0 = performance.now();
   const results = await Promise.all(
     Array.from({ length: CLONES }, async (_, i) => {
@@ -143,6 +155,8 @@ async function loadRun(label: string, servers: string[]): Promise<void> {
     }),
   );
   const wall = (performance.now() - t0) / 1000;
+  const clientCpu = (process.cpuUsage(cpu0.clients).user + process.cpuUsage(cpu0.clients).system) / 1e6;
+  const serverCpu = serverProcs.map((p, i) => cpuSeconds(p) - cpu0.servers[i]!);
   const failed = results.filter((r) => r.error !== null);
   assert.deepEqual(failed.slice(0, 5).map((r) => `${r.mode} #${r.i} via ${r.server}: ${r.error}`), [], `${failed.length} of ${CLONES} clones failed`);
 
@@ -159,6 +173,7 @@ async function loadRun(label: string, servers: string[]): Promise<void> {
 
   const bytes = results.reduce((a, r) => a + r.bytes, 0);
   const lines = [`${label}: ${CLONES} concurrent clones (${servers.length} server${servers.length > 1 ? 's' : ''}), 0 errors, all verified; wall ${wall.toFixed(1)} s, ${(CLONES / wall).toFixed(1)} clones/s, ${(bytes / 2 ** 20 / wall).toFixed(1)} MiB/s (${(bytes / 2 ** 20).toFixed(1)} MiB downloaded)`];
+  lines.push(`  CPU: clients (this process) ${clientCpu.toFixed(1)} s, server process${serverProcs.length > 1 ? 'es' : ''} ${serverCpu.map((c) => `${c.toFixed(1)} s`).join(' + ')}, over ${wall.toFixed(1)} s on ${availableParallelism()} CPUs`);
   for (const mode of MODES) {
     const ms = results.filter((r) => r.mode === mode).map((r) => r.ms).sort((a, b) => a - b);
     const per = results.find((r) => r.mode === mode)!.bytes;
@@ -179,7 +194,7 @@ test('200 concurrent clones (full, --depth 1, files) against one server with emb
   assert.equal(added.code, 0, added.stderr + s.stderr().slice(-2000));
   const files = gitText(['ls-files'], { cwd: refs.get('full')! }).split('\n').filter(Boolean).length;
   report.push(`upstream: ${upstream.commits} commits, ${files} files at HEAD; client: the library in one process, all clones at once`);
-  await loadRun('one server (SQLite, local store)', [url]);
+  await loadRun('one server (SQLite, local store)', [url], [s]);
   s.child.kill('SIGTERM');
   await s.exited;
 });
@@ -203,5 +218,5 @@ test('200 concurrent clones against two servers sharing PostgreSQL and S3: no er
   const urls = await Promise.all(servers.map((s) => s.ready));
   const added = await runCli(['add', upstream.url, '--name', 'acme/medium', '--server', urls[0]!], env, 180_000);
   assert.equal(added.code, 0, added.stderr + servers[0]!.stderr().slice(-2000) + worker.stderr().slice(-2000));
-  await loadRun('two servers (PostgreSQL, S3)', urls);
+  await loadRun('two servers (PostgreSQL, S3)', urls, servers);
 });

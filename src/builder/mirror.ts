@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { runGit } from './gitproc.js';
-import { upstreamBounds, upstreamGitArgs } from './upstream.js';
+import { upstreamBounds, upstreamGitEnv } from './upstream.js';
 import type { RefEntry } from '../clonepack/manifest.js';
 
 const MIRROR_CONFIG: [string, string][] = [
@@ -43,8 +43,8 @@ export async function fetchMirror(dir: string): Promise<void> {
   // --progress: the output that tells a slow upstream from a stalled one (upstreamBounds).
   const bounds = upstreamBounds();
   await runGit(
-    [...upstreamGitArgs(bounds), '-c', 'pack.threads=1', 'fetch', '--prune', '--no-tags', '--progress', 'origin', '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
-    { cwd: dir, env: 'network', errorCode: 'unreachable', timeoutMs: bounds.fetchMs, stallMs: bounds.stallMs },
+    ['-c', 'pack.threads=1', 'fetch', '--prune', '--no-tags', '--progress', 'origin', '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
+    { cwd: dir, env: 'network', extraEnv: upstreamGitEnv(bounds), errorCode: 'unreachable', timeoutMs: bounds.fetchMs, stallMs: bounds.stallMs },
   );
 }
 

@@ -99,12 +99,21 @@ export function upstreamBounds(env: NodeJS.ProcessEnv = process.env): UpstreamBo
 }
 
 /**
- * git options and run bounds for talking to an upstream. curl's low-speed limit stops an
+ * Environment for git talking to an upstream: curl's low-speed limit stops an
  * http(s) transfer that stalls (below 1 byte/s for the stall time); the run's own stall timer
  * (no output, progress included) does the same for every transport (ssh, git://, a local path).
  */
-export function upstreamGitArgs(bounds: UpstreamBounds): string[] {
-  return ['-c', 'http.lowSpeedLimit=1', '-c', `http.lowSpeedTime=${Math.max(1, Math.round(bounds.stallMs / 1000))}`];
+export function upstreamGitEnv(bounds: UpstreamBounds, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  // As GIT_CONFIG_* entries appended after the operator's own (http.extraHeader may be there),
+  // not -c: the command lines the logs show stay git's.
+  const n = Number(env.GIT_CONFIG_COUNT) || 0;
+  return {
+    GIT_CONFIG_COUNT: String(n + 2),
+    [`GIT_CONFIG_KEY_${n}`]: 'http.lowSpeedLimit',
+    [`GIT_CONFIG_VALUE_${n}`]: '1',
+    [`GIT_CONFIG_KEY_${n + 1}`]: 'http.lowSpeedTime',
+    [`GIT_CONFIG_VALUE_${n + 1}`]: String(Math.max(1, Math.round(bounds.stallMs / 1000))),
+  };
 }
 
 export interface RemoteRefs {
@@ -117,8 +126,9 @@ export interface RemoteRefs {
 /** Ask the upstream what it has: one round trip, no objects transferred. */
 export async function lsRemote(url: string): Promise<RemoteRefs> {
   const bounds = upstreamBounds();
-  const out = await runGit([...upstreamGitArgs(bounds), 'ls-remote', '--symref', '--', url, 'HEAD', 'refs/heads/*', 'refs/tags/*'], {
+  const out = await runGit(['ls-remote', '--symref', '--', url, 'HEAD', 'refs/heads/*', 'refs/tags/*'], {
     env: 'network',
+    extraEnv: upstreamGitEnv(bounds),
     errorCode: 'unreachable',
     timeoutMs: bounds.askMs,
     stallMs: bounds.stallMs,
@@ -154,8 +164,9 @@ async function unbornHead(url: string, hasRefs: boolean): Promise<string | null>
   try {
     // --no-local: a plain path would otherwise be copied whole, ignoring --depth.
     const bounds = upstreamBounds();
-    await runGit([...upstreamGitArgs(bounds), 'clone', '--bare', '--no-local', ...(hasRefs ? ['--depth', '1'] : []), '--quiet', '--', url, join(dir, 'r.git')], {
+    await runGit(['clone', '--bare', '--no-local', ...(hasRefs ? ['--depth', '1'] : []), '--quiet', '--', url, join(dir, 'r.git')], {
       env: 'network',
+      extraEnv: upstreamGitEnv(bounds),
       errorCode: 'unreachable',
       timeoutMs: bounds.askMs,
       stallMs: bounds.stallMs,

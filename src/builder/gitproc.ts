@@ -4,12 +4,13 @@
  * `network` (the operator's config, so credential helpers and SSH keys work,
  * but never an interactive prompt) for talking to upstreams.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SnapError } from '../util/errors.js';
 import { redactUrl } from '../util/redact.js';
 import { log } from '../util/log.js';
+import { gitSaysDiskFull } from './disk-full.js';
 
 export type GitEnv = 'hermetic' | 'network';
 
@@ -37,8 +38,16 @@ export interface GitRunOptions {
   input?: string | Buffer | AsyncIterable<string | Buffer>;
   /** Error code to use when git fails (default 'build-failed'). */
   errorCode?: 'build-failed' | 'unreachable' | 'not-found';
+  /** Kill git (code timeout) when it runs longer than this. */
   timeoutMs?: number;
+  /** Kill git (code timeout) when it writes nothing (stdout or stderr: progress) for this long. */
+  stallMs?: number;
 }
+
+/** After SIGTERM (git then kills its transport: ssh, remote-curl), SIGKILL this much later. */
+const KILL_GRACE_MS = 5_000;
+/** Kept of a git's stderr: enough for its fatal lines, bounded under a long --progress. */
+const STDERR_KEEP = 256 << 10;
 
 /** Run git to completion and return stdout. Fails with git's reason (credentials redacted). */
 export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer> {
@@ -48,17 +57,35 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
       cwd: opts.cwd,
       env: gitEnv(opts.env ?? 'hermetic', opts.extraEnv),
       stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: opts.timeoutMs,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
+    let errBytes = 0;
     let inputError: unknown = null;
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new SnapError('internal', `cannot run git: ${e.message}`)));
+    const bound = watchBounds(child, opts);
+    child.stdout.on('data', (b: Buffer) => {
+      out.push(b);
+      bound.activity();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      bound.activity();
+      if (errBytes > STDERR_KEEP) return; // the first part holds git's fatal lines
+      err.push(b);
+      errBytes += b.length;
+    });
+    child.on('error', (e) => {
+      bound.stop();
+      reject(new SnapError('internal', `cannot run git: ${e.message}`));
+    });
+    // A git killed for a bound may leave its transport (ssh) holding the pipes: do not wait for them.
+    child.on('exit', () => {
+      if (bound.expired) for (const p of [child.stdout, child.stderr]) p.destroy();
+    });
     child.on('close', (code, signal) => {
+      bound.stop();
       const why = signal ? `killed by ${signal}` : `exit ${code}`;
       log.debug(`git ${describeArgs(args)}${opts.cwd ? ` (in ${opts.cwd})` : ''}: ${why}, ${Date.now() - t0} ms`);
+      if (bound.expired) return reject(new SnapError('timeout', `git ${gitSubcommand(args)} ${bound.expired}; stopped`));
       // A streamed input that failed is never a success, even if git saw a clean end of input.
       // Its error is the reason, unless git closed the pipe itself (then git's exit says why).
       if (inputError !== null) {
@@ -66,8 +93,7 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
         if (code === 0 || !pipeClosedByGit) return reject(inputError);
       }
       if (code === 0) return resolve(Buffer.concat(out));
-      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
-      reject(new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${why})${reason ? `: ${reason}` : ''}`));
+      reject(gitFailure(args, why, Buffer.concat(err).toString('utf8'), opts));
     });
     child.stdin.on('error', () => {}); // git may exit before reading all input; the exit code tells
     const input = opts.input ?? '';
@@ -78,6 +104,46 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
         child.kill();
       });
   });
+}
+
+interface Bounds {
+  /** Why git was stopped ("ran longer than 120 s"), or null. */
+  readonly expired: string | null;
+  activity(): void;
+  stop(): void;
+}
+
+/** The time bounds of one git run: a total and a stall timer, each stopping git when it fires. */
+function watchBounds(child: ChildProcess, opts: GitRunOptions): Bounds {
+  let expired: string | null = null;
+  let killer: NodeJS.Timeout | null = null;
+  const stopGit = (why: string): void => {
+    if (expired !== null) return;
+    expired = why;
+    child.kill('SIGTERM');
+    killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  const total = opts.timeoutMs ? setTimeout(() => stopGit(`ran longer than ${seconds(opts.timeoutMs!)}`), opts.timeoutMs).unref() : null;
+  let stall: NodeJS.Timeout | null = null;
+  const arm = (): void => {
+    if (!opts.stallMs || expired !== null) return;
+    if (stall) stall.refresh();
+    else stall = setTimeout(() => stopGit(`received nothing for ${seconds(opts.stallMs!)}`), opts.stallMs).unref();
+  };
+  arm();
+  return {
+    get expired() {
+      return expired;
+    },
+    activity: arm,
+    stop() {
+      for (const t of [total, stall, killer]) if (t) clearTimeout(t);
+    },
+  };
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
 }
 
 /**
@@ -105,13 +171,24 @@ export async function* gitLines(args: string[], opts: Omit<GitRunOptions, 'input
     if (rest !== '') yield rest;
     const { code, signal, spawnError } = await exited;
     if (spawnError) throw new SnapError('internal', `cannot run git: ${spawnError.message}`);
-    if (code !== 0) {
-      const reason = gitFailureReason(Buffer.concat(err).toString('utf8'));
-      throw new SnapError(opts.errorCode ?? 'build-failed', `git ${gitSubcommand(args)} failed (${signal ? `killed by ${signal}` : `exit ${code}`})${reason ? `: ${reason}` : ''}`);
-    }
+    if (code !== 0) throw gitFailure(args, signal ? `killed by ${signal}` : `exit ${code}`, Buffer.concat(err).toString('utf8'), opts);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill();
   }
+}
+
+/**
+ * The error of a failed git: its reason, with code `io` when the disk is full (whatever the
+ * caller's code: a fetch that fills the disk is not an unreachable upstream), and `timeout`
+ * when it was killed for running past its bound.
+ */
+function gitFailure(args: string[], why: string, stderr: string, opts: GitRunOptions): SnapError {
+  const reason = gitFailureReason(stderr);
+  const what = `git ${gitSubcommand(args)}`;
+  if (gitSaysDiskFull(stderr)) return new SnapError('io', `disk full: ${what} failed (${why}): no space left on device${reason ? `: ${reason}` : ''}`);
+  // curl's low-speed limit (http.lowSpeedTime) and connect timeouts: the upstream is slow, not gone.
+  if (opts.env === 'network' && /operation too slow|operation timed out|connection timed out/i.test(stderr)) return new SnapError('timeout', `${what} failed (${why}): ${reason}`);
+  return new SnapError(opts.errorCode ?? 'build-failed', `${what} failed (${why})${reason ? `: ${reason}` : ''}`);
 }
 
 /** Options git takes before its subcommand with the value as the next argument. */

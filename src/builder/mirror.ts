@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { runGit } from './gitproc.js';
+import { upstreamBounds, upstreamGitEnv } from './upstream.js';
 import type { RefEntry } from '../clonepack/manifest.js';
 
 const MIRROR_CONFIG: [string, string][] = [
@@ -39,9 +40,11 @@ export async function ensureMirror(dir: string, url: string): Promise<void> {
 export async function fetchMirror(dir: string): Promise<void> {
   // pack.threads=1 makes a local upstream's upload-pack deterministic, so two
   // data dirs mirroring the same upstream hold the same packs.
+  // --progress: the output that tells a slow upstream from a stalled one (upstreamBounds).
+  const bounds = upstreamBounds();
   await runGit(
-    ['-c', 'pack.threads=1', 'fetch', '--prune', '--no-tags', '--quiet', 'origin', '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
-    { cwd: dir, env: 'network', errorCode: 'unreachable', timeoutMs: 3_600_000 },
+    ['-c', 'pack.threads=1', 'fetch', '--prune', '--no-tags', '--progress', 'origin', '+refs/heads/*:refs/heads/*', '+refs/tags/*:refs/tags/*'],
+    { cwd: dir, env: 'network', extraEnv: upstreamGitEnv(bounds), errorCode: 'unreachable', timeoutMs: bounds.fetchMs, stallMs: bounds.stallMs },
   );
 }
 

@@ -4,7 +4,8 @@
  * What goes into them is decided by the callers: commit-build.ts (HEAD packs:
  * skeleton, blob groups, tag pack) and levels.ts (history levels).
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { runGit, type GitRunOptions } from './gitproc.js';
 import { parseIdx } from '../git/idx.js';
 
@@ -17,13 +18,44 @@ export interface BuiltPack {
 
 /** Run pack-objects (single-threaded, deterministic) on `input`; returns the packs written as `<base>-<sha1>.pack/.idx`. */
 export async function packObjects(repoDir: string, input: NonNullable<GitRunOptions['input']>, base: string, args: string[]): Promise<BuiltPack[]> {
-  const out = await runGit(['-c', 'pack.threads=1', 'pack-objects', '-q', ...args, base], { cwd: repoDir, input });
+  // pack-objects writes its temporary pack into the repository's objects/pack and leaves it
+  // there when it dies (a full disk: the mirror then keeps the space the failed build took).
+  // An object directory of its own next to `base` (in the build's scratch, removed with it),
+  // with the mirror's as an alternate, keeps the mirror untouched. Same objects, same packs:
+  // the output bytes do not change.
+  const odb = `${base}.odb`;
+  mkdirSync(join(odb, 'pack'), { recursive: true });
+  let out: Buffer;
+  try {
+    const objects = await objectDir(repoDir);
+    out = await runGit(['-c', 'pack.threads=1', 'pack-objects', '-q', ...args, base], {
+      cwd: repoDir,
+      input,
+      extraEnv: { GIT_OBJECT_DIRECTORY: odb, GIT_ALTERNATE_OBJECT_DIRECTORIES: objects },
+    });
+  } finally {
+    rmSync(odb, { recursive: true, force: true });
+  }
   const hashes = out.toString('utf8').split('\n').filter(Boolean);
   return hashes.map((h) => {
     const idxPath = `${base}-${h}.idx`;
     const idx = parseIdx(readFileSync(idxPath));
     return { name: `pack-${h}`, packPath: `${base}-${h}.pack`, idxPath, objects: idx.count };
   });
+}
+
+const objectDirs = new Map<string, Promise<string>>();
+
+/** A repository's object directory (asked of git once per repository). */
+function objectDir(repoDir: string): Promise<string> {
+  const key = resolve(repoDir);
+  let dir = objectDirs.get(key);
+  if (!dir) {
+    dir = runGit(['rev-parse', '--git-path', 'objects'], { cwd: key }).then((b) => resolve(key, b.toString('utf8').trim()));
+    dir.catch(() => objectDirs.delete(key));
+    objectDirs.set(key, dir);
+  }
+  return dir;
 }
 
 /**

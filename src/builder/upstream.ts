@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { SnapError } from '../util/errors.js';
-import { hasEmbeddedPassword } from '../util/redact.js';
+import { hasEmbeddedPassword, redactUrl } from '../util/redact.js';
 import { runGit } from './gitproc.js';
 
 const SCHEMES = /^(https?|ssh|git|file):\/\//i;
@@ -70,6 +70,52 @@ export function upstreamKey(url: string): string {
   return normal;
 }
 
+/** How long snapclone waits on an upstream; from the environment (see upstreamBounds). */
+export interface UpstreamBounds {
+  /** ls-remote (a sync's first question, a registration's check): total. */
+  askMs: number;
+  /** A mirror fetch: total. */
+  fetchMs: number;
+  /** Any talk with the upstream: nothing received (no progress, under curl's low-speed limit) for this long. */
+  stallMs: number;
+}
+
+const BOUND_VARS: [keyof UpstreamBounds, string, number][] = [
+  ['askMs', 'SNAPCLONE_UPSTREAM_TIMEOUT_SECONDS', 120],
+  ['fetchMs', 'SNAPCLONE_FETCH_TIMEOUT_SECONDS', 3600],
+  ['stallMs', 'SNAPCLONE_UPSTREAM_STALL_SECONDS', 300],
+];
+
+/** The bounds from SNAPCLONE_UPSTREAM_TIMEOUT_SECONDS, SNAPCLONE_FETCH_TIMEOUT_SECONDS and SNAPCLONE_UPSTREAM_STALL_SECONDS; a bad value is a usage error. */
+export function upstreamBounds(env: NodeJS.ProcessEnv = process.env): UpstreamBounds {
+  const b = {} as UpstreamBounds;
+  for (const [key, name, dflt] of BOUND_VARS) {
+    const raw = env[name];
+    const s = raw === undefined || raw === '' ? dflt : Number(raw);
+    if (!Number.isFinite(s) || s <= 0 || s > 86_400) throw new SnapError('usage', `${name} must be a number of seconds from 0 to 86400 (exclusive of 0), got ${JSON.stringify(raw)}`);
+    b[key] = Math.round(s * 1000);
+  }
+  return b;
+}
+
+/**
+ * Environment for git talking to an upstream: curl's low-speed limit stops an
+ * http(s) transfer that stalls (below 1 byte/s for the stall time); the run's own stall timer
+ * (no output, progress included) does the same for every transport (ssh, git://, a local path).
+ */
+export function upstreamGitEnv(bounds: UpstreamBounds, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  // As GIT_CONFIG_* entries appended after the operator's own (http.extraHeader may be there),
+  // not -c: the command lines the logs show stay git's.
+  const n = Number(env.GIT_CONFIG_COUNT) || 0;
+  return {
+    GIT_CONFIG_COUNT: String(n + 2),
+    [`GIT_CONFIG_KEY_${n}`]: 'http.lowSpeedLimit',
+    [`GIT_CONFIG_VALUE_${n}`]: '1',
+    [`GIT_CONFIG_KEY_${n + 1}`]: 'http.lowSpeedTime',
+    [`GIT_CONFIG_VALUE_${n + 1}`]: String(Math.max(1, Math.round(bounds.stallMs / 1000))),
+  };
+}
+
 export interface RemoteRefs {
   /** Branch the upstream HEAD names (also for an empty upstream), or null. */
   head: string | null;
@@ -79,10 +125,15 @@ export interface RemoteRefs {
 
 /** Ask the upstream what it has: one round trip, no objects transferred. */
 export async function lsRemote(url: string): Promise<RemoteRefs> {
+  const bounds = upstreamBounds();
   const out = await runGit(['ls-remote', '--symref', '--', url, 'HEAD', 'refs/heads/*', 'refs/tags/*'], {
     env: 'network',
+    extraEnv: upstreamGitEnv(bounds),
     errorCode: 'unreachable',
-    timeoutMs: 120_000,
+    timeoutMs: bounds.askMs,
+    stallMs: bounds.stallMs,
+  }).catch((err: unknown) => {
+    throw err instanceof SnapError && err.code === 'timeout' ? new SnapError('timeout', `upstream ${redactUrl(url)} did not answer in time: ${err.message}`) : err;
   });
   let head: string | null = null;
   let headAdvertised = false;
@@ -112,7 +163,14 @@ async function unbornHead(url: string, hasRefs: boolean): Promise<string | null>
   const dir = await mkdtemp(join(tmpdir(), 'snapclone-unborn-'));
   try {
     // --no-local: a plain path would otherwise be copied whole, ignoring --depth.
-    await runGit(['clone', '--bare', '--no-local', ...(hasRefs ? ['--depth', '1'] : []), '--quiet', '--', url, join(dir, 'r.git')], { env: 'network', errorCode: 'unreachable', timeoutMs: 120_000 });
+    const bounds = upstreamBounds();
+    await runGit(['clone', '--bare', '--no-local', ...(hasRefs ? ['--depth', '1'] : []), '--quiet', '--', url, join(dir, 'r.git')], {
+      env: 'network',
+      extraEnv: upstreamGitEnv(bounds),
+      errorCode: 'unreachable',
+      timeoutMs: bounds.askMs,
+      stallMs: bounds.stallMs,
+    });
     const ref = (await runGit(['symbolic-ref', '-q', 'HEAD'], { cwd: join(dir, 'r.git') })).toString().trim();
     return ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : null;
   } catch {

@@ -41,6 +41,10 @@ POST /v1/hooks/github|gitlab|gitea, each on only when $SNAPCLONE_GITHUB_WEBHOOK_
 $SNAPCLONE_GITLAB_WEBHOOK_SECRET or $SNAPCLONE_GITEA_WEBHOOK_SECRET is set (docs/API.md).
 Garbage collection runs every $SNAPCLONE_GC_INTERVAL_SECONDS (default 3600, 0 off; snapclone help gc);
 a sync repacks a mirror holding more than $SNAPCLONE_MIRROR_MAX_PACKS packs (default 20, 0 never).
+Upstreams are bounded: ls-remote by $SNAPCLONE_UPSTREAM_TIMEOUT_SECONDS (default 120), a fetch by
+$SNAPCLONE_FETCH_TIMEOUT_SECONDS (3600), and receiving nothing by $SNAPCLONE_UPSTREAM_STALL_SECONDS
+(300); a sync stopped so fails with code timeout, a full disk with code io, and the previous build
+keeps serving.
 `,
   worker: `Usage: snapclone worker [--data-dir DIR] [--concurrency 1] [--listen HOST:PORT]
 

@@ -24,7 +24,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lsRemote } from '../builder/upstream.js';
+import { lsRemote, upstreamBounds } from '../builder/upstream.js';
 import { ensureMirror, fetchMirror, setMirrorHead, snapshotRefs } from '../builder/mirror.js';
 import { buildCommit, buildTagPack, chunkReuseKey, followedTags, type CommitBuild, type CommitBuildStats, type ReuseIndex } from '../builder/commit-build.js';
 import { updateLevels } from '../builder/levels.js';
@@ -36,10 +36,12 @@ import type { JobRecord, LeaseFence, MetadataStore, RefMode, RepoRecord } from '
 import { SnapError } from '../util/errors.js';
 import { sha256Hex } from '../util/hash.js';
 import { log } from '../util/log.js';
+import { redactUrl } from '../util/redact.js';
 import { pidExists } from '../util/process.js';
 import { shallowRefs } from './compose.js';
 import { sameTips } from './mirror-refs.js';
 import { runGit } from '../builder/gitproc.js';
+import { diskFullError } from '../builder/disk-full.js';
 import { getCommitBuild, getLevels, latestSnapshot, putCommitBuild, recentCommitBuilds, viewOf, type RefView, type SnapshotData } from './records.js';
 
 export interface SyncOptions {
@@ -83,6 +85,7 @@ export class SyncService {
     options: Partial<SyncOptions> = {},
   ) {
     this.#options = { ...DEFAULTS, bootstrapMirror: process.env.SNAPCLONE_MIRROR_BOOTSTRAP !== '0', ...options };
+    upstreamBounds(); // a bad SNAPCLONE_*_SECONDS fails the start, not every sync
     this.#removeStaleScratch();
   }
 
@@ -114,6 +117,14 @@ export class SyncService {
   }
 
   async run(job: JobRecord, report: (phase: string) => void, fence?: LeaseFence): Promise<{ commit: string | null }> {
+    try {
+      return await this.#run(job, report, fence);
+    } catch (err) {
+      throw diskFullError(err) ?? err; // ENOSPC from a write of ours: say so (code io), not a build bug
+    }
+  }
+
+  async #run(job: JobRecord, report: (phase: string) => void, fence?: LeaseFence): Promise<{ commit: string | null }> {
     const repo = await this.meta.getRepo(job.repo);
     if (!repo) throw new SnapError('not-found', `repository ${job.repo} is not registered (removed?)`);
     const dir = this.mirrorDir(repo.name);
@@ -125,7 +136,7 @@ export class SyncService {
       let refs = await snapshotRefs(dir);
       if (!sameTips(refs, remote.refs)) {
         report('fetching');
-        await fetchMirror(dir);
+        await fetchMirrorCleanly(dir, repo.url);
         refs = await snapshotRefs(dir);
       }
       if (await maybeRepackMirror(dir, mirrorMaxPacks())) report('repacked the mirror'); // under the fetch lock, in the repo's one job
@@ -421,6 +432,25 @@ class SyncRun {
     const d = join(this.scratch, String(this.#scratchUsed++));
     mkdirSync(d, { recursive: true });
     return d;
+  }
+}
+
+/**
+ * A fetch that fails (a full disk, a dropped connection, a timeout) can leave git's temporary
+ * pack in the mirror: space nothing uses, that a full disk needs back. Its tmp files are
+ * removed, only those this fetch created (under the fetch lock: no other fetch of this mirror
+ * runs; builds write their packs in their scratch, see builder/packs.ts).
+ */
+async function fetchMirrorCleanly(dir: string, url: string): Promise<void> {
+  const packDir = join(dir, 'objects', 'pack');
+  const tmpFiles = (): string[] => (existsSync(packDir) ? readdirSync(packDir).filter((f) => f.startsWith('tmp_')) : []);
+  const before = new Set(tmpFiles());
+  try {
+    await fetchMirror(dir);
+  } catch (err) {
+    for (const f of tmpFiles()) if (!before.has(f)) rmSync(join(packDir, f), { force: true });
+    if (err instanceof SnapError && err.code === 'timeout') throw new SnapError('timeout', `upstream ${redactUrl(url)} was too slow: ${err.message}`);
+    throw err;
   }
 }
 

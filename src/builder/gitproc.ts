@@ -44,7 +44,7 @@ export interface GitRunOptions {
   stallMs?: number;
 }
 
-/** After SIGTERM (git then kills its transport: ssh, remote-curl), SIGKILL this much later. */
+/** After SIGTERM (to network git's whole process group: its transport too), SIGKILL this much later. */
 const KILL_GRACE_MS = 5_000;
 /** Kept of a git's stderr: enough for its fatal lines, bounded under a long --progress. */
 const STDERR_KEEP = 256 << 10;
@@ -57,6 +57,10 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
       cwd: opts.cwd,
       env: gitEnv(opts.env ?? 'hermetic', opts.extraEnv),
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Upstream git runs in a process group of its own, so a bound stops its transport too
+      // (ssh, git-remote-https, index-pack): git does not kill them on SIGTERM, and they could
+      // go on writing into the mirror after its fetch lock is released.
+      detached: opts.env === 'network',
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -120,8 +124,8 @@ function watchBounds(child: ChildProcess, opts: GitRunOptions): Bounds {
   const stopGit = (why: string): void => {
     if (expired !== null) return;
     expired = why;
-    child.kill('SIGTERM');
-    killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS).unref();
+    signalGit(child, 'SIGTERM', opts);
+    killer = setTimeout(() => signalGit(child, 'SIGKILL', opts), KILL_GRACE_MS).unref();
   };
   const total = opts.timeoutMs ? setTimeout(() => stopGit(`ran longer than ${seconds(opts.timeoutMs!)}`), opts.timeoutMs).unref() : null;
   let stall: NodeJS.Timeout | null = null;
@@ -140,6 +144,19 @@ function watchBounds(child: ChildProcess, opts: GitRunOptions): Bounds {
       for (const t of [total, stall, killer]) if (t) clearTimeout(t);
     },
   };
+}
+
+/** Signal git, and its whole process group when it has one of its own (network git). */
+function signalGit(child: ChildProcess, signal: NodeJS.Signals, opts: GitRunOptions): void {
+  if (opts.env === 'network' && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, signal);
+      return;
+    } catch {
+      // the group is gone already: fall through to the child itself
+    }
+  }
+  child.kill(signal);
 }
 
 function seconds(ms: number): string {

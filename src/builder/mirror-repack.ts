@@ -6,7 +6,7 @@
  * runs meanwhile. Published levels are artifacts in the store and stay valid; levels packed
  * later may have other bytes (they reuse the repacked mirror's deltas), never other objects.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runGit } from './gitproc.js';
 
@@ -29,6 +29,22 @@ export async function maybeRepackMirror(dir: string, maxPacks: number): Promise<
   if (maxPacks <= 0 || packCount(dir) <= maxPacks) return false;
   // pack.threads=1: the same mirror repacks to the same bytes. -d drops the old packs only after
   // the new one is complete (and git readers retry a vanished pack), so the mirror is never half-repacked.
-  await runGit(['-c', 'pack.threads=1', 'repack', '-a', '-d', '-q'], { cwd: dir, timeoutMs: 3_600_000 });
+  const packDir = join(dir, 'objects', 'pack');
+  const tmpFiles = (): string[] => {
+    try {
+      return readdirSync(packDir).filter((f) => f.startsWith('tmp_') || f.startsWith('.tmp-'));
+    } catch {
+      return [];
+    }
+  };
+  const before = new Set(tmpFiles());
+  try {
+    await runGit(['-c', 'pack.threads=1', 'repack', '-a', '-d', '-q'], { cwd: dir, timeoutMs: 3_600_000 });
+  } catch (err) {
+    // A failed repack (a full disk, its time bound) leaves the old packs in place, so the mirror
+    // is as good as before: remove only what it was writing, and rethrow for the caller to report.
+    for (const f of tmpFiles()) if (!before.has(f)) rmSync(join(packDir, f), { force: true });
+    throw err;
+  }
   return true;
 }

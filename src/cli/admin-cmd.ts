@@ -77,10 +77,10 @@ export async function list(v: Values, args: string[]): Promise<number> {
   if (args.length) throw new SnapError('usage', 'list takes no arguments (see snapclone help list)');
   return withClient(v, async (c) => {
     const { json } = await c.json('GET', '/v1/repos');
-    const repos = (Array.isArray(json.repos) ? json.repos : []) as { name: string; url: string; defaultBranch?: string | null }[];
+    const repos = (Array.isArray(json.repos) ? json.repos : []) as { name: string; url: string; defaultBranch?: string | null; visibility?: string }[];
     const width = Math.max(0, ...repos.map((r) => r.name.length));
     const text = repos.length
-      ? repos.map((r) => `${r.name.padEnd(width)}  ${r.url}${r.defaultBranch ? `  (${r.defaultBranch})` : ''}\n`).join('')
+      ? repos.map((r) => `${r.name.padEnd(width)}  ${r.url}${r.defaultBranch ? `  (${r.defaultBranch})` : ''}${r.visibility === 'private' ? '  private' : ''}\n`).join('')
       : `no repositories registered on ${c.base}\n`;
     out(v, { repos }, text);
     return 0;

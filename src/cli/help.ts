@@ -130,8 +130,10 @@ out per its Retry-After (at most 30 s each, within --timeout), 5 times at most; 
 Private repositories: on a 401 naming the upstream, the clone presents your own credential for it
 in the Snapclone-Upstream-Authorization header: $SNAPCLONE_UPSTREAM_TOKEN as a bearer token, else
 what \`git credential fill\` gives for the upstream (your helpers, or a prompt on a terminal; never a
-prompt without one). It is kept in memory only: never logged, never written to the clone. Refused:
-exit 10 (and git's helpers are told to reject it).
+prompt without one), only for an https upstream and a snapclone server reached over https (or
+loopback): the server names the host, so git's credentials never travel in clear. It is kept in
+memory only: never logged, never written to the clone. Refused: exit 10 (and git's helpers are
+told to reject it).
   -b, --branch B check out branch B, or tag B (detached HEAD), like git clone --branch
   --depth 1      shallow clone of one commit, like git clone --depth 1
   --mode files   write only the work tree, no .git

@@ -197,7 +197,7 @@ export class ServerClient {
         const target = parseUpstreamTarget(r.json.upstream);
         if (r.status === 401 && target && !asked && !this.upstream) {
           asked = true;
-          const cred = await upstreamCredential(target);
+          const cred = await upstreamCredential(target, this.base);
           if (!cred) throw new SnapError('unauthorized', `${serverError(r)}; no credential for ${describeTarget(target)}: set $SNAPCLONE_UPSTREAM_TOKEN or configure a git credential helper for ${target.host}`);
           this.upstream = cred;
           continue;

@@ -46,12 +46,16 @@ export function describeTarget(t: UpstreamTarget): string {
 }
 
 /** The credential to present for `t`, or null when there is none (no token, no helper answer, no terminal to ask on). */
-export async function upstreamCredential(t: UpstreamTarget, env: NodeJS.ProcessEnv = process.env): Promise<UpstreamCredential | null> {
+export async function upstreamCredential(t: UpstreamTarget, serverBase: string, env: NodeJS.ProcessEnv = process.env): Promise<UpstreamCredential | null> {
   const token = env.SNAPCLONE_UPSTREAM_TOKEN;
   if (token) {
     if (/[\x00-\x1f\x7f]/.test(token)) throw new SnapError('usage', '$SNAPCLONE_UPSTREAM_TOKEN holds a control character');
     return { header: `Bearer ${token}`, source: '$SNAPCLONE_UPSTREAM_TOKEN', approve: async () => {}, reject: async () => {} };
   }
+  // git's helpers hold credentials for every host the user works with, and the host here is the
+  // snapclone server's word: hand them out only where they would not travel in clear.
+  const refused = gitCredentialRefusal(t, serverBase);
+  if (refused) throw new SnapError('unauthorized', `${refused}; set $SNAPCLONE_UPSTREAM_TOKEN to present a credential anyway`);
   const description = `protocol=${t.protocol}\nhost=${t.host}\npath=${t.path}\n`;
   const filled = await gitCredential('fill', `${description}\n`, env);
   if (filled === null) return null;
@@ -71,6 +75,27 @@ export async function upstreamCredential(t: UpstreamTarget, env: NodeJS.ProcessE
     approve: async () => void (await gitCredential('approve', full, env)),
     reject: async () => void (await gitCredential('reject', full, env)),
   };
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Why git's stored credential for `t` must not be sent, or null: an upstream over plain http
+ * (not loopback), or a snapclone server reached over plain http beyond loopback.
+ */
+export function gitCredentialRefusal(t: UpstreamTarget, serverBase: string): string | null {
+  if (t.protocol !== 'https' && !isLoopback(t.host)) return `git credentials are given only for https upstreams, not ${describeTarget(t)}`;
+  let server: URL;
+  try {
+    server = new URL(serverBase);
+  } catch {
+    return 'the snapclone server URL is not a URL';
+  }
+  if (server.protocol !== 'https:' && !isLoopback(server.host)) return `the snapclone server ${server.origin} is reached over plain http: a git credential would travel in clear`;
+  return null;
 }
 
 /**

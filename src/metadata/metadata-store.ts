@@ -212,8 +212,8 @@ export interface MetadataStore {
   // ---- Garbage collection (serve/gc): every method's name starts with gc. ----
   /**
    * The composed manifests retention keeps: per (repo, ref, mode), the `newest` with the largest
-   * seq (the current record's and the older ones kept clonable). Rows composed before the
-   * columns existed (no ref) are not counted.
+   * seq (the current record's and the older ones kept clonable), of refs that still have a
+   * record. Rows composed before the columns existed (no ref) are not counted.
    */
   gcRetainedComposed(newest: number): Promise<{ repo: string; digest: string }[]>;
   /** Forget every composed-manifest row naming `digest` (about to be deleted): a resolve never hands it out again. */

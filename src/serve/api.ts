@@ -558,11 +558,14 @@ async function removeRepo(ctx: Api, name: string, res: ServerResponse): Promise<
 }
 
 async function setRepoUrl(ctx: Api, name: string, body: Record<string, unknown>, res: ServerResponse): Promise<void> {
-  await getRepoOr404(ctx, name);
+  const before = await getRepoOr404(ctx, name);
   if (typeof body.url !== 'string') throw new SnapError('invalid', 'body needs "url"');
   const url = body.url;
   const key = upstreamKey(url);
-  const visibility = parseVisibility(body.visibility); // kept unless given
+  // Kept unless given, for another spelling of the same upstream; another upstream is asked like
+  // add asks (a public repository re-pointed at a private upstream must not stay public).
+  const given = parseVisibility(body.visibility);
+  const visibility = given ?? (normalizeUpstreamUrl(before.url) !== key ? await determineVisibility(url, undefined) : undefined);
   const remote = await lsRemote(url); // like add: an unreachable upstream changes nothing
   const repo = await getRepoOr404(ctx, name); // still there after the round trip?
   if (repo.url !== url) {

@@ -58,7 +58,9 @@ export async function serveArtifact(src: ArtifactSource, digest: string, req: In
   const etag = `"${digest}"`;
   const headers: Record<string, string | number> = {
     etag,
-    'cache-control': 'public, max-age=31536000, immutable',
+    // A signed read may be of a private repository's bytes: no shared cache (a CDN that ignores
+    // the query) may keep it for the next caller. Unsigned reads are public bytes (private ones need the query).
+    'cache-control': `${(req.url ?? '').includes('?') ? 'private' : 'public'}, max-age=31536000, immutable`,
     'accept-ranges': 'bytes',
     'content-type': 'application/octet-stream',
   };

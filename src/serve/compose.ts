@@ -13,7 +13,7 @@
 import { compress } from 'zstd-napi';
 import type { CommitBuild } from '../builder/commit-build.js';
 import { encodeTable } from '../clonepack/filetable.js';
-import { encodeManifest, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
+import { encodeManifest, manifestArtifacts, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, type PackRef, type RefEntry } from '../clonepack/manifest.js';
 import type { MetadataStore, ModeSizes, RefRecord } from '../metadata/metadata-store.js';
 import type { ArtifactStore } from '../storage/artifact-store.js';
 import { SnapError } from '../util/errors.js';
@@ -142,6 +142,9 @@ export class ManifestComposer {
       const info = await this.store.putBytes(encodeManifest(manifest)); // create-only: the same bytes are one artifact
       stored = { digest: info.digest, size: info.size };
       await this.meta.putComposed(rec.repo, key, stored, { ref: rec.ref, mode: rec.mode, seq: rec.seq });
+      // Referenced again from now on: an artifact GC saw unreachable before (a build reused it)
+      // starts its grace afresh when it next goes, however few passes see it referenced meanwhile.
+      await this.meta.gcForgetUnreachable([stored.digest, ...new Set(manifestArtifacts(manifest).map((a) => a.digest))]);
     }
     const out = { ...stored, sizes };
     if (this.#memory.size >= MEMORY_ENTRIES) this.#memory.delete(this.#memory.keys().next().value!);

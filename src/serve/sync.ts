@@ -139,7 +139,12 @@ export class SyncService {
         await fetchMirrorCleanly(dir, repo.url);
         refs = await snapshotRefs(dir);
       }
-      if (await maybeRepackMirror(dir, mirrorMaxPacks())) report('repacked the mirror'); // under the fetch lock, in the repo's one job
+      // Under the fetch lock, in the repo's one job. Maintenance, not the sync's purpose: a repack
+      // that fails (full disk) leaves the mirror as it was, and the sync goes on without it.
+      await maybeRepackMirror(dir, mirrorMaxPacks()).then(
+        (done) => done && report('repacked the mirror'),
+        (err: unknown) => log.warn(`${repo.name}: mirror repack failed, kept the packs as they were: ${(err as Error).message}`),
+      );
       await setMirrorHead(dir, remote.head);
       // Under the fetch lock, with the seq: a slower, older sync never writes its HEAD after a
       // newer one's, nor the old upstream's after a re-point. (Across processes the queue runs

@@ -36,10 +36,11 @@ test('token bucket: a burst, then the rate; Retry-After is when the next token a
   assert.deepEqual(slow.take('c'), { ok: false, retryAfter: 10 });
 });
 
-test('client address: the socket peer, or the first X-Forwarded-For hop only when the proxy is trusted', () => {
+test('client address: the socket peer, or the last X-Forwarded-For hop (the trusted proxy\'s) only when the proxy is trusted', () => {
   const req = { socket: { remoteAddress: '10.0.0.9' }, headers: { 'x-forwarded-for': '203.0.113.7, 10.0.0.1' } } as unknown as IncomingMessage;
   assert.equal(new RateLimiter({ perSecond: 1, burst: 1, trustProxy: false }).clientOf(req), '10.0.0.9');
-  assert.equal(new RateLimiter({ perSecond: 1, burst: 1, trustProxy: true }).clientOf(req), '203.0.113.7');
+  // The client wrote 203.0.113.7 itself; the proxy appended the address it saw: 10.0.0.1.
+  assert.equal(new RateLimiter({ perSecond: 1, burst: 1, trustProxy: true }).clientOf(req), '10.0.0.1');
   assert.ok(isUncounted('GET', '/v1/artifacts/abc') && isUncounted('HEAD', '/v1/artifacts/abc') && isUncounted('GET', '/healthz'));
   assert.ok(!isUncounted('POST', '/v1/artifacts/abc/report') && !isUncounted('GET', '/v1/repos'));
 });

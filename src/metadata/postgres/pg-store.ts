@@ -324,7 +324,8 @@ export class PostgresMetadataStore implements MetadataStore {
     const rows = await this.sql<{ repo: string; digest: string }[]>`
       SELECT repo, digest FROM (
         SELECT repo, digest, ROW_NUMBER() OVER (PARTITION BY repo, ref, mode ORDER BY seq DESC, created_at DESC) AS n
-        FROM composed_manifests WHERE ref IS NOT NULL) r
+        FROM composed_manifests c WHERE ref IS NOT NULL
+          AND EXISTS (SELECT 1 FROM ref_modes r WHERE r.repo = c.repo AND r.ref = c.ref)) r
       WHERE n <= ${Math.max(0, Math.floor(newest))}`;
     return rows.map((r) => ({ repo: r.repo, digest: r.digest }));
   }

@@ -575,7 +575,8 @@ function prepareAll(db: Db) {
     // ---- garbage collection ----
     gcRetainedComposed: s(`SELECT repo, digest FROM (
                              SELECT repo, digest, ROW_NUMBER() OVER (PARTITION BY repo, ref, mode ORDER BY seq DESC, created_at DESC) AS n
-                             FROM composed_manifests WHERE ref IS NOT NULL) WHERE n <= ?`),
+                             FROM composed_manifests c WHERE ref IS NOT NULL
+                               AND EXISTS (SELECT 1 FROM ref_modes r WHERE r.repo = c.repo AND r.ref = c.ref)) WHERE n <= ?`),
     gcDeleteComposed: s(`DELETE FROM composed_manifests WHERE digest = ?`),
     gcListUnreachable: s(`SELECT digest, size, first_seen FROM gc_unreachable ORDER BY first_seen, digest`),
     gcNoteUnreachable: s(`INSERT INTO gc_unreachable (digest, size, first_seen) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING`),

@@ -1,8 +1,8 @@
 /**
  * Rate limiting per client address (CONTRACTS: rate limiting): a token bucket per address,
  * SNAPCLONE_RATE_LIMIT=<per second>/<burst> (default 50/200; 0 turns it off). The address is
- * the socket's peer, or with SNAPCLONE_TRUST_PROXY=1 the first X-Forwarded-For hop (only
- * behind a proxy that sets it: otherwise any client could pick its own bucket).
+ * the socket's peer, or with SNAPCLONE_TRUST_PROXY=1 the last X-Forwarded-For hop, the one the proxy in
+ * front appended (only behind such a proxy: otherwise any client could pick its own bucket).
  */
 import type { IncomingMessage } from 'node:http';
 import { SnapError } from '../../util/errors.js';
@@ -39,8 +39,10 @@ export class RateLimiter {
   clientOf(req: IncomingMessage): string {
     if (this.settings.trustProxy) {
       const xff = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-      if (first) return first;
+      // The last hop is the one our proxy appended (the address it saw); earlier ones are the client's to write.
+      const hops = (Array.isArray(xff) ? xff.join(',') : xff)?.split(',') ?? [];
+      const last = hops[hops.length - 1]?.trim();
+      if (last) return last;
     }
     return req.socket.remoteAddress ?? 'unknown';
   }

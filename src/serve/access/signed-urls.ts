@@ -132,6 +132,15 @@ export async function requireArtifactAccess(
   q: URLSearchParams,
 ): Promise<void> {
   if (!isDigest(digest)) return; // the handler answers 400
-  if (ArtifactSigner.present(q)) return signer.verify(digest, q);
+  if (ArtifactSigner.present(q)) {
+    try {
+      return await signer.verify(digest, q);
+    } catch (err) {
+      // The query matters only for private bytes: a public artifact under a query this process
+      // cannot check (signed before a restart with a per-process key, or by another server) still serves.
+      if (await meta.isPrivateArtifact(digest)) throw err;
+      return;
+    }
+  }
   if (await meta.isPrivateArtifact(digest)) throw new AccessDenied(403, UNSIGNED_PRIVATE, null);
 }

@@ -62,7 +62,7 @@ export interface GcReport {
 
 const PASS_LEASE_MS = 30 * 60_000;
 /** The "deleting" flag's life; renewed before every delete, so a crashed pass blocks builds this long at most. */
-const DELETE_FLAG_MS = 60_000;
+const DELETE_FLAG_MS = 300_000;
 
 export function gcOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): GcOptions {
   const retain = intEnv(env, 'SNAPCLONE_GC_RETAIN', 3);
@@ -203,11 +203,18 @@ export class GarbageCollector {
       return;
     }
     try {
-      // No job can start now: what is reachable can only shrink. Check again right before deleting.
-      const again = await this.#mark();
+      // No job can start now: what is reachable can only shrink. Check again right before deleting:
+      // the records (a manifest composed since the first read forgets its artifacts' sightings)...
+      const still = new Map((await this.meta.gcListUnreachable()).map((u) => [u.digest, u.firstSeen]));
+      const renew = async () => {
+        if (!(await this.meta.gcRenewDelete(owner, DELETE_FLAG_MS))) throw new SnapError('conflict', 'gc: lost the delete flag while marking again');
+      };
+      // ...and reachability, renewing the flag as the mark goes (a large install marks for long).
+      const again = await this.#mark(renew);
       for (let i = 0; i < due.length; i++) {
         const d = due[i]!;
-        if (again.has(d.digest)) {
+        const seen = still.get(d.digest);
+        if (again.has(d.digest) || seen === undefined || Date.now() - seen < this.options.graceMs) {
           report.keptAtRecheck++;
           await this.meta.gcForgetUnreachable([d.digest]);
           continue;
@@ -229,7 +236,7 @@ export class GarbageCollector {
   }
 
   /** Every digest reachable now. Any failure (a record whose manifest cannot be composed) fails the pass: nothing is deleted on a partial mark. */
-  async #mark(): Promise<Set<string>> {
+  async #mark(renew?: () => Promise<void>): Promise<Set<string>> {
     const marked = new Set<string>();
     const manifest = async (digest: string): Promise<boolean> => {
       if (marked.has(digest)) return true;
@@ -245,6 +252,7 @@ export class GarbageCollector {
       return true;
     };
     for (const repo of await this.meta.listRepos()) {
+      await renew?.();
       for (const rec of await this.meta.listRefs(repo.name)) {
         const m = await this.composer.manifestFor(rec); // composes (and stores) one not composed yet
         if (!(await manifest(m.digest))) throw new SnapError('internal', `gc: the manifest of ${repo.name} ${rec.ref} (${rec.mode}) is missing`);
@@ -254,7 +262,9 @@ export class GarbageCollector {
       }
       for (const p of (await latestSnapshot(this.meta, repo.name))?.data.history ?? []) marked.add(p.pack.digest).add(p.idx.digest);
     }
+    let rows = 0;
     for (const row of await this.meta.gcRetainedComposed(this.options.retain + 1)) {
+      if (++rows % 64 === 0) await renew?.();
       // A row whose manifest is gone (deleted by hand, quarantined) is kept: a put restores it.
       await manifest(row.digest);
     }

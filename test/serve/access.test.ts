@@ -242,6 +242,23 @@ test('CLI: add --visibility is sent; a bad value is a usage error; an ssh upstre
   assert.equal((await call(server.url, 'GET', '/v1/repos/cli-priv', undefined, admin)).status, 200);
 });
 
+test('a public repository re-pointed at a private upstream becomes private (asked like add asks)', async () => {
+  const add = await call(server.url, 'POST', '/v1/repos', { url: `${forge.url}/pub.git`, name: 'flip' }, admin);
+  assert.equal(add.status, 201, add.text);
+  assert.equal(add.json.visibility, 'public');
+  assert.equal((await call(server.url, 'GET', '/v1/repos/flip')).status, 200);
+  const moved = await call(server.url, 'PATCH', '/v1/repos/flip', { url: `${forge.url}/team/priv.git` }, admin);
+  assert.equal(moved.status, 200, moved.text);
+  assert.equal(moved.json.visibility, 'private');
+  assert.equal((await call(server.url, 'GET', '/v1/repos/flip')).status, 401, 'the private upstream is not readable without a credential');
+  assert.equal((await call(server.url, 'GET', '/v1/repos/flip/resolve?ref=main')).status, 401);
+  // Another spelling of the same upstream keeps it (nothing to ask).
+  const respelled = await call(server.url, 'PATCH', '/v1/repos/flip', { url: `${forge.url}/team/priv.git/` }, admin);
+  assert.equal(respelled.status, 200, respelled.text);
+  assert.equal(respelled.json.visibility, 'private');
+  await waitJobWith(respelled.json.job.id);
+});
+
 test('fail closed: an upstream that does not answer (504) or is gone (502) serves nothing', async () => {
   forge.hang = true;
   const fresh = basic('alice', 'another-cred-1'); // not cached

@@ -275,6 +275,40 @@ describe('gc behaviour (local store)', () => {
     }
   });
 
+  test('an artifact reused by a build between two passes starts its grace afresh when it goes again (not from its first sighting)', async () => {
+    const work = tempDir('snapclone-gc-reuse-');
+    const up = makeUpstream(work);
+    const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '1', SNAPCLONE_GC_RETAIN: '0' });
+    try {
+      const base = srv.s.url;
+      await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
+      const a = git(up.dir, ['rev-parse', 'HEAD']);
+      const manifestA = await resolveManifest(base, 'acme/gc', 'main', 'shallow');
+      const artifactsA = [manifestA, ...manifestArtifacts(parseManifest((await fetchVerified(base, manifestA)) as Buffer)).map((x) => x.digest)];
+      churn(up.dir, 1);
+      await syncAndWait(base, 'acme/gc');
+      await gcPass(base); // first sighting of A's artifacts as unreachable
+      await sleep(1100); // ...now past the grace
+      // Back to A: the build reuses A's artifacts and a clone resolves it (its manifest is composed)...
+      git(up.dir, ['reset', '-q', '--hard', a]);
+      await syncAndWait(base, 'acme/gc');
+      assert.equal(await resolveManifest(base, 'acme/gc', 'main', 'shallow'), manifestA);
+      // ...then main moves on before any pass saw A referenced again.
+      churn(up.dir, 2);
+      await syncAndWait(base, 'acme/gc');
+      const p = await gcPass(base);
+      // A clone of A may still be downloading: its artifacts stopped being referenced just now.
+      assert.deepEqual(await missingOfManifest(base, manifestA), [], "A's artifacts are kept: their grace counts from the second sighting");
+      // (What A' reused but no resolve composed, its other modes' artifacts, may go: no clone can hold them.)
+      assert.ok(p.inGrace.count >= 1 && artifactsA.length > 1, `A's artifacts are in grace (${p.inGrace.count})`);
+      await sleep(1100);
+      await gcPass(base);
+      assert.deepEqual(await missingOfManifest(base, manifestA), [manifestA], "past the grace from the second sighting A's manifest goes");
+    } finally {
+      await srv.close();
+    }
+  });
+
   test('two passes asked for at once run one (both get its report); a pass held by another server makes one do nothing', async () => {
     const work = tempDir('snapclone-gc-two-');
     const up = makeUpstream(work);

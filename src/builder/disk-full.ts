@@ -11,7 +11,8 @@ const GIT_DISK_FULL = /no space left on device|out of diskspace|disk quota excee
 
 /** Whether a failed git's stderr says the disk is full. */
 export function gitSaysDiskFull(stderr: string): boolean {
-  return GIT_DISK_FULL.test(stderr);
+  // Only git's own lines: `remote:` lines are the upstream talking (its disk being full is not ours).
+  return stderr.split(/\r?\n|\r/).some((line) => !/^\s*remote:/i.test(line) && GIT_DISK_FULL.test(line));
 }
 
 /** The `io` error for a Node error that is a full disk or quota, else null. */

@@ -46,7 +46,7 @@ export interface GitRunOptions {
 
 /** After SIGTERM (to network git's whole process group: its transport too), SIGKILL this much later. */
 const KILL_GRACE_MS = 5_000;
-/** Kept of a git's stderr: enough for its fatal lines, bounded under a long --progress. */
+/** Kept of a git's stderr: its first chunk and its last ~256 KiB (its fatal lines), bounded under a long --progress. */
 const STDERR_KEEP = 256 << 10;
 
 /** Run git to completion and return stdout. Fails with git's reason (credentials redacted). */
@@ -73,9 +73,13 @@ export function runGit(args: string[], opts: GitRunOptions = {}): Promise<Buffer
     });
     child.stderr.on('data', (b: Buffer) => {
       bound.activity();
-      if (errBytes > STDERR_KEEP) return; // the first part holds git's fatal lines
+      // The head and the tail: a long --progress in between is dropped, git's fatal line comes last.
       err.push(b);
       errBytes += b.length;
+      while (errBytes > STDERR_KEEP && err.length > 2) {
+        errBytes -= err[1]!.length;
+        err.splice(1, 1);
+      }
     });
     child.on('error', (e) => {
       bound.stop();

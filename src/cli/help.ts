@@ -122,7 +122,7 @@ When the server hands out object-store URLs, artifacts come straight from the ob
 token sent there); one that fails there (refused, expired, unreachable) comes from the server.
 Every byte is verified against the manifest's digests either way.
 A download that breaks off (connection reset or cut, server restarted, a body silent for the stall
-limit) is retried up to 5 times in a row without progress, pausing 0.2 s, 0.4 s... (at most 3.2 s),
+limit) is tried again, giving up after 5 attempts in a row without progress (20 in all), pausing 0.2 s, 0.4 s... (at most 3.2 s),
 and resumes with a byte range from what was received; wrong bytes are never retried (exit 6).
 Limits: connect 10 s, first byte of a download 30 s, silence mid-body 30 s ($SNAPCLONE_CONNECT_TIMEOUT_MS,
 $SNAPCLONE_FIRST_BYTE_TIMEOUT_MS, $SNAPCLONE_STALL_TIMEOUT_MS, in ms). A 429 (rate limited) is waited

@@ -121,7 +121,7 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     mark('resolve');
     if (resolved.mode && !modeServes(resolved.mode, want)) throw lesserMode(resolved.mode, want);
     client.useDownloads(resolved.downloads);
-    client.useSigned(resolved.signed?.query ?? null);
+    client.useSigned(resolved.signed?.query ?? null, resolved.signed?.expiresAt ?? null);
     const manifest = parseManifest((await client.download(resolved.manifest))!);
     checkManifestMatches(manifest, resolved, want);
     if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);

@@ -79,6 +79,8 @@ export class ServerClient {
   private upstream: UpstreamCredential | null = null;
   /** The signed query of the resolve answer, appended to every artifact GET and report (private repositories). */
   private signed: string | null = null;
+  /** When it stops being good (ms since the epoch), as the resolve answer said; null: no query. */
+  private signedExpiresAt: number | null = null;
   /** 429 waits end here: a clone's --timeout (ms since the epoch). */
   deadline = Infinity;
 
@@ -105,8 +107,9 @@ export class ServerClient {
   }
 
   /** Append this query (`m=…&exp=…&sig=…`, checked by parseSigned) to every artifact GET and report. */
-  useSigned(query: string | null): void {
+  useSigned(query: string | null, expiresAt: number | null = null): void {
     this.signed = query;
+    this.signedExpiresAt = query ? expiresAt : null;
   }
 
   private signedSuffix(): string {
@@ -313,7 +316,12 @@ export class ServerClient {
           await this.report(a.digest, 'missing');
           return new SnapError('artifact-missing', `the server is missing artifact ${short} (it has been told; it rebuilds it on the next sync)`);
         }
-        if (status === 401 || status === 403) return new SnapError('unauthorized', `artifact ${short}: ${serverMessage(text) ?? `server answered ${status}`}`);
+        if (status === 401 || status === 403) {
+          // Not a credential problem when the signed query ran out: the clone outlived it.
+          if (this.signedExpiresAt !== null && Date.now() >= this.signedExpiresAt)
+            return new SnapError('timeout', `artifact ${short}: the signed artifact URLs of this clone expired (it ran longer than the server's SNAPCLONE_URL_SECONDS); run the clone again`);
+          return new SnapError('unauthorized', `artifact ${short}: ${serverMessage(text) ?? `server answered ${status}`}`);
+        }
         if (status === 416) return new SnapError('invalid', `artifact ${short}: the server refused the byte range it was asked for (416)`);
         // 5xx, 429 and the like: the server is in trouble for now; worth another try.
         return new TransportError(`artifact ${short}: server answered ${status}`, false, Math.min(RATE_LIMIT_MAX_WAIT_MS, retryAfterMs(res.headers['retry-after']) ?? 0));

@@ -79,6 +79,7 @@ interface Api extends ApiContext {
   mirrorRefs: MirrorRefs;
   composer: ManifestComposer;
   gc: GarbageCollector;
+  quarantinedCount(): Promise<number>;
   hookReads: WebhookReads;
   readiness: ReadinessCheck;
 }
@@ -88,7 +89,7 @@ export function apiHandler(context: ApiContext) {
     const job = await context.meta.getJob(id);
     return !!job && isUnfinished(job);
   };
-  const ctx: Omit<Api, 'limiter' | 'gc'> = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
+  const ctx: Omit<Api, 'limiter' | 'gc' | 'quarantinedCount'> = { ...context, onDemand: new OnDemandBuilds(context.onDemandLimits ?? ON_DEMAND_LIMITS, isActive), mirrorRefs: new MirrorRefs(),
     composer: context.composer ?? new ManifestComposer(context.store, context.meta),
     hookReads: new WebhookReads(),
     readiness: new ReadinessCheck(context),
@@ -98,7 +99,15 @@ export function apiHandler(context: ApiContext) {
   };
   const gc = context.gc ?? new GarbageCollector(ctx.store, ctx.meta, ctx.composer, gcOptionsFromEnv());
   const limit = context.rateLimit === undefined ? rateLimitFrom(process.env) : context.rateLimit;
-  const full: Api = { ...ctx, gc, limiter: limit ? new RateLimiter(limit) : null };
+  // /healthz is open and uncounted: requests that arrive while the quarantine is being listed
+  // (an S3 LIST) share that listing, so a flood of them is one listing at a time.
+  let listing: Promise<number> | null = null;
+  const quarantinedCount = (): Promise<number> =>
+    (listing ??= ctx.store
+      .listQuarantined()
+      .then((q) => q.length)
+      .finally(() => (listing = null)));
+  const full: Api = { ...ctx, gc, quarantinedCount, limiter: limit ? new RateLimiter(limit) : null };
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     try {
       await route(full, req, res);
@@ -121,7 +130,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
     }
   }
   if (url.pathname === '/healthz') {
-    const quarantined = (await ctx.store.listQuarantined()).length; // damaged artifacts degrade, not fail: the rest still serves
+    const quarantined = await ctx.quarantinedCount(); // damaged artifacts degrade, not fail: the rest still serves
     return sendJson(res, 200, { status: quarantined ? 'degraded' : 'ok', quarantined });
   }
   if (url.pathname === '/readyz' && (method === 'GET' || method === 'HEAD')) return sendReadiness(res, ctx.readiness); // open: load balancers ask

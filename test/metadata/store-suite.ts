@@ -407,6 +407,11 @@ export function defineStoreSuite(name: string, open: () => Promise<MetadataStore
       test('retention: the newest N composed manifests per (repo, ref, mode); rows of a digest go together', async (t) => {
         const store = await fresh(t);
         const main = 'refs/heads/main';
+        // Retention counts only refs that still have a record: main in r and q, not gone in r.
+        await register(store, 'r', 'q');
+        assert.equal(await store.publishRef(refRecord('r', main, 5), UPSTREAM), true);
+        assert.equal(await store.publishRef(refRecord('q', main, 9), UPSTREAM), true);
+        await store.putComposed('r', 'refs/heads/gone full 3 -', { digest: d(50), size: 1 }, { ref: 'refs/heads/gone', mode: 'full', seq: 3 });
         for (let seq = 1; seq <= 5; seq++) {
           await store.putComposed('r', `${main} full ${seq} -`, { digest: d(seq), size: seq }, { ref: main, mode: 'full', seq });
           await store.putComposed('r', `${main} shallow ${seq} -`, { digest: d(100 + seq), size: seq }, { ref: main, mode: 'shallow', seq });

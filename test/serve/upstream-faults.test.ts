@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { addAndBuild, call, commit, makeUpstream, startTestServer, tempDir, waitJob } from './helpers.js';
+import { addPublicAndBuild } from './public-upstream.js';
 import { heldSsh, type HeldUpstream } from './held-upstream.js';
 import { startHttpUpstream, type HttpUpstream } from './http-upstream.js';
 import { cliOk } from '../e2e/harness.js';
@@ -115,7 +116,7 @@ test('http upstream that stalls, stalls only the fetch, refuses: bounded failure
 
 test('ssh upstream whose connection hangs at ls-remote, then at the fetch: code timeout within the bound, the old build serves', { timeout: 240_000 }, async (t) => {
   const up = makeUpstream(work, 'up-ssh');
-  await addAndBuild(s.url, held.url(up.dir), 's');
+  await addPublicAndBuild(s.url, held.url(up.dir), 's');
   const reference = join(work, 'ref-s-old');
   hermeticGit(['clone', '-q', up.dir, reference], { cwd: work });
   commit(up.dir, { 'new.txt': 'pushed\n' }, 'a push');

@@ -57,6 +57,9 @@ export async function probeInfoRefs(upstream: string, authorization: string | nu
         return { kind: 'other', why: 'a redirect to an invalid URL' };
       }
       if (target.protocol !== 'https:' && target.protocol !== 'http:') return { kind: 'other', why: 'a redirect away from http(s)' };
+      // A credential probe sent elsewhere proves nothing about the credential: an anonymous
+      // answer there would grant any value. Fail closed (an anonymous probe may follow it).
+      if (authorization !== null && target.origin !== origin) return { kind: 'other', why: 'redirected to another origin' };
       continue;
     }
     return answer;

@@ -25,6 +25,9 @@ export interface UpstreamInfo {
  * A refused read: 401 (no credential) or 403 (refused), with the upstream to get a credential
  * for when it is http(s). Sent by sendAccessError (a plain SnapError answers 401 only).
  */
+/** Credential probes running at once, all callers together; beyond it a read answers 429. */
+const MAX_PROBES_IN_FLIGHT = 32;
+
 export class AccessDenied extends SnapError {
   constructor(
     readonly status: 401 | 403,
@@ -101,6 +104,9 @@ export class UpstreamAuth {
     if (hit) this.#cache.delete(key);
     let pending = this.#inFlight.get(key);
     if (!pending) {
+      // Bounded: a flood of made-up credentials must not become a flood of logins at the forge
+      // from this server's address (which the forge could then lock out, our own fetches included).
+      if (this.#inFlight.size >= MAX_PROBES_IN_FLIGHT) throw new SnapError('rate-limited', 'too many upstream credential checks at once; try again shortly');
       pending = this.#probe(repo.url, value).finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, pending);
       void pending.then(

@@ -51,6 +51,25 @@ function churn(dir: string, i: number): string {
   return commit(dir, { [`src/gen-${i % 3}.txt`]: `${i}\n`.repeat(2000 + i), 'README.md': `# hello ${i}\n` }, `change ${i}`);
 }
 
+/**
+ * A server (grace 1 s, retain 0) that built commit A of a fresh upstream, resolved A's shallow
+ * manifest, moved main on, and ran one pass: A's artifacts are seen unreachable once.
+ */
+async function builtThenMovedOn(prefix: string) {
+  const work = tempDir(prefix);
+  const up = makeUpstream(work);
+  const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '1', SNAPCLONE_GC_RETAIN: '0' });
+  const base = srv.s.url;
+  await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
+  const a = git(up.dir, ['rev-parse', 'HEAD']);
+  const manifestA = await resolveManifest(base, 'acme/gc', 'main', 'shallow');
+  const artifactsA = [manifestA, ...manifestArtifacts(parseManifest((await fetchVerified(base, manifestA)) as Buffer)).map((x) => x.digest)];
+  churn(up.dir, 1);
+  await syncAndWait(base, 'acme/gc');
+  await gcPass(base);
+  return { work, up, srv, base, a, manifestA, artifactsA };
+}
+
 function gcTests(backend: GcBackend): void {
   const skip = () => (backend.weed && !weed ? WEED_MISSING : null);
 
@@ -239,18 +258,8 @@ describe('gc behaviour (local store)', () => {
   });
 
   test('an artifact that became reachable again during its grace is forgotten, and kept', async () => {
-    const work = tempDir('snapclone-gc-again-');
-    const up = makeUpstream(work);
-    const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '1', SNAPCLONE_GC_RETAIN: '0' });
+    const { work, up, srv, base, a, manifestA, artifactsA } = await builtThenMovedOn('snapclone-gc-again-');
     try {
-      const base = srv.s.url;
-      await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
-      const a = git(up.dir, ['rev-parse', 'HEAD']);
-      const manifestA = await resolveManifest(base, 'acme/gc', 'main', 'shallow');
-      const artifactsA = [manifestA, ...manifestArtifacts(parseManifest((await fetchVerified(base, manifestA)) as Buffer)).map((x) => x.digest)];
-      churn(up.dir, 1);
-      await syncAndWait(base, 'acme/gc');
-      await gcPass(base);
       const meta = new SqliteMetadataStore(join(srv.dataDir, 'snapclone.db'));
       try {
         const listed1 = new Set((await meta.gcListUnreachable()).map((u) => u.digest));
@@ -276,18 +285,8 @@ describe('gc behaviour (local store)', () => {
   });
 
   test('an artifact reused by a build between two passes starts its grace afresh when it goes again (not from its first sighting)', async () => {
-    const work = tempDir('snapclone-gc-reuse-');
-    const up = makeUpstream(work);
-    const srv = await startGcServer({ name: 'local' }, join(work, 'data'), { SNAPCLONE_GC_GRACE_SECONDS: '1', SNAPCLONE_GC_RETAIN: '0' });
+    const { up, srv, base, a, manifestA, artifactsA } = await builtThenMovedOn('snapclone-gc-reuse-'); // first sighting of A's artifacts
     try {
-      const base = srv.s.url;
-      await addAndBuild(base, fileUrl(up.dir), 'acme/gc');
-      const a = git(up.dir, ['rev-parse', 'HEAD']);
-      const manifestA = await resolveManifest(base, 'acme/gc', 'main', 'shallow');
-      const artifactsA = [manifestA, ...manifestArtifacts(parseManifest((await fetchVerified(base, manifestA)) as Buffer)).map((x) => x.digest)];
-      churn(up.dir, 1);
-      await syncAndWait(base, 'acme/gc');
-      await gcPass(base); // first sighting of A's artifacts as unreachable
       await sleep(1100); // ...now past the grace
       // Back to A: the build reuses A's artifacts and a clone resolves it (its manifest is composed)...
       git(up.dir, ['reset', '-q', '--hard', a]);

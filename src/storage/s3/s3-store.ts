@@ -239,22 +239,8 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   async listQuarantined(): Promise<QuarantinedArtifact[]> {
-    const prefix = `${this.prefix}quarantine/`;
     const digests: string[] = [];
-    let token: string | undefined;
-    do {
-      let res;
-      try {
-        res = await this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      } catch (err) {
-        throw storeError('LIST', prefix, err);
-      }
-      for (const o of res.Contents ?? []) {
-        const d = o.Key?.slice(prefix.length);
-        if (isDigest(d)) digests.push(d);
-      }
-      token = res.IsTruncated ? res.NextContinuationToken : undefined;
-    } while (token);
+    for await (const a of this.#listUnder(`${this.prefix}quarantine/`)) digests.push(a.digest);
     const out: QuarantinedArtifact[] = [];
     for (const digest of digests.sort()) {
       // A copy back under its digest (a rebuild's put) ends the quarantine; the damaged copy stays for inspection.
@@ -279,8 +265,12 @@ export class S3ArtifactStore implements ArtifactStore {
     return out;
   }
 
-  async *list(): AsyncIterable<ArtifactInfo> {
-    const prefix = `${this.prefix}sha256/`;
+  list(): AsyncIterable<ArtifactInfo> {
+    return this.#listUnder(`${this.prefix}sha256/`);
+  }
+
+  /** Every object under `prefix` whose name (after it) is a digest, page by page. */
+  async *#listUnder(prefix: string): AsyncIterable<ArtifactInfo> {
     let token: string | undefined;
     do {
       let res;

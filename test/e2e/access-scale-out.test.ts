@@ -17,6 +17,7 @@ import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js'
 import { git, tmpDir } from '../support/git.js';
 import { basic, startGitHttpServer, type GitHttpServer } from '../support/git-http-auth.js';
 import { BIN, spawnServe, until, type ServeProcess } from '../serve/process-helpers.js';
+import { call } from '../serve/helpers.js';
 
 const ADMIN = 'scale-admin-token-1';
 const SERVER_CRED = basic('snapclone-server', 'srv-Pw-55X');
@@ -41,18 +42,6 @@ function serve(n: number): ServeProcess {
   });
   procs.push(p);
   return p;
-}
-
-async function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
-  const res = await fetch(base + path, { method, headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers }, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, headers: res.headers, text, json };
 }
 
 const admin = { authorization: `Bearer ${ADMIN}` };
@@ -111,11 +100,11 @@ test('two servers: a private repository is refused without a credential on both 
   const [a, b] = await Promise.all(procs.slice(0, 2).map((p) => p.ready)) as [string, string];
   const repoUrl = `${forge!.url}/org/secret.git`;
 
-  const added = await call(a, 'POST', '/v1/repos', admin, { url: repoUrl, name: 'org/secret' });
+  const added = await call(a, 'POST', '/v1/repos', { url: repoUrl, name: 'org/secret' }, admin);
   assert.equal(added.status, 201, added.text);
   assert.equal(added.json.visibility, 'private', 'determined by the anonymous probe (401)');
-  await until('first build', async () => ['succeeded', 'failed'].includes((await call(b, 'GET', `/v1/jobs/${added.json.job.id}`, admin)).json?.state), 120_000);
-  assert.equal((await call(b, 'GET', `/v1/jobs/${added.json.job.id}`, admin)).json.state, 'succeeded');
+  await until('first build', async () => ['succeeded', 'failed'].includes((await call(b, 'GET', `/v1/jobs/${added.json.job.id}`, undefined, admin)).json?.state), 120_000);
+  assert.equal((await call(b, 'GET', `/v1/jobs/${added.json.job.id}`, undefined, admin)).json.state, 'succeeded');
   // No more builds from here: on-demand jobs stay queued, so "bounded" is what is queued.
   worker!.child.kill('SIGKILL');
   await worker!.exited;
@@ -127,14 +116,14 @@ test('two servers: a private repository is refused without a credential on both 
       assert.equal(none.status, 401, `${s}${path}: ${none.text}`);
       assert.deepEqual(none.json.upstream, { protocol: 'http', host, path: 'org/secret.git' });
       assert.match(none.headers.get('www-authenticate') ?? '', /^Snapclone-Upstream realm=/);
-      assert.equal((await call(s, 'GET', path, up(basic('alice', 'nope')))).status, 403, path);
-      assert.equal((await call(s, 'GET', path, up(ALICE))).status, 200, path);
+      assert.equal((await call(s, 'GET', path, undefined, up(basic('alice', 'nope')))).status, 403, path);
+      assert.equal((await call(s, 'GET', path, undefined, up(ALICE))).status, 200, path);
     }
     assert.deepEqual((await call(s, 'GET', '/v1/repos')).json.repos, [], 'not listed to anyone but the admin');
   }
 
   // Signed on A, read on B (and A); unsigned on either: refused (the index is in PostgreSQL).
-  const res = await call(a, 'GET', '/v1/repos/org%2Fsecret/resolve?ref=main', up(ALICE));
+  const res = await call(a, 'GET', '/v1/repos/org%2Fsecret/resolve?ref=main', undefined, up(ALICE));
   assert.equal(res.status, 200, res.text);
   const m = res.json.manifest.digest as string;
   for (const s of [b, a]) {
@@ -149,7 +138,7 @@ test('two servers: a private repository is refused without a credential on both 
   // Without the admin token, resolves of unbuilt branches start at most maxActive (2) builds per server.
   const answers: number[] = [];
   for (let i = 0; i < BRANCHES - 1; i++) {
-    const r = await call(i % 2 ? b : a, 'GET', `/v1/repos/org%2Fsecret/resolve?ref=b${i}`, up(ALICE));
+    const r = await call(i % 2 ? b : a, 'GET', `/v1/repos/org%2Fsecret/resolve?ref=b${i}`, undefined, up(ALICE));
     answers.push(r.status);
     if (r.status === 429) assert.ok(Number(r.headers.get('retry-after')) >= 1);
   }
@@ -158,7 +147,7 @@ test('two servers: a private repository is refused without a credential on both 
   assert.equal(answers.filter((s) => s === 429).length, BRANCHES - 1 - 4);
   assert.equal(queued[0]!.n, 4, 'at most 2 on-demand builds per server were queued');
   // With the admin token: not bounded.
-  const adminResolve = await call(a, 'GET', `/v1/repos/org%2Fsecret/resolve?ref=b${BRANCHES - 1}`, admin);
+  const adminResolve = await call(a, 'GET', `/v1/repos/org%2Fsecret/resolve?ref=b${BRANCHES - 1}`, undefined, admin);
   assert.equal(adminResolve.status, 202, adminResolve.text);
   const after = await sql!`SELECT count(*)::int AS n FROM jobs WHERE repo = 'org/secret' AND state = 'queued'`;
   assert.equal(after[0]!.n, 5);

@@ -33,6 +33,13 @@ export interface Resolved {
   downloads: Downloads | null;
   /** The query that opens this manifest's artifacts on the server (private repositories); null: none needed. */
   signed: { query: string; expiresAt: number } | null;
+  /**
+   * Artifacts the answer carried inline, saving round trips: the manifest's
+   * bytes (already checked against `manifest`'s digest and size) and, for
+   * small trees, the file table's (checked by the caller against the
+   * manifest's table entry with checkInlineArtifact). null: fetch them.
+   */
+  inline: { manifest: Buffer; table: Buffer | null } | null;
 }
 
 export interface ResolveOptions {
@@ -135,6 +142,7 @@ function checkResolved(j: Record<string, unknown>, proxy: boolean): Resolved {
     newer: checkNewer(j.newer, bad),
     downloads: proxy ? null : parseDownloads(j.downloads),
     signed: parseSigned(j.signed, m.digest),
+    inline: null,
   };
 }
 

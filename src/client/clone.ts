@@ -8,27 +8,28 @@
  * The pipeline overlaps: HEAD packs and archive chunks are handed to the
  * writer threads as each one arrives, while later artifacts still download.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { createHash, type Hash } from 'node:crypto';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
 import { resolveRef, type NewerBuild, type Resolved } from './resolve.js';
+import { checkInlineArtifact } from './inline-artifact.js';
 import { checkDownloadsMatch } from './downloads.js';
 import { WriterPool } from './pool.js';
-import { shareTable, recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
-import { zeroMs, type WorkerResult, type WorkerTask } from './pool-types.js';
+import { shareTable, recordStat, type SharedTable } from './shared-table.js';
+import { zeroMs, type PhaseMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
-import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from './stdio-closed.js';
-import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor } from './plan.js';
+import { onInterrupt, type Interrupt } from './interrupt.js';
+import { entryFullPath, finishSpanningEntries, indexEntries, type SymlinkParts } from './finish.js';
+import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
-import { decodeTableAndDirs, isConverted, MODE_GITLINK, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
+import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
 import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
-import { encodeIndex, type IndexEntry } from '../git/index-file.js';
+import { encodeIndex } from '../git/index-file.js';
 import { Semaphore } from '../util/limit.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
@@ -85,300 +86,366 @@ export interface CloneResult {
 }
 
 const DOWNLOADS = Number(process.env.SNAPCLONE_DOWNLOADS) || 8;
+/** Compressed archive chunks held in memory at once (downloaded or being written). */
+const CHUNKS_IN_MEMORY = 8 + 4;
+
+/** What one clone carries from phase to phase. */
+interface Run {
+  opts: CloneOptions;
+  shallow: boolean;
+  want: ManifestMode;
+  target: string;
+  t0: number;
+  timings: Record<string, number>;
+  progress: Progress;
+  client: ServerClient;
+  waitMs: number;
+  /** Thread time of the writers, per kind of work. */
+  work: PhaseMs;
+  downloaded: number;
+  staging: Staging | null;
+  interrupt: Interrupt | null;
+  pool: WriterPool | null;
+}
+
+/** The resolve answer and the manifest it names, checked against each other. */
+interface Resolution {
+  resolved: Resolved;
+  manifest: Manifest;
+  /** The file table's bytes if the resolve answer carried them (verified). */
+  inlineTable: Buffer | null;
+}
+
+/** Downloads under way, in priority order; each artifact verified as it streams. */
+interface Fetches {
+  table: Promise<Buffer>;
+  packs: Map<PackRef, Promise<void>>;
+  /** Start (once) and get archive chunk `c`; holds a memory slot until releaseChunk(). */
+  chunk(c: number): Promise<Buffer>;
+  releaseChunk(): void;
+}
+
+/** Entries the writers could not finish alone (spanning chunks). */
+interface Spanning {
+  partial: Set<number>;
+  symlinkParts: SymlinkParts;
+}
 
 export async function clone(opts: CloneOptions): Promise<CloneResult> {
+  const run = startRun(opts);
+  try {
+    const { resolved, manifest, inlineTable } = await resolvePhase(run);
+    const staging = stagePhase(run);
+    const sources = treeSources(manifest, opts.mode, run.shallow);
+    const gitDir = join(staging.root, '.git');
+    const packDir = join(gitDir, 'objects', 'pack');
+    if (opts.mode === 'editable') mkdirSync(packDir, { recursive: true });
+    run.progress.phase('Receiving');
+    run.progress.bytesTotal = bytesToFetch(manifest, sources);
+    const fetches = startFetches(run, manifest, sources, packDir, inlineTable);
+    const { table, dirs } = await tablePhase(run, manifest, fetches, sources);
+    const mkdirStart = performance.now();
+    makeDirectories(staging.root, dirs);
+    run.work.write += performance.now() - mkdirStart;
+    mark(run, 'mkdir');
+    const shared = shareTable(table);
+    const spanning = await writeTreePhase(run, manifest, sources, table, shared, fetches, packDir);
+    mark(run, 'written');
+    finishSpanningEntries(staging.root, opts.mode === 'editable', shared, spanning.partial, spanning.symlinkParts, table);
+    run.progress.addFiles(spanning.partial.size + spanning.symlinkParts.size); // entries that spanned chunks are complete only now
+    const writerThreads = run.pool!.size;
+    await run.pool!.close();
+    run.pool = null;
+    if (opts.mode === 'editable') gitDirPhase(run, manifest, resolved, table, shared, gitDir);
+    publishPhase(run);
+    tellUser(run, manifest, resolved);
+    return cloneResult(run, manifest, resolved, writerThreads);
+  } catch (err) {
+    // After a signal, the failure is a consequence of it (an abandoned write):
+    // the handler is stopping the writers, removes the clone and exits.
+    if (run.interrupt?.signalled) await new Promise<never>(() => {});
+    run.progress.clear();
+    const where = run.staging;
+    throw fsErrorToSnap(err, (p) => where?.shown(p) ?? p) ?? err;
+  } finally {
+    // Writers stop before the rollback (else they recreate files in what it
+    // deletes), and the signal handlers stay until the rollback is done.
+    if (run.pool) await run.pool.close();
+    await run.client.close();
+    run.staging?.rollback();
+    run.interrupt?.remove();
+  }
+}
+
+function mark(run: Run, step: string): void {
+  run.timings[step] = Math.round(performance.now() - run.t0);
+}
+
+/** Check the arguments and the target before asking the server anything. */
+function startRun(opts: CloneOptions): Run {
   const t0 = performance.now();
-  // Time the process spent starting up and loading modules before the clone began.
-  const timings: Record<string, number> = { startup: Math.round(t0) };
-  const mark = (k: string) => (timings[k] = Math.round(performance.now() - t0));
-  const progress = opts.progress ?? new Progress(false);
   if (opts.depth !== undefined && opts.depth !== 1) throw new SnapError('usage', '--depth supports only 1');
   const shallow = opts.depth === 1;
-  const want = wantedMode(opts.mode, shallow);
   const target = resolvePath(opts.dir);
   try {
     inspectTarget(target); // fail before asking the server; checked again when staging starts
   } catch (err) {
     throw fsErrorToSnap(err) ?? err;
   }
-
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS, upstreamCredentials: true });
   const waitMs = opts.waitTimeoutMs ?? 30 * 60_000;
   client.deadline = Date.now() + waitMs;
-  let staging: Staging | null = null;
-  let interrupt: Interrupt | null = null;
-  // Writer threads start once the manifest shows there is enough work for them.
-  let pool: WriterPool | null = new WriterPool();
-  let downloaded = 0;
-  try {
-    progress.phase('Resolving');
-    const resolved = await resolveRef(client, opts.name, opts.branch ?? '', {
-      mode: want,
-      timeoutMs: waitMs,
-      onWait: (line) => progress.status(line),
-      proxy: opts.proxy === true,
-    });
-    mark('resolve');
-    if (resolved.mode && !modeServes(resolved.mode, want)) throw lesserMode(resolved.mode, want);
-    client.useDownloads(resolved.downloads);
-    client.useSigned(resolved.signed?.query ?? null, resolved.signed?.expiresAt ?? null);
-    const manifest = parseManifest((await client.download(resolved.manifest))!);
-    checkManifestMatches(manifest, resolved, want);
-    if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);
-    mark('manifest');
-    // A big table means writer threads: boot one now, overlapping the table download.
-    if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) pool.grow(1);
-
-    staging = Staging.create(target);
-    interrupt = onInterrupt(staging, () => pool?.close() ?? Promise.resolve());
-    progress.note(`Cloning into '${opts.dir}'...`);
-    const root = staging.root;
-    const gitDir = join(root, '.git');
-    const packDir = join(gitDir, 'objects', 'pack');
-    if (opts.mode === 'editable') mkdirSync(packDir, { recursive: true });
-
-    progress.phase('Receiving');
-    const sem = new Semaphore(DOWNLOADS);
-    const fetchBytes = (a: { digest: string; size: number }) =>
-      sem.use(() => client.download(a, { onBytes: (n) => ((downloaded += n), progress.addBytes(n)) })) as Promise<Buffer>;
-    const fetchFile = (a: { digest: string; size: number }, path: string) =>
-      sem.use(() => client.download(a, { toFile: path, onBytes: (n) => ((downloaded += n), progress.addBytes(n)) }));
-
-    // Where the work tree comes from. Files mode and full clones read the
-    // archive: zstd frames hold the same bytes as the undeltified HEAD packs in
-    // fewer bytes, and cost one decompression per 4 MiB instead of one inflate
-    // per blob; a full clone's history packs already hold every object. A
-    // depth-1 clone inflates the HEAD packs it needs for its object store anyway.
-    const treeFromArchive = manifest.commit !== null && (opts.mode === 'files' || !shallow);
-    const headPacks = opts.mode === 'editable' && shallow && manifest.commit ? manifest.headPacks : [];
-    // Without a commit (HEAD names a missing branch) a full clone still gets every branch and tag.
-    const historyPacks = opts.mode === 'editable' && !shallow ? manifest.historyPacks : [];
-    progress.bytesTotal = manifest.table.size + sumPacks(headPacks) + sumPacks(historyPacks);
-    if (treeFromArchive) progress.bytesTotal += manifest.archive.chunks.reduce((a, c) => a + c.size, 0);
-
-    // Downloads in priority order: the table, then what the work tree waits on
-    // (HEAD packs, or archive chunks once the table is in), then history packs.
-    // Packs stream straight into .git/objects/pack.
-    const tableFetch = fetchBytes(manifest.table);
-    const packFetches = new Map<PackRef, Promise<void>>();
-    for (const p of headPacks) packFetches.set(p, fetchPack(p, packDir, fetchFile));
-    const headDone = Promise.allSettled([tableFetch, ...packFetches.values()]);
-    for (const p of historyPacks) packFetches.set(p, headDone.then(() => fetchPack(p, packDir, fetchFile)));
-    for (const f of packFetches.values()) f.catch(() => {}); // observed below; avoid unhandled rejections meanwhile
-
-    // Archive chunks start downloading once the table has arrived, overlapping
-    // its decoding; each waits for a memory slot.
-    const chunkSlots = new Semaphore(8 + 4); // bounds compressed chunk bytes held in memory
-    const chunkData = new Map<number, Promise<Buffer>>();
-    const prefetch = (c: number) => {
-      let p = chunkData.get(c);
-      if (!p) {
-        p = chunkSlots.acquire().then(() => fetchBytes(manifest.archive.chunks[c]!));
-        p.catch(() => {});
-        chunkData.set(c, p);
-      }
-      return p;
-    };
-    const tableZ = await tableFetch;
-    if (treeFromArchive) manifest.archive.chunks.forEach((_, c) => prefetch(c));
-    const { entries: table, dirs } = decodeTableArtifact(tableZ, manifest);
-    checkArchiveCoversTable(manifest, table);
-    mark('table');
-    progress.filesTotal = table.filter((e) => e.mode !== MODE_GITLINK).length;
-
-    const work = zeroMs();
-    const mkdirStart = performance.now();
-    makeDirectories(root, dirs);
-    work.write += performance.now() - mkdirStart;
-    mark('mkdir');
-    const shared = shareTable(table);
-    pool.grow(threadsFor(table));
-    pool.start(Buffer.from(root + '/'), shared, opts.mode === 'editable');
-    const partial = new Set<number>();
-    const symlinkParts = new Map<number, { at: number; bytes: Uint8Array }[]>();
-    const collect = (r: WorkerResult) => {
-      work.inflate += r.ms.inflate;
-      work.verify += r.ms.verify;
-      work.write += r.ms.write;
-      progress.addFiles(r.files);
-      for (const i of r.partial) partial.add(i);
-      for (const p of r.symlinkPieces) (symlinkParts.get(p.entry) ?? symlinkParts.set(p.entry, []).get(p.entry)!).push(p);
-    };
-    const tasks: Promise<void>[] = [];
-    const offsets = streamOffsets(table);
-    const starts = chunkStarts(manifest.archive.chunks);
-    const runChunk = (c: number, entries: number[]) =>
-      prefetch(c).then(async (data) => {
-        const task: WorkerTask = {
-          kind: 'chunk',
-          id: c,
-          data,
-          chunkStart: starts[c]!,
-          rawSize: manifest.archive.chunks[c]!.rawSize,
-          entries: Uint32Array.from(entries),
-          offsets: Float64Array.from(entries.map((i) => offsets[i]!)),
-        };
-        try {
-          collect(await pool!.run(task, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : []));
-        } finally {
-          chunkSlots.release();
-        }
-      });
-
-    if (treeFromArchive) {
-      const perChunk = entriesPerChunk(manifest, table, offsets, null);
-      manifest.archive.chunks.forEach((_, c) => tasks.push(runChunk(c, perChunk.get(c) ?? [])));
-      const empties = table.map((e, i) => (e.mode !== MODE_GITLINK && e.size === 0 ? i : -1)).filter((i) => i >= 0);
-      for (let k = 0; k < empties.length; k += 4096)
-        tasks.push(pool.run({ kind: 'empty', id: -2 - k, entries: Uint32Array.from(empties.slice(k, k + 4096)) }).then(collect));
-    } else if (manifest.commit) {
-      // Depth 1: inflate blobs from the HEAD packs as each pack lands.
-      const byPack = objectsByPack(table, headPacks.length);
-      headPacks.forEach((p, k) =>
-        tasks.push(
-          packFetches.get(p)!.then(async () => {
-            const path = join(packDir, `${p.name}.pack`);
-            await Promise.all(splitObjects(byPack[k]!, table).map((objects, n) => pool!.run({ kind: 'pack', id: k * 1_000_000 + n, packPath: path, objects }).then(collect)));
-          }),
-        ),
-      );
-      // Converted files (.gitattributes transforms) come from the archive.
-      const conv = table.map((e, i) => (isConverted(e) && e.size > 0 ? i : -1)).filter((i) => i >= 0);
-      if (conv.length) {
-        const perChunk = entriesPerChunk(manifest, table, offsets, new Set(conv));
-        const needed = chunksWithConverted(manifest, table);
-        progress.bytesTotal += needed.reduce((a, c) => a + manifest.archive.chunks[c]!.size, 0);
-        for (const c of needed) tasks.push(runChunk(c, perChunk.get(c) ?? []));
-      }
-      const emptyConverted = table.map((e, i) => (isConverted(e) && e.size === 0 ? i : -1)).filter((i) => i >= 0);
-      if (emptyConverted.length) tasks.push(pool.run({ kind: 'empty', id: -1, entries: Uint32Array.from(emptyConverted) }).then(collect));
-    }
-    for (const f of packFetches.values()) tasks.push(f);
-    await Promise.all(tasks);
-    mark('written');
-
-    finishSpanningEntries(root, opts.mode === 'editable', shared, partial, symlinkParts, table);
-    progress.addFiles(partial.size + symlinkParts.size); // entries that spanned chunks are complete only now
-    const writerThreads = pool.size;
-    await pool.close();
-    pool = null;
-    if (opts.mode === 'editable') {
-      progress.phase('Writing index');
-      for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(root, table[i]!), { bigint: true }));
-      writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow });
-      // The work tree moves up first: a rename changes the ctime of what it moves,
-      // so top-level entries are stat'ed again where they end up, for the index.
-      staging.moveUp((name) => name !== '.git');
-      for (let i = 0; i < table.length; i++)
-        if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
-      if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
-      mark('index');
-    }
-    staging.moveUp();
-    staging.finish();
-    staging = null;
-    interrupt.remove(); // complete: a signal from here on finds nothing to undo
-    interrupt = null;
-    mark('rename');
-    const warning = cloneWarning(manifest, shallow);
-    if (warning) {
-      progress.clear();
-      (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
-    }
-    progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
-    if (resolved.newer) (opts.notice ?? ((l: string) => process.stderr.write(`${l}\n`)))(newerNotice(resolved.ref, manifest.commit, resolved.newer));
-    return {
-      dir: target,
-      repo: resolved.repo,
-      ref: resolved.ref,
-      commit: manifest.commit,
-      mode: opts.mode,
-      shallow,
-      files: progress.filesDone,
-      bytesDownloaded: downloaded,
-      peakRssBytes: process.resourceUsage().maxRSS * 1024,
-      timings: { ...timings, total: Math.round(performance.now() - t0) },
-      phases: {
-        resolve: timings.resolve!,
-        download: Math.round(client.stats.lastByteAt - client.stats.firstByteAt),
-        verify: Math.round(client.stats.verifyMs + work.verify),
-        inflate: Math.round(work.inflate),
-        write: Math.round(work.write),
-        index: opts.mode === 'editable' ? timings.index! - timings.written! : 0,
-        rename: timings.rename! - (timings.index ?? timings.written!),
-      },
-      writerThreads,
-      newer: resolved.newer,
-      objectStore: { artifacts: client.stats.direct, fellBack: client.stats.fallbacks },
-      retries: {
-        attempts: client.stats.retries,
-        resumed: client.stats.resumes,
-        resumedBytes: client.stats.resumedBytes,
-        restarts: client.stats.restarts,
-        rateLimited: client.stats.rateLimited,
-      },
-    };
-  } catch (err) {
-    // After a signal, the failure is a consequence of it (an abandoned write):
-    // the handler is stopping the writers, removes the clone and exits.
-    if (interrupt?.signalled) await new Promise<never>(() => {});
-    progress.clear();
-    const where = staging;
-    throw fsErrorToSnap(err, (p) => where?.shown(p) ?? p) ?? err;
-  } finally {
-    // Writers stop before the rollback (else they recreate files in what it
-    // deletes), and the signal handlers stay until the rollback is done.
-    if (pool) await pool.close();
-    await client.close();
-    staging?.rollback();
-    interrupt?.remove();
-  }
+  return {
+    opts,
+    shallow,
+    want: wantedMode(opts.mode, shallow),
+    target,
+    t0,
+    // Time the process spent starting up and loading modules before the clone began.
+    timings: { startup: Math.round(t0) },
+    progress: opts.progress ?? new Progress(false),
+    client,
+    waitMs,
+    work: zeroMs(),
+    downloaded: 0,
+    staging: null,
+    interrupt: null,
+    // Writer threads start once the manifest shows there is enough work for them.
+    pool: new WriterPool(),
+  };
 }
 
-/** Signals that end a clone; SIGHUP is a closed terminal or a dropped ssh session. */
-const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+/** Resolve the ref, then get the manifest (inline in the answer, or one download) and check it names what was resolved. */
+async function resolvePhase(run: Run): Promise<Resolution> {
+  const { client, opts, progress } = run;
+  progress.phase('Resolving');
+  const resolved = await resolveRef(client, opts.name, opts.branch ?? '', {
+    mode: run.want,
+    timeoutMs: run.waitMs,
+    onWait: (line) => progress.status(line),
+    proxy: opts.proxy === true,
+  });
+  mark(run, 'resolve');
+  if (resolved.mode && !modeServes(resolved.mode, run.want)) throw lesserMode(resolved.mode, run.want);
+  client.useDownloads(resolved.downloads);
+  client.useSigned(resolved.signed?.query ?? null, resolved.signed?.expiresAt ?? null);
+  // resolve.ts checked inline manifest bytes against the digest and size it names.
+  const manifest = parseManifest(resolved.inline?.manifest ?? (await client.download(resolved.manifest))!);
+  checkManifestMatches(manifest, resolved, run.want);
+  if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);
+  const t = resolved.inline?.table ?? null;
+  const inlineTable = t ? checkInlineArtifact(t, manifest.table) : null;
+  mark(run, 'manifest');
+  // A big table means writer threads: boot one now, overlapping the table download.
+  if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
+  return { resolved, manifest, inlineTable };
+}
 
-interface Interrupt {
-  /** A signal arrived: the clone is being undone and the process exits. */
-  readonly signalled: boolean;
-  /** Unhook the handlers (not while a signal's cleanup runs). */
-  remove(): void;
+/** The staging directory inside the target, and the handlers that undo it on a signal. */
+function stagePhase(run: Run): Staging {
+  const staging = Staging.create(run.target);
+  run.staging = staging;
+  run.interrupt = onInterrupt(staging, () => run.pool?.close() ?? Promise.resolve());
+  run.progress.note(`Cloning into '${run.opts.dir}'...`);
+  return staging;
+}
+
+function bytesToFetch(m: Manifest, s: TreeSources): number {
+  let n = m.table.size + sumPacks(s.headPacks) + sumPacks(s.historyPacks);
+  if (s.treeFromArchive) n += m.archive.chunks.reduce((a, c) => a + c.size, 0);
+  return n;
 }
 
 /**
- * Ctrl-C, a kill or a hang-up must not leave a half-written clone: stop the
- * writer threads (they would go on creating files in what is being removed),
- * undo the clone, and exit as a signalled process would. Main-thread writes are
- * synchronous, so none runs while this does. Further signals during the cleanup
- * are ignored: they must not cut it short and leave what was written.
+ * Downloads in priority order: the table, then what the work tree waits on
+ * (HEAD packs, or archive chunks once the table is in), then history packs.
+ * Packs stream straight into .git/objects/pack; chunks wait for a memory slot.
  */
-function onInterrupt(staging: Staging, stopWriters: () => Promise<void>): Interrupt {
-  let signalled = false;
-  const undo = (exitCode: number, why: string) => {
-    if (signalled) return;
-    signalled = true;
-    staging.interrupt(); // nothing more moves into the target
-    void stopWriters()
-      .catch(() => {}) // a thread that failed to stop is gone anyway; remove what is there
-      .then(() => {
-        staging.rollback();
-        process.stderr.write(`\nsnapclone: ${why}; removed the partial clone\n`);
-        process.exit(exitCode);
-      });
-  };
-  const onSignal = (signal: NodeJS.Signals) => undo(128 + SIGNALS[signal as keyof typeof SIGNALS], 'interrupted');
-  // stdout or stderr is a closed pipe (src/cli/main.ts): end as git does on SIGPIPE.
-  const onClosed = () => undo(STDIO_CLOSED_EXIT, 'output closed');
-  for (const s of Object.keys(SIGNALS)) process.on(s, onSignal);
-  process.on(STDIO_CLOSED, onClosed);
+function startFetches(run: Run, manifest: Manifest, sources: TreeSources, packDir: string, inlineTable: Buffer | null): Fetches {
+  const sem = new Semaphore(DOWNLOADS);
+  const onBytes = (n: number) => ((run.downloaded += n), run.progress.addBytes(n));
+  const fetchBytes = (a: { digest: string; size: number }) => sem.use(() => run.client.download(a, { onBytes })) as Promise<Buffer>;
+  const fetchFile = (a: { digest: string; size: number }, path: string) => sem.use(() => run.client.download(a, { toFile: path, onBytes }));
+
+  const table = inlineTable ? Promise.resolve(inlineTable) : fetchBytes(manifest.table);
+  const packs = new Map<PackRef, Promise<void>>();
+  for (const p of sources.headPacks) packs.set(p, fetchPack(p, packDir, fetchFile));
+  const headDone = Promise.allSettled([table, ...packs.values()]);
+  for (const p of sources.historyPacks) packs.set(p, headDone.then(() => fetchPack(p, packDir, fetchFile)));
+  for (const f of packs.values()) f.catch(() => {}); // observed by the write phase; avoid unhandled rejections meanwhile
+
+  const slots = new Semaphore(CHUNKS_IN_MEMORY);
+  const chunks = new Map<number, Promise<Buffer>>();
   return {
-    get signalled() {
-      return signalled;
+    table,
+    packs,
+    chunk(c) {
+      let p = chunks.get(c);
+      if (!p) {
+        p = slots.acquire().then(() => fetchBytes(manifest.archive.chunks[c]!));
+        p.catch(() => {});
+        chunks.set(c, p);
+      }
+      return p;
     },
-    remove() {
-      if (signalled) return;
-      for (const s of Object.keys(SIGNALS)) process.off(s, onSignal);
-      process.off(STDIO_CLOSED, onClosed);
+    releaseChunk: () => slots.release(),
+  };
+}
+
+/** Wait for the table, start the archive chunks the tree needs (overlapping the decoding), decode and check it. */
+async function tablePhase(run: Run, manifest: Manifest, fetches: Fetches, sources: TreeSources): Promise<{ table: TableEntry[]; dirs: Buffer[] }> {
+  const tableZ = await fetches.table;
+  if (sources.treeFromArchive) manifest.archive.chunks.forEach((_, c) => void fetches.chunk(c));
+  const decoded = decodeTableArtifact(tableZ, manifest);
+  checkArchiveCoversTable(manifest, decoded.entries);
+  mark(run, 'table');
+  run.progress.filesTotal = decoded.entries.filter((e) => e.mode !== MODE_GITLINK).length;
+  return { table: decoded.entries, dirs: decoded.dirs };
+}
+
+/** Hand every piece of the work tree to the writers as its bytes arrive; resolves once all are written and every pack is in. */
+async function writeTreePhase(run: Run, manifest: Manifest, sources: TreeSources, table: TableEntry[], shared: SharedTable, fetches: Fetches, packDir: string): Promise<Spanning> {
+  const pool = run.pool!;
+  pool.grow(threadsFor(table));
+  pool.start(Buffer.from(run.staging!.root + '/'), shared, run.opts.mode === 'editable');
+  const spanning: Spanning = { partial: new Set(), symlinkParts: new Map() };
+  const collect = (r: WorkerResult) => {
+    run.work.inflate += r.ms.inflate;
+    run.work.verify += r.ms.verify;
+    run.work.write += r.ms.write;
+    run.progress.addFiles(r.files);
+    for (const i of r.partial) spanning.partial.add(i);
+    for (const p of r.symlinkPieces) (spanning.symlinkParts.get(p.entry) ?? spanning.symlinkParts.set(p.entry, []).get(p.entry)!).push(p);
+  };
+  const offsets = streamOffsets(table);
+  const starts = chunkStarts(manifest.archive.chunks);
+  const runChunk = (c: number, entries: number[]) =>
+    fetches.chunk(c).then(async (data) => {
+      const task: WorkerTask = {
+        kind: 'chunk',
+        id: c,
+        data,
+        chunkStart: starts[c]!,
+        rawSize: manifest.archive.chunks[c]!.rawSize,
+        entries: Uint32Array.from(entries),
+        offsets: Float64Array.from(entries.map((i) => offsets[i]!)),
+      };
+      try {
+        collect(await pool.run(task, data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? [data.buffer as ArrayBuffer] : []));
+      } finally {
+        fetches.releaseChunk();
+      }
+    });
+  const emptyTasks = (entries: number[], id: (k: number) => number) => {
+    const out: Promise<void>[] = [];
+    for (let k = 0; k < entries.length; k += 4096) out.push(pool.run({ kind: 'empty', id: id(k), entries: Uint32Array.from(entries.slice(k, k + 4096)) }).then(collect));
+    return out;
+  };
+
+  const tasks: Promise<void>[] = [];
+  if (sources.treeFromArchive) {
+    const perChunk = entriesPerChunk(manifest, table, offsets, null);
+    manifest.archive.chunks.forEach((_, c) => tasks.push(runChunk(c, perChunk.get(c) ?? [])));
+    tasks.push(...emptyTasks(indexesWhere(table, (e) => e.mode !== MODE_GITLINK && e.size === 0), (k) => -2 - k));
+  } else if (manifest.commit) {
+    // Depth 1: inflate blobs from the HEAD packs as each pack lands.
+    const byPack = objectsByPack(table, sources.headPacks.length);
+    sources.headPacks.forEach((p, k) =>
+      tasks.push(
+        fetches.packs.get(p)!.then(async () => {
+          const path = join(packDir, `${p.name}.pack`);
+          await Promise.all(splitObjects(byPack[k]!, table).map((objects, n) => pool.run({ kind: 'pack', id: k * 1_000_000 + n, packPath: path, objects }).then(collect)));
+        }),
+      ),
+    );
+    // Converted files (.gitattributes transforms) come from the archive.
+    const conv = indexesWhere(table, (e) => isConverted(e) && e.size > 0);
+    if (conv.length) {
+      const perChunk = entriesPerChunk(manifest, table, offsets, new Set(conv));
+      const needed = chunksWithConverted(manifest, table);
+      run.progress.bytesTotal += needed.reduce((a, c) => a + manifest.archive.chunks[c]!.size, 0);
+      for (const c of needed) tasks.push(runChunk(c, perChunk.get(c) ?? []));
+    }
+    tasks.push(...emptyTasks(indexesWhere(table, (e) => isConverted(e) && e.size === 0), () => -1));
+  }
+  for (const f of fetches.packs.values()) tasks.push(f);
+  await Promise.all(tasks);
+  return spanning;
+}
+
+function indexesWhere(table: TableEntry[], keep: (e: TableEntry) => boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < table.length; i++) if (keep(table[i]!)) out.push(i);
+  return out;
+}
+
+/** Editable clones: refs, config and the rest of .git, the work tree moved up, then .git/index from the table and final stat data. */
+function gitDirPhase(run: Run, manifest: Manifest, resolved: Resolved, table: TableEntry[], shared: SharedTable, gitDir: string): void {
+  const staging = run.staging!;
+  run.progress.phase('Writing index');
+  for (let i = 0; i < table.length; i++) if (table[i]!.mode === MODE_GITLINK) recordStat(shared, i, lstatSync(entryFullPath(staging.root, table[i]!), { bigint: true }));
+  writeGitDir({ gitDir, manifest, upstreamUrl: resolved.upstream, shallow: run.shallow });
+  // The work tree moves up first: a rename changes the ctime of what it moves,
+  // so top-level entries are stat'ed again where they end up, for the index.
+  staging.moveUp((name) => name !== '.git');
+  for (let i = 0; i < table.length; i++) if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
+  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
+  mark(run, 'index');
+}
+
+/** Move what is left (.git) up into the target; from here on nothing is undone. */
+function publishPhase(run: Run): void {
+  run.staging!.moveUp();
+  run.staging!.finish();
+  run.staging = null;
+  run.interrupt!.remove(); // complete: a signal from here on finds nothing to undo
+  run.interrupt = null;
+  mark(run, 'rename');
+}
+
+function tellUser(run: Run, manifest: Manifest, resolved: Resolved): void {
+  const { opts, progress } = run;
+  const warning = cloneWarning(manifest, run.shallow);
+  if (warning) {
+    progress.clear();
+    (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
+  }
+  progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
+  if (resolved.newer) (opts.notice ?? ((l: string) => process.stderr.write(`${l}\n`)))(newerNotice(resolved.ref, manifest.commit, resolved.newer));
+}
+
+function cloneResult(run: Run, manifest: Manifest, resolved: Resolved, writerThreads: number): CloneResult {
+  const { timings, client, work } = run;
+  const editable = run.opts.mode === 'editable';
+  return {
+    dir: run.target,
+    repo: resolved.repo,
+    ref: resolved.ref,
+    commit: manifest.commit,
+    mode: run.opts.mode,
+    shallow: run.shallow,
+    files: run.progress.filesDone,
+    bytesDownloaded: run.downloaded,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    timings: { ...timings, total: Math.round(performance.now() - run.t0) },
+    phases: {
+      resolve: timings.resolve!,
+      download: Math.round(client.stats.lastByteAt - client.stats.firstByteAt),
+      verify: Math.round(client.stats.verifyMs + work.verify),
+      inflate: Math.round(work.inflate),
+      write: Math.round(work.write),
+      index: editable ? timings.index! - timings.written! : 0,
+      rename: timings.rename! - (timings.index ?? timings.written!),
+    },
+    writerThreads,
+    newer: resolved.newer,
+    objectStore: { artifacts: client.stats.direct, fellBack: client.stats.fallbacks },
+    retries: {
+      attempts: client.stats.retries,
+      resumed: client.stats.resumes,
+      resumedBytes: client.stats.resumedBytes,
+      restarts: client.stats.restarts,
+      rateLimited: client.stats.rateLimited,
     },
   };
 }
@@ -456,61 +523,9 @@ function decodeTableArtifact(z: Buffer, m: Manifest): { entries: TableEntry[]; d
   return decodeTableAndDirs(raw, m.table.entries, m.headPacks.length);
 }
 
-function entryFullPath(root: string, e: TableEntry): Buffer {
-  return Buffer.concat([Buffer.from(root + '/'), e.path]);
-}
-
 /** Create every directory once, parents first (the list is in byte order, so a prefix comes first). */
 function makeDirectories(root: string, dirs: Buffer[]): void {
   const prefix = Buffer.from(root + '/');
   for (const d of dirs) mkdirSync(Buffer.concat([prefix, d]));
 }
 
-/**
- * Finish entries that spanned archive chunks: stat files written in parts, make
- * symlinks whose targets came in pieces, and (editable) check both against
- * their blob ids, reading the files back in 1 MiB slices.
- */
-function finishSpanningEntries(root: string, editable: boolean, t: SharedTable, partial: Set<number>, symlinkParts: Map<number, { at: number; bytes: Uint8Array }[]>, table: TableEntry[]): void {
-  const check = (i: number, hash: Hash) => {
-    if (editable && !isConverted(table[i]!) && !hash.digest().equals(table[i]!.oid))
-      throw integrityError(`${table[i]!.path.toString('latin1')} from the archive does not match its blob id`);
-  };
-  for (const i of partial) {
-    const path = entryFullPath(root, table[i]!);
-    if (!editable) continue;
-    const hash = createHash('sha1').update(`blob ${table[i]!.size}\0`);
-    const fd = openSync(path, 'r');
-    try {
-      const slice = Buffer.allocUnsafe(1 << 20);
-      for (let n; (n = readSync(fd, slice, 0, slice.length, null)) > 0; ) hash.update(slice.subarray(0, n));
-    } finally {
-      closeSync(fd);
-    }
-    check(i, hash);
-    recordStat(t, i, lstatSync(path, { bigint: true }));
-  }
-  for (const [i, parts] of symlinkParts) {
-    if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
-    const target = Buffer.alloc(table[i]!.size);
-    for (const p of parts) target.set(p.bytes, p.at);
-    if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
-    check(i, createHash('sha1').update(`blob ${target.length}\0`).update(target));
-    const path = entryFullPath(root, table[i]!);
-    symlinkSync(target, path);
-    if (editable) recordStat(t, i, lstatSync(path, { bigint: true }));
-  }
-}
-
-function indexEntries(table: TableEntry[], t: SharedTable): IndexEntry[] {
-  return table.map((e, i) => {
-    const o = i * STAT_FIELDS;
-    const s = t.stats;
-    return {
-      path: e.path,
-      mode: e.mode,
-      oid: e.oid,
-      stat: { ctimeSec: s[o]!, ctimeNsec: s[o + 1]!, mtimeSec: s[o + 2]!, mtimeNsec: s[o + 3]!, dev: s[o + 4]!, ino: s[o + 5]!, uid: s[o + 6]!, gid: s[o + 7]!, size: s[o + 8]! },
-    };
-  });
-}

@@ -5,8 +5,34 @@
  */
 import { isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts } from '../clonepack/layout.js';
-import type { Manifest } from '../clonepack/manifest.js';
+import type { Manifest, PackRef } from '../clonepack/manifest.js';
 import { integrityError } from '../util/errors.js';
+
+/** Where a clone's work tree comes from, and which packs it downloads for .git. */
+export interface TreeSources {
+  /** Work tree decompressed from the archive (else inflated from the HEAD packs). */
+  treeFromArchive: boolean;
+  /** HEAD packs for .git/objects (--depth 1). */
+  headPacks: PackRef[];
+  /** History packs for .git/objects (full editable clones). */
+  historyPacks: PackRef[];
+}
+
+/**
+ * Files mode and full clones read the archive: zstd frames hold the same bytes
+ * as the undeltified HEAD packs in fewer bytes, at one decompression per chunk
+ * instead of one inflate per blob; a full clone's history packs already hold
+ * every object. A depth-1 clone inflates the HEAD packs it downloads for its
+ * object store anyway. Without a commit (HEAD names a missing branch) a full
+ * clone still gets every branch and tag.
+ */
+export function treeSources(m: Manifest, mode: 'editable' | 'files', shallow: boolean): TreeSources {
+  return {
+    treeFromArchive: m.commit !== null && (mode === 'files' || !shallow),
+    headPacks: mode === 'editable' && shallow && m.commit ? m.headPacks : [],
+    historyPacks: mode === 'editable' && !shallow ? m.historyPacks : [],
+  };
+}
 
 /** Blobs per writer task: small enough to spread one pack over all threads. */
 const TASK_RAW_BYTES = 2 << 20;

@@ -1,0 +1,66 @@
+/**
+ * After the writers: entries that spanned archive chunks are completed here
+ * (their parts came from several tasks), and the table plus the stat data the
+ * writers recorded become .git/index entries.
+ */
+import { closeSync, lstatSync, openSync, readSync, symlinkSync } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
+import { recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
+import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
+import type { IndexEntry } from '../git/index-file.js';
+import { SnapError, integrityError } from '../util/errors.js';
+
+export type SymlinkParts = Map<number, { at: number; bytes: Uint8Array }[]>;
+
+export function entryFullPath(root: string, e: TableEntry): Buffer {
+  return Buffer.concat([Buffer.from(root + '/'), e.path]);
+}
+
+/**
+ * Finish entries that spanned archive chunks: stat files written in parts, make
+ * symlinks whose targets came in pieces, and (editable) check both against
+ * their blob ids, reading the files back in 1 MiB slices.
+ */
+export function finishSpanningEntries(root: string, editable: boolean, t: SharedTable, partial: Set<number>, symlinkParts: SymlinkParts, table: TableEntry[]): void {
+  const check = (i: number, hash: Hash) => {
+    if (editable && !isConverted(table[i]!) && !hash.digest().equals(table[i]!.oid))
+      throw integrityError(`${table[i]!.path.toString('latin1')} from the archive does not match its blob id`);
+  };
+  for (const i of partial) {
+    const path = entryFullPath(root, table[i]!);
+    if (!editable) continue;
+    const hash = createHash('sha1').update(`blob ${table[i]!.size}\0`);
+    const fd = openSync(path, 'r');
+    try {
+      const slice = Buffer.allocUnsafe(1 << 20);
+      for (let n; (n = readSync(fd, slice, 0, slice.length, null)) > 0; ) hash.update(slice.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+    check(i, hash);
+    recordStat(t, i, lstatSync(path, { bigint: true }));
+  }
+  for (const [i, parts] of symlinkParts) {
+    if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
+    const target = Buffer.alloc(table[i]!.size);
+    for (const p of parts) target.set(p.bytes, p.at);
+    if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
+    check(i, createHash('sha1').update(`blob ${target.length}\0`).update(target));
+    const path = entryFullPath(root, table[i]!);
+    symlinkSync(target, path);
+    if (editable) recordStat(t, i, lstatSync(path, { bigint: true }));
+  }
+}
+
+export function indexEntries(table: TableEntry[], t: SharedTable): IndexEntry[] {
+  return table.map((e, i) => {
+    const o = i * STAT_FIELDS;
+    const s = t.stats;
+    return {
+      path: e.path,
+      mode: e.mode,
+      oid: e.oid,
+      stat: { ctimeSec: s[o]!, ctimeNsec: s[o + 1]!, mtimeSec: s[o + 2]!, mtimeNsec: s[o + 3]!, dev: s[o + 4]!, ino: s[o + 5]!, uid: s[o + 6]!, gid: s[o + 7]!, size: s[o + 8]! },
+    };
+  });
+}

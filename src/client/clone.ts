@@ -24,7 +24,7 @@ import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
 import { entryFullPath, finishSpanningEntries, indexEntries, type SymlinkParts } from './finish.js';
-import { entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
+import { archiveIsWhole, depth1FromArchive, entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
@@ -227,18 +227,52 @@ async function resolvePhase(run: Run): Promise<Resolution> {
   });
   mark(run, 'resolve');
   if (resolved.mode && !modeServes(resolved.mode, run.want)) throw lesserMode(resolved.mode, run.want);
+  let r = { resolved, manifest: await manifestOf(run, resolved) };
+  if (run.shallow && opts.mode === 'editable' && r.manifest.commit && depth1FromArchive(r.manifest) && !archiveIsWhole(r.manifest)) r = (await filesManifestAtSameCommit(run, r)) ?? r;
+  const t = r.resolved.inline?.table ?? null;
+  const inlineTable = t ? checkInlineArtifact(t, r.manifest.table) : null;
+  mark(run, 'manifest');
+  const manifest = r.manifest;
+  // A big table means writer threads: boot one now, overlapping the table download.
+  if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
+  return { resolved: r.resolved, manifest, inlineTable };
+}
+
+/** The manifest a resolve answer names (inline, or one download), checked against the answer. */
+async function manifestOf(run: Run, resolved: Resolved): Promise<Manifest> {
+  const { client } = run;
   client.useDownloads(resolved.downloads);
   client.useSigned(resolved.signed?.query ?? null, resolved.signed?.expiresAt ?? null);
   // resolve.ts checked inline manifest bytes against the digest and size it names.
   const manifest = parseManifest(resolved.inline?.manifest ?? (await client.download(resolved.manifest))!);
   checkManifestMatches(manifest, resolved, run.want);
   if (resolved.downloads) checkDownloadsMatch(resolved.downloads, resolved.manifest.digest, manifest);
-  const t = resolved.inline?.table ?? null;
-  const inlineTable = t ? checkInlineArtifact(t, manifest.table) : null;
-  mark(run, 'manifest');
-  // A big table means writer threads: boot one now, overlapping the table download.
-  if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
-  return { resolved, manifest, inlineTable };
+  return manifest;
+}
+
+/**
+ * Depth 1 from the archive: the files manifest of the same commit (it names the
+ * HEAD packs too). None when the files stage of that commit is not published
+ * yet: the shallow manifest (the newest commit) is kept rather than an older one.
+ */
+async function filesManifestAtSameCommit(run: Run, shallow: { resolved: Resolved; manifest: Manifest }): Promise<{ resolved: Resolved; manifest: Manifest } | null> {
+  const { client, opts } = run;
+  let resolved: Resolved;
+  try {
+    // timeoutMs 1: an answer now or none (a 202 is a timeout); never a wait for a build.
+    resolved = await resolveRef(client, opts.name, opts.branch ?? '', { mode: 'files', timeoutMs: 1, proxy: opts.proxy === true });
+  } catch (err) {
+    if (err instanceof SnapError && err.code === 'timeout') return null;
+    throw err;
+  }
+  // Only a files manifest (servers that predate modes send none) of the very commit and ref.
+  if (resolved.mode === 'files' && resolved.commit === shallow.manifest.commit && resolved.ref === shallow.manifest.ref) {
+    const manifest = await manifestOf(run, resolved);
+    if (manifestMode(manifest) === 'files') return { resolved, manifest };
+  }
+  client.useDownloads(shallow.resolved.downloads);
+  client.useSigned(shallow.resolved.signed?.query ?? null, shallow.resolved.signed?.expiresAt ?? null);
+  return null;
 }
 
 /** The staging directory inside the target, and the handlers that undo it on a signal. */

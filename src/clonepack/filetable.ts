@@ -157,47 +157,42 @@ export function decodeTableAndDirs(buf: Buffer, expectedCount: number, packCount
  * string key was quadratic in path depth: 800 KB of deep paths took 879 MiB).
  */
 export function tableDirectories(entries: readonly TableEntry[]): Buffer[] {
+  // Linear in the table (a 100k-entry table decoded in ~0.6 s with a binary
+  // search and a Buffer per entry): directory lengths instead of subarrays.
   const ancestors: Buffer[] = [];
-  let prevDir: Buffer = Buffer.alloc(0);
+  let prev: Buffer = EMPTY;
+  let prevLen = 0;
   for (const e of entries) {
-    const slash = e.path.lastIndexOf(0x2f);
-    const dir = slash > 0 ? e.path.subarray(0, slash) : e.path.subarray(0, 0);
-    const shared = sharedDirLength(prevDir, dir);
-    for (let end = dir.length; end > shared; end = dir.lastIndexOf(0x2f, end - 1)) ancestors.push(dir.subarray(0, end));
-    prevDir = dir;
+    const p = e.path;
+    const len = Math.max(0, p.lastIndexOf(0x2f)); // its directory: p[0, len)
+    const shared = sharedDirLength(prev, prevLen, p, len);
+    for (let end = len; end > shared; end = p.lastIndexOf(0x2f, end - 1)) ancestors.push(p.subarray(0, end));
+    prev = p;
+    prevLen = len;
   }
-  // No entry may lie below a file, symlink or gitlink: for each, the first entry after "<path>/" must not start with it.
-  for (let i = 0; i < entries.length; i++) {
-    const below = Buffer.concat([entries[i]!.path, SLASH]);
-    const next = entries[lowerBound(entries, below, i + 1)];
-    if (next && next.path.length > below.length && next.path.subarray(0, below.length).equals(below))
-      throw invalid(`file table: an entry lies below the non-directory entry ${shownPath(entries[i]!.path)}`);
+  // Entries in index order hold each directory's contents contiguously, so each is listed once.
+  ancestors.sort(Buffer.compare);
+  // No entry may lie below a file, symlink or gitlink: no entry (none is a
+  // directory) may be another's ancestor. Both lists are in byte order: one merge.
+  for (let i = 0, k = 0; i < entries.length && k < ancestors.length; ) {
+    const c = Buffer.compare(entries[i]!.path, ancestors[k]!);
+    if (c === 0) throw invalid(`file table: an entry lies below the non-directory entry ${shownPath(entries[i]!.path)}`);
+    if (c < 0) i++;
+    else k++;
   }
   const gitlinks = entries.filter((e) => e.mode === MODE_GITLINK).map((e) => e.path);
-  return [...ancestors, ...gitlinks].sort(Buffer.compare);
+  return gitlinks.length ? [...ancestors, ...gitlinks].sort(Buffer.compare) : ancestors;
 }
 
-const SLASH = Buffer.from('/');
+const EMPTY = Buffer.alloc(0);
 
-/** Length of the longest directory both `a` and `b` (directory paths) are or lie below; 0 if none. */
-function sharedDirLength(a: Buffer, b: Buffer): number {
-  const n = Math.min(a.length, b.length);
+/** Length of the longest directory both a[0, aLen) and b[0, bLen) (directory paths) are or lie below; 0 if none. */
+function sharedDirLength(a: Buffer, aLen: number, b: Buffer, bLen: number): number {
+  const n = Math.min(aLen, bLen);
   let m = 0;
   while (m < n && a[m] === b[m]) m++;
-  const boundary = (x: Buffer) => m === x.length || x[m] === 0x2f;
-  if (boundary(a) && boundary(b)) return m;
+  const boundary = (x: Buffer, xLen: number) => m === xLen || x[m] === 0x2f;
+  if (boundary(a, aLen) && boundary(b, bLen)) return m;
   if (m === 0) return 0;
   return Math.max(0, a.lastIndexOf(0x2f, m - 1)); // the last directory both hold whole
-}
-
-/** First index >= from whose path is not below `path` in byte order. */
-function lowerBound(entries: readonly TableEntry[], path: Buffer, from: number): number {
-  let lo = from;
-  let hi = entries.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (Buffer.compare(entries[mid]!.path, path) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -23,13 +23,12 @@ import { Progress } from './progress.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
-import { entryFullPath, finishSpanningEntries, indexEntries, type SymlinkParts } from './finish.js';
+import { encodeTableIndex, entryFullPath, finishSpanningEntries, type SymlinkParts } from './finish.js';
 import { archiveIsWhole, depth1FromArchive, entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
 import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
-import { encodeIndex } from '../git/index-file.js';
 import { Semaphore } from '../util/limit.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
@@ -423,7 +422,7 @@ function gitDirPhase(run: Run, manifest: Manifest, resolved: Resolved, table: Ta
   // so top-level entries are stat'ed again where they end up, for the index.
   staging.moveUp((name) => name !== '.git');
   for (let i = 0; i < table.length; i++) if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
-  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndex(indexEntries(table, shared)));
+  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeTableIndex(table, shared));
   mark(run, 'index');
 }
 

@@ -7,7 +7,7 @@ import { closeSync, lstatSync, openSync, readSync, symlinkSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
 import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
-import type { IndexEntry } from '../git/index-file.js';
+import { encodeIndexOf, type IndexEntry } from '../git/index-file.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
 export type SymlinkParts = Map<number, { at: number; bytes: Uint8Array }[]>;
@@ -52,10 +52,12 @@ export function finishSpanningEntries(root: string, editable: boolean, t: Shared
   }
 }
 
-export function indexEntries(table: TableEntry[], t: SharedTable): IndexEntry[] {
-  return table.map((e, i) => {
+/** .git/index for the table, from the stat data the writers recorded (entries made one at a time). */
+export function encodeTableIndex(table: TableEntry[], t: SharedTable): Buffer {
+  const s = t.stats;
+  return encodeIndexOf(table.length, t.pathBytes.length, (i): IndexEntry => {
+    const e = table[i]!;
     const o = i * STAT_FIELDS;
-    const s = t.stats;
     return {
       path: e.path,
       mode: e.mode,

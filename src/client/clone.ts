@@ -328,6 +328,7 @@ function startFetches(run: Run, manifest: Manifest, sources: TreeSources, packDi
 /** Wait for the table, start the archive chunks the tree needs (overlapping the decoding), decode and check it. */
 async function tablePhase(run: Run, manifest: Manifest, fetches: Fetches, sources: TreeSources): Promise<{ table: TableEntry[]; dirs: Buffer[] }> {
   const tableZ = await fetches.table;
+  mark(run, 'table-bytes');
   if (sources.treeFromArchive) manifest.archive.chunks.forEach((_, c) => void fetches.chunk(c));
   const decoded = decodeTableArtifact(tableZ, manifest);
   checkArchiveCoversTable(manifest, decoded.entries);

@@ -15,6 +15,7 @@ import { ServerClient } from './http.js';
 import { resolveRef, type NewerBuild, type Resolved } from './resolve.js';
 import { checkInlineArtifact } from './inline-artifact.js';
 import { checkDownloadsMatch } from './downloads.js';
+import { DownloadSlots } from './download-slots.js';
 import { WriterPool } from './pool.js';
 import { shareTable, recordStat, type SharedTable } from './shared-table.js';
 import { zeroMs, type PhaseMs, type WorkerResult, type WorkerTask } from './pool-types.js';
@@ -295,19 +296,21 @@ function bytesToFetch(m: Manifest, s: TreeSources): number {
  * Packs stream straight into .git/objects/pack; chunks wait for a memory slot.
  */
 function startFetches(run: Run, manifest: Manifest, sources: TreeSources, packDir: string, inlineTable: Buffer | null): Fetches {
-  const sem = new Semaphore(DOWNLOADS);
+  const slots = new DownloadSlots(DOWNLOADS);
   const onBytes = (n: number) => ((run.downloaded += n), run.progress.addBytes(n));
-  const fetchBytes = (a: { digest: string; size: number }) => sem.use(() => run.client.download(a, { onBytes })) as Promise<Buffer>;
-  const fetchFile = (a: { digest: string; size: number }, path: string) => sem.use(() => run.client.download(a, { toFile: path, onBytes }));
+  const fetchBytes = (a: { digest: string; size: number }) => slots.use(true, () => run.client.download(a, { onBytes })) as Promise<Buffer>;
+  // Packs the tree is not written from yield their slots to what it is written from.
+  const fetchFile = (urgent: boolean) => (a: { digest: string; size: number }, path: string) => slots.use(urgent, () => run.client.download(a, { toFile: path, onBytes }));
 
   const table = inlineTable ? Promise.resolve(inlineTable) : fetchBytes(manifest.table);
   const packs = new Map<PackRef, Promise<void>>();
-  for (const p of sources.headPacks) packs.set(p, fetchPack(p, packDir, fetchFile));
+  for (const p of sources.headPacks) packs.set(p, fetchPack(p, packDir, fetchFile(!sources.treeFromArchive)));
   const headDone = Promise.allSettled([table, ...packs.values()]);
-  for (const p of sources.historyPacks) packs.set(p, headDone.then(() => fetchPack(p, packDir, fetchFile)));
+  // History packs are a full clone's longest download: they keep their turn.
+  for (const p of sources.historyPacks) packs.set(p, headDone.then(() => fetchPack(p, packDir, fetchFile(true))));
   for (const f of packs.values()) f.catch(() => {}); // observed by the write phase; avoid unhandled rejections meanwhile
 
-  const slots = new Semaphore(CHUNKS_IN_MEMORY);
+  const memory = new Semaphore(CHUNKS_IN_MEMORY);
   const chunks = new Map<number, Promise<Buffer>>();
   return {
     table,
@@ -315,13 +318,13 @@ function startFetches(run: Run, manifest: Manifest, sources: TreeSources, packDi
     chunk(c) {
       let p = chunks.get(c);
       if (!p) {
-        p = slots.acquire().then(() => fetchBytes(manifest.archive.chunks[c]!));
+        p = memory.acquire().then(() => fetchBytes(manifest.archive.chunks[c]!));
         p.catch(() => {});
         chunks.set(c, p);
       }
       return p;
     },
-    releaseChunk: () => slots.release(),
+    releaseChunk: () => memory.release(),
   };
 }
 

@@ -149,7 +149,7 @@ function checkResolved(j: Record<string, unknown>, proxy: boolean): Resolved {
 }
 
 /** Largest inline table accepted (decoded): far above any server's default (256 KiB), far below what would strain memory. */
-export const INLINE_TABLE_MAX = 64 * 2 ** 20;
+export const INLINE_TABLE_MAX = 16 * 2 ** 20;
 
 /**
  * `inline`: absent or null (fetch both), else {manifest: base64, table?: base64 | null}.

@@ -168,9 +168,11 @@ function checkInline(v: unknown, manifest: { digest: string; size: number }, bad
 
 /** Canonical base64 (padded, no whitespace) of at most `maxBytes` bytes, decoded. */
 function decodeBase64(v: unknown, maxBytes: number, bad: () => Error): Buffer {
-  if (typeof v !== 'string' || v.length % 4 !== 0 || v.length > Math.ceil(maxBytes / 3) * 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw bad();
+  if (typeof v !== 'string' || v.length % 4 !== 0 || v.length > Math.ceil(maxBytes / 3) * 4) throw bad();
   const out = Buffer.from(v, 'base64');
-  if (out.toString('base64') !== v) throw bad(); // non-zero padding bits: not the encoding of any bytes
+  // Node's decoder skips what is not base64: only canonical text encodes back to itself. (A regex
+  // test of the alphabet took 8 ms on git/git's 470 KiB; this round trip under 1 ms.)
+  if (out.toString('base64') !== v) throw bad();
   return out;
 }
 

@@ -27,7 +27,7 @@ import { receiveWebhook, WebhookReads } from './hooks.js';
 import { latestSnapshot } from './records.js';
 import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
-import { InlineArtifacts, inlineTableMaxFrom } from './resolve-inline.js';
+import { InlineArtifacts, inlineTableMaxFrom, sendResolveAnswer } from './resolve-inline.js';
 import { GarbageCollector, gcOptionsFromEnv } from './gc/collector.js';
 import { routeGc } from './gc-api.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
@@ -471,7 +471,9 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
       if (repo.visibility === 'private') await ctx.privateMarks.mark(m.digest);
       const newer = await newerBuild(ctx, name, rec.ref, rec.commit);
       recordClone(want);
-      return sendJson(res, 200, {
+      // The inline field after the private marking above: its bytes go only where the digest may.
+      const inlined = inline ? await ctx.inline.field(m) : undefined;
+      return sendResolveAnswer(res, {
         repo: name,
         upstream: repo.url,
         ref: rec.ref,
@@ -483,9 +485,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         newer,
         downloads: ctx.downloads && !proxy ? await ctx.downloads.forManifest(m.digest) : null,
         signed: ctx.signer.sign(m.digest),
-        // After the private marking above: the bytes go only where the digest may (resolve-inline.ts).
-        ...(inline ? { inline: await ctx.inline.answer(m) } : {}),
-      });
+      }, inlined);
     }
   }
   // Not built yet for this mode. A build in flight, or one we can start, means "come back later".

@@ -49,6 +49,8 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // Server commands need Node; on Bun (the launcher's runtime) they become Node in place (runtime.ts).
+  if ((cmd === 'serve' || cmd === 'worker') && process.versions.bun !== undefined) (await import('./runtime.js')).becomeNode();
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     const topic = cmd === 'help' ? rest[0] : undefined;
     if (topic !== undefined && !Object.hasOwn(COMMAND_HELP, topic))

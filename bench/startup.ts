@@ -7,8 +7,9 @@
  * unreachable), which ends the sample. Nothing of the clone's own work is in
  * the number: only runtime start-up, module loading and argument checks.
  *
- * `node dist/bench/startup.js [--runs N] [--warmup N] -- CMD...` prints the
- * samples of one command (e.g. `-- node bin/snapclone.js`).
+ * `node dist/bench/startup.js [--runs N] -- CMD... [-- CMD...]` measures the
+ * commands interleaved (e.g. `-- node bin/snapclone.js -- bin/snapclone`) and
+ * prints each one's medians.
  */
 import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
@@ -120,20 +121,42 @@ export async function startupBench(bin: string[], opts: StartupOpts = {}): Promi
   return out;
 }
 
+/** Several CLIs measured in the same minutes: one sample of each in turn, `rounds` times (after 2 untimed runs each). */
+export async function compareStartup(bins: string[][], rounds: number, env?: NodeJS.ProcessEnv): Promise<StartupSamples[]> {
+  const all = bins.map((bin) => ({ bin, firstRequestMs: [] as number[], connectMs: [] as number[], exitMs: [] as number[], cpuMs: [] as number[], median: NaN, min: NaN, max: NaN }));
+  for (let r = 0; r < rounds; r++)
+    for (const acc of all) {
+      const one = await startupBench(acc.bin, { runs: 1, warmup: r === 0 ? 2 : 0, env });
+      acc.firstRequestMs.push(...one.firstRequestMs);
+      acc.connectMs.push(...one.connectMs);
+      acc.exitMs.push(...one.exitMs);
+      acc.cpuMs.push(...one.cpuMs);
+    }
+  for (const acc of all) {
+    acc.median = median(acc.firstRequestMs);
+    acc.min = Math.min(...acc.firstRequestMs);
+    acc.max = Math.max(...acc.firstRequestMs);
+  }
+  return all;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // node dist/bench/startup.js [--runs N] -- CMD1... [-- CMD2...]: the commands interleaved, N samples each.
   const argv = process.argv.slice(2);
   const sep = argv.indexOf('--');
   const flags = sep < 0 ? argv : argv.slice(0, sep);
-  const cmd = sep < 0 ? [] : argv.slice(sep + 1);
-  const flag = (name: string) => {
-    const i = flags.indexOf(name);
-    return i < 0 ? undefined : Number(flags[i + 1]);
-  };
-  if (cmd.length === 0) {
-    process.stderr.write('usage: node dist/bench/startup.js [--runs N] [--warmup N] -- CMD...\n');
+  const cmds: string[][] = [];
+  for (const a of sep < 0 ? [] : argv.slice(sep + 1)) {
+    if (a === '--' || cmds.length === 0) cmds.push([]);
+    if (a !== '--') cmds[cmds.length - 1]!.push(a);
+  }
+  const i = flags.indexOf('--runs');
+  const runs = i < 0 ? 12 : Number(flags[i + 1]);
+  if (cmds.length === 0 || cmds.some((c) => c.length === 0) || !(runs > 0)) {
+    process.stderr.write('usage: node dist/bench/startup.js [--runs N] -- CMD... [-- CMD...]\n');
     process.exit(2);
   }
-  const r = await startupBench(cmd, { runs: flag('--runs'), warmup: flag('--warmup') });
   const f = (x: number) => x.toFixed(1);
-  process.stdout.write(`${cmd.join(' ')}: first request median ${f(r.median)} ms (min ${f(r.min)}, max ${f(r.max)}); connect median ${f(median(r.connectMs))}; CPU to first request median ${f(median(r.cpuMs))}; exit median ${f(median(r.exitMs))}\n`);
+  for (const r of await compareStartup(cmds, runs))
+    process.stdout.write(`${r.bin.join(' ')}: first request median ${f(r.median)} ms (min ${f(r.min)}, max ${f(r.max)}); connect ${f(median(r.connectMs))}; CPU to first request ${f(median(r.cpuMs))} ms; exit ${f(median(r.exitMs))} ms\n`);
 }

@@ -3,6 +3,7 @@ import { SnapError } from '../util/errors.js';
 import { defaultCloneDir } from '../client/names.js';
 import { out, repoName, serverUrl, type Values } from './common.js';
 import { sendFirstResolve, type FirstAnswer } from './first-request.js';
+import { guardStdio } from './stdio-guard.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2) throw new SnapError('usage', 'clone takes NAME and an optional DIR (see snapclone help clone)');
@@ -23,6 +24,7 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   const proxy = v.proxy === true;
   // Resolve leaves before the client's modules load (first-request.ts); null where it would not pay.
   const firstAnswer: FirstAnswer | null = sendFirstResolve({ server, token, name, ref: (v.branch as string | undefined) ?? '', mode: mode === 'files' ? 'files' : depth === 1 ? 'shallow' : 'full', proxy, dir });
+  guardStdio();
   const { clone } = await import('../client/clone.js');
   const { Progress } = await import('../client/progress.js');
   const opts: Parameters<typeof clone>[0] & { firstAnswer?: FirstAnswer } = {

@@ -43,7 +43,7 @@ export function findBun(root = ROOT): string | null {
 }
 
 export function launcherText(bun: string | null): string {
-  if (bun === null || /\s/.test(bun) || bun.length + 2 > MAX_SHEBANG) return `${NODE_SHEBANG}\n// Made by \`npm run build\` (src/cli/launcher.ts): snapclone on Node.\nimport '../dist/src/cli/main.js';\n`;
+  if (bun === null || /\s/.test(bun) || bun.length + 2 > MAX_SHEBANG) return `${NODE_SHEBANG}\n// Made by \`npm run build\` (src/cli/launcher.ts): snapclone on Node.\nimport "../dist/src/cli/main.js";\n`;
   // The front bundle only while it is newer than the tsc output it was made from (tsc rewrites every file, so a bare `tsc` makes it stale).
   return `#!${bun}
 // Made by \`npm run build\` (src/cli/launcher.ts): snapclone on Bun (serve and worker switch to Node).
@@ -81,5 +81,5 @@ export function writeLauncher(root = ROOT): 'bun' | 'node' {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const runtime = writeLauncher();
-  if (runtime === 'node') process.stderr.write('snapclone: bin/snapclone runs on Node (no usable Bun binary in node_modules)\n');
+  if (runtime === 'node') process.stderr.write(`snapclone: bin/snapclone runs on Node (${process.env.SNAPCLONE_RUNTIME === 'node' ? 'SNAPCLONE_RUNTIME=node' : 'no usable Bun binary in node_modules'})\n`);
 }

@@ -16,7 +16,9 @@ export function becomeNode(): never {
   const node = process.env.SNAPCLONE_NODE || onPath('node');
   if (!node) throw new SnapError('usage', `${process.argv[2]} runs on Node.js (>= 20); no node on PATH (or set SNAPCLONE_NODE)`);
   const script = fileURLToPath(new URL('../../../bin/snapclone.js', import.meta.url));
-  return (process as unknown as { execve: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve(node, [node, script, ...process.argv.slice(2)], process.env);
+  const execve = (process as unknown as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (typeof execve !== 'function') throw new SnapError('usage', `${process.argv[2]} runs on Node.js: run it as \`node ${script} ${process.argv[2]}\` (this Bun cannot hand over)`);
+  return execve.call(process, node, [node, script, ...process.argv.slice(2)], process.env);
 }
 
 function onPath(name: string): string | null {

@@ -2,6 +2,8 @@
 import { SnapError } from '../util/errors.js';
 import { defaultCloneDir } from '../client/names.js';
 import { out, repoName, serverUrl, type Values } from './common.js';
+import { sendFirstResolve, type FirstAnswer } from './first-request.js';
+import { guardStdio } from './stdio-guard.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2) throw new SnapError('usage', 'clone takes NAME and an optional DIR (see snapclone help clone)');
@@ -17,21 +19,29 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
     depth = 1;
   }
   const waitTimeoutMs = timeoutMs(v.timeout as string | undefined);
+  const server = serverUrl(v);
+  const token = process.env.SNAPCLONE_TOKEN || undefined;
+  const proxy = v.proxy === true;
+  // Resolve leaves before the client's modules load (first-request.ts); null where it would not pay.
+  const firstAnswer: FirstAnswer | null = sendFirstResolve({ server, token, name, ref: (v.branch as string | undefined) ?? '', mode: mode === 'files' ? 'files' : depth === 1 ? 'shallow' : 'full', proxy, dir });
+  guardStdio();
   const { clone } = await import('../client/clone.js');
   const { Progress } = await import('../client/progress.js');
-  const result = await clone({
-    server: serverUrl(v),
-    token: process.env.SNAPCLONE_TOKEN || undefined,
+  const opts: Parameters<typeof clone>[0] & { firstAnswer?: FirstAnswer } = {
+    server,
+    token,
     name,
     dir,
     branch: v.branch as string | undefined,
     depth,
     mode,
     waitTimeoutMs,
-    proxy: v.proxy === true,
+    proxy,
     // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
     progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
-  });
+  };
+  if (firstAnswer) opts.firstAnswer = firstAnswer;
+  const result = await clone(opts);
   if (v.bench) process.stderr.write(benchReport(result));
   if (v.json) out(v, result, '');
   return 0;

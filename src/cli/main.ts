@@ -2,28 +2,13 @@
  * snapclone command line. Only argument parsing lives here; each command's
  * module is imported when that command runs, so --version and --help start fast.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
 import { fsErrorToSnap } from '../client/fs-errors.js';
 import { HELP, COMMAND_HELP } from './help.js';
-import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from '../client/stdio-closed.js';
-
-/**
- * A closed stdout or stderr (`snapclone list | head -1`) ends the process
- * quietly with 141, as git ends killed by SIGPIPE (Node ignores SIGPIPE and
- * reports EPIPE instead): the reader wants no more, and nothing can be said on
- * a closed stream. A clone under way hears it first and removes what it wrote.
- * `serve` is the exception: clients still depend on it.
- */
-const serving = process.argv[2] === 'serve' || process.argv[2] === 'worker';
-for (const stream of [process.stdout, process.stderr])
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    // A server whose log reader went away keeps serving; its log lines are lost.
-    if (serving) return;
-    if (err.code !== 'EPIPE') throw err;
-    if (!(process as NodeJS.EventEmitter).emit(STDIO_CLOSED)) process.exit(STDIO_CLOSED_EXIT);
-  });
+import { guardStdio } from './stdio-guard.js';
+import { parseCommandArgs } from './args.js';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -49,6 +34,10 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // A clone guards stdio once its first request has left (stdio-guard.ts); nothing is written before.
+  if (cmd !== 'clone') guardStdio();
+  // Server commands need Node; on Bun (the launcher's runtime) they become Node in place (runtime.ts).
+  if ((cmd === 'serve' || cmd === 'worker') && process.versions.bun !== undefined) (await import('./runtime.js')).becomeNode();
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     const topic = cmd === 'help' ? rest[0] : undefined;
     if (topic !== undefined && !Object.hasOwn(COMMAND_HELP, topic))
@@ -64,11 +53,12 @@ async function main(argv: string[]): Promise<number> {
   if (!spec) throw new SnapError('usage', `unknown command '${cmd}' (see snapclone --help)`);
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: rest, options: spec, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+    parsed = await parseCommandArgs(rest, spec!);
   } catch (err) {
     throw new SnapError('usage', `${(err as Error).message.split('\n')[0]} (see snapclone help ${cmd})`);
   }
   if (parsed.values.help) {
+    guardStdio();
     process.stdout.write(COMMAND_HELP[cmd]!);
     return 0;
   }
@@ -81,6 +71,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    guardStdio();
     // One line on stderr, never a stack trace, unless SNAPCLONE_LOG=debug asks for it.
     const known = err instanceof SnapError ? err : fsErrorToSnap(err);
     if (known) {

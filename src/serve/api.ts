@@ -27,6 +27,7 @@ import { receiveWebhook, WebhookReads } from './hooks.js';
 import { latestSnapshot } from './records.js';
 import type { PresignedDownloads } from './downloads.js';
 import { ManifestComposer } from './compose.js';
+import { InlineArtifacts, inlineTableMaxFrom, sendResolveAnswer } from './resolve-inline.js';
 import { GarbageCollector, gcOptionsFromEnv } from './gc/collector.js';
 import { routeGc } from './gc-api.js';
 import { MANIFEST_MODES, modeServes, type ManifestMode } from '../clonepack/manifest.js';
@@ -82,6 +83,7 @@ interface Api extends ApiContext {
   quarantinedCount(): Promise<number>;
   hookReads: WebhookReads;
   readiness: ReadinessCheck;
+  inline: InlineArtifacts;
 }
 
 export function apiHandler(context: ApiContext) {
@@ -96,6 +98,7 @@ export function apiHandler(context: ApiContext) {
     upstreamAuth: context.upstreamAuth ?? new UpstreamAuth(),
     signer: context.signer ?? new ArtifactSigner(urlKeyFrom(process.env, context.adminTokenHash), urlSecondsFrom(process.env), context.store),
     privateMarks: new PrivateMarks(context.meta, context.store),
+    inline: new InlineArtifacts(context, inlineTableMaxFrom(process.env)),
   };
   const gc = context.gc ?? new GarbageCollector(ctx.store, ctx.meta, ctx.composer, gcOptionsFromEnv());
   const limit = context.rateLimit === undefined ? rateLimitFrom(process.env) : context.rateLimit;
@@ -189,7 +192,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
     if (action === 'resolve' && parts.length === 4 && method === 'GET')
-      return timed(res, async () => (await requireRepoRead(ctx, name, req), resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', res)));
+      return timed(res, async () => (await requireRepoRead(ctx, name, req), resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', url.searchParams.get('inline') === '1', res)));
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -455,7 +458,7 @@ function building(res: ServerResponse, job: JobRecord): void {
   sendJson(res, 202, { status: 'building', job: jobView(job), retryAfter: BUILDING_RETRY_AFTER });
 }
 
-async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, proxy: boolean, res: ServerResponse): Promise<void> {
+async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, proxy: boolean, inline: boolean, res: ServerResponse): Promise<void> {
   const repo = await getRepoOr404(ctx, name);
   const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
   const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
@@ -468,7 +471,9 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
       if (repo.visibility === 'private') await ctx.privateMarks.mark(m.digest);
       const newer = await newerBuild(ctx, name, rec.ref, rec.commit);
       recordClone(want);
-      return sendJson(res, 200, {
+      // The inline field after the private marking above: its bytes go only where the digest may.
+      const inlined = inline ? await ctx.inline.field(m) : undefined;
+      return sendResolveAnswer(res, {
         repo: name,
         upstream: repo.url,
         ref: rec.ref,
@@ -480,7 +485,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         newer,
         downloads: ctx.downloads && !proxy ? await ctx.downloads.forManifest(m.digest) : null,
         signed: ctx.signer.sign(m.digest),
-      });
+      }, inlined);
     }
   }
   // Not built yet for this mode. A build in flight, or one we can start, means "come back later".

@@ -1,0 +1,84 @@
+/**
+ * The clone's first request (resolve), sent before the client's modules load.
+ *
+ * Under Bun, `fetch` is native and costs ~1 ms to first use, while node:http
+ * (what ServerClient speaks) is a JavaScript layer that takes ~45 ms of CPU to
+ * load: sending resolve through fetch first lets the request be on its way
+ * ~10 ms after the process starts, and the rest of the client loads while the
+ * server answers. ServerClient then takes this answer as the answer to its
+ * first identical GET (ServerClient.answerFirst), so 429 waits, 401
+ * credential prompts and errors are handled there exactly as for any answer.
+ *
+ * Under Node nothing is sent early: fetch (undici) loads slower there than
+ * node:http, and Node's own start-up (~50 ms) dominates anyway.
+ */
+import { lstatSync, readdirSync } from 'node:fs';
+
+/** An answer as ServerClient reads it: status, lowercase headers, body text. */
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+/** A request already sent, and its answer to come (a transport failure rejects it). */
+export interface FirstAnswer {
+  method: 'GET';
+  /** Path below the server URL, query included, exactly as ServerClient sends it. */
+  path: string;
+  answer: Promise<RawAnswer>;
+}
+
+/** False until the client takes a FirstAnswer (ServerClient.answerFirst); until then nothing is sent early, so no resolve is ever sent twice. */
+export const CLIENT_TAKES_FIRST_ANSWER: boolean = false;
+
+/** ServerClient's limit on waiting for a JSON answer. */
+const JSON_TIMEOUT_MS = 120_000;
+
+/** The resolve path for what a clone needs, as resolve.ts builds it (until src/client/resolve-path.ts holds it for both). */
+function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'files', proxy: boolean): string {
+  return `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}${proxy ? '&proxy=1' : ''}`;
+}
+
+/**
+ * Send resolve now when that is safe and pays: under Bun, to a plain http(s)
+ * server URL, with no proxy variables (node:http ignores them, fetch would
+ * not), and only when the target can take the clone (else the clone fails
+ * before asking the server, and an early resolve could start a build for nothing).
+ */
+export function sendFirstResolve(o: { server: string; token: string | undefined; name: string; ref: string; mode: 'full' | 'shallow' | 'files'; proxy: boolean; dir: string }): FirstAnswer | null {
+  if (!CLIENT_TAKES_FIRST_ANSWER || process.versions.bun === undefined || typeof fetch !== 'function') return null;
+  if (['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'].some((k) => process.env[k])) return null;
+  let u: URL;
+  try {
+    u = new URL(o.server);
+  } catch {
+    return null; // ServerClient says why
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || !targetTakesClone(o.dir)) return null;
+  const path = resolvePath(o.name, o.ref, o.mode, o.proxy);
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (o.token) headers.authorization = `Bearer ${o.token}`;
+  const url = u.origin + u.pathname.replace(/\/+$/, '') + path;
+  const answer = fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(JSON_TIMEOUT_MS) }).then(async (res) => {
+    const h: Record<string, string> = {};
+    res.headers.forEach((v, k) => (h[k.toLowerCase()] = v));
+    return { status: res.status, headers: h, text: await res.text() };
+  });
+  answer.catch(() => {}); // taken (and its failure reported) by ServerClient; never an unhandled rejection
+  return { method: 'GET', path, answer };
+}
+
+/** Missing, or an empty directory (or a link to one): the only targets a clone takes (staging.ts checks it for real). */
+function targetTakesClone(dir: string): boolean {
+  try {
+    lstatSync(dir);
+  } catch {
+    return true;
+  }
+  try {
+    return readdirSync(dir).length === 0;
+  } catch {
+    return false;
+  }
+}

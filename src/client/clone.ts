@@ -12,8 +12,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readSync, writeFileSync } fr
 import { join, resolve as resolvePath } from 'node:path';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
-import { resolveRef, type NewerBuild, type Resolved } from './resolve.js';
-import { checkInlineArtifact } from './inline-artifact.js';
+import { checkInlineArtifact, resolveRef, type NewerBuild, type Resolved } from './resolve.js';
 import { checkDownloadsMatch } from './downloads.js';
 import { DownloadSlots } from './download-slots.js';
 import { WriterPool } from './pool.js';

@@ -13,32 +13,12 @@
  * node:http, and Node's own start-up (~50 ms) dominates anyway.
  */
 import { lstatSync, readdirSync } from 'node:fs';
+import { resolvePath, type FirstAnswer } from '../client/first-answer.js';
 
-/** An answer as ServerClient reads it: status, lowercase headers, body text. */
-export interface RawAnswer {
-  status: number;
-  headers: Record<string, string>;
-  text: string;
-}
-
-/** A request already sent, and its answer to come (a transport failure rejects it). */
-export interface FirstAnswer {
-  method: 'GET';
-  /** Path below the server URL, query included, exactly as ServerClient sends it. */
-  path: string;
-  answer: Promise<RawAnswer>;
-}
-
-/** False until the client takes a FirstAnswer (ServerClient.answerFirst); until then nothing is sent early, so no resolve is ever sent twice. */
-export const CLIENT_TAKES_FIRST_ANSWER: boolean = false;
+export type { FirstAnswer };
 
 /** ServerClient's limit on waiting for a JSON answer. */
 const JSON_TIMEOUT_MS = 120_000;
-
-/** The resolve path for what a clone needs, as resolve.ts builds it (until src/client/resolve-path.ts holds it for both). */
-function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'files', proxy: boolean): string {
-  return `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}${proxy ? '&proxy=1' : ''}`;
-}
 
 /**
  * Send resolve now when that is safe and pays: under Bun, to a plain http(s)
@@ -47,7 +27,7 @@ function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'file
  * before asking the server, and an early resolve could start a build for nothing).
  */
 export function sendFirstResolve(o: { server: string; token: string | undefined; name: string; ref: string; mode: 'full' | 'shallow' | 'files'; proxy: boolean; dir: string }): FirstAnswer | null {
-  if (!CLIENT_TAKES_FIRST_ANSWER || process.versions.bun === undefined || typeof fetch !== 'function') return null;
+  if (process.versions.bun === undefined || typeof fetch !== 'function') return null;
   if (['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'].some((k) => process.env[k])) return null;
   let u: URL;
   try {

@@ -12,6 +12,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readSync, writeFileSync } fr
 import { join, resolve as resolvePath } from 'node:path';
 import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
+import type { FirstAnswer } from './first-answer.js';
 import { checkInlineArtifact, resolveRef, type NewerBuild, type Resolved } from './resolve.js';
 import { checkDownloadsMatch } from './downloads.js';
 import { DownloadSlots } from './download-slots.js';
@@ -50,6 +51,8 @@ export interface CloneOptions {
   notice?: (line: string) => void;
   /** Every artifact through the server, never straight from the object store (--proxy). */
   proxy?: boolean;
+  /** Resolve, already sent by the CLI (src/cli/first-request.ts): its answer is the first resolve's. */
+  firstAnswer?: FirstAnswer;
 }
 
 export interface CloneResult {
@@ -194,6 +197,7 @@ function startRun(opts: CloneOptions): Run {
   const client = new ServerClient(opts.server, { token: opts.token, connections: DOWNLOADS, upstreamCredentials: true });
   const waitMs = opts.waitTimeoutMs ?? 30 * 60_000;
   client.deadline = Date.now() + waitMs;
+  client.answerFirst(opts.firstAnswer ?? null);
   return {
     opts,
     shallow,

@@ -25,6 +25,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { SnapError, integrityError } from '../util/errors.js';
 import type { Downloads } from './downloads.js';
+import type { FirstAnswer } from './first-answer.js';
 import { BadCopy, fetchResumable, retryAfterMs, Sink, timedRequest, timeoutsFromEnv, TransportError, type Artifact, type DownloadStats, type Source, type Timeouts } from './artifact-download.js';
 import { describeTarget, parseUpstreamTarget, upstreamCredential, type UpstreamCredential } from './upstream-credential.js';
 
@@ -224,16 +225,33 @@ export class ServerClient {
 
   private approved = false;
 
+  /** The answer to a GET the CLI already sent (src/cli/first-request.ts), taken by the first JSON call; null once taken. */
+  private first: FirstAnswer | null = null;
+
+  /** Take `a` as the answer to the first JSON call if it is the same GET (else it is dropped and the call sent as usual). */
+  answerFirst(a: FirstAnswer | null): void {
+    this.first = a;
+  }
+
   private async jsonOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: http.IncomingMessage;
+    const first = this.first;
+    this.first = null;
+    let res: { statusCode?: number | undefined; headers: http.IncomingHttpHeaders };
     let text = '';
     try {
-      res = await this.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
-      res.setEncoding('utf8');
-      for await (const chunk of res) text += chunk as string;
+      if (first && first.method === method && first.path === path && body === undefined) {
+        const a = await first.answer;
+        res = { statusCode: a.status, headers: a.headers };
+        text = a.text;
+      } else {
+        const r = await this.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
+        res = r;
+        r.setEncoding('utf8');
+        for await (const chunk of r) text += chunk as string;
+      }
     } catch (err) {
       throw new SnapError('unreachable', `cannot reach snapclone server at ${this.base}: ${(err as Error).message}`);
     }

@@ -15,6 +15,7 @@ import { SnapError, integrityError } from '../util/errors.js';
 import { isDigest, isOid, sha256Hex } from '../util/hash.js';
 import { LIMITS, MANIFEST_MODES, type ManifestMode } from '../clonepack/manifest.js';
 import { parseDownloads, parseSigned, type Downloads } from './downloads.js';
+import { resolvePath } from './first-answer.js';
 
 /** A build of a newer commit of the ref that the server is still running (commit null: not known yet). */
 export interface NewerBuild {
@@ -61,7 +62,7 @@ const POLL_DEFAULT_MS = 300;
 export async function resolveRef(client: ServerClient, name: string, ref: string, opts: ResolveOptions): Promise<Resolved> {
   const started = Date.now();
   const deadline = started + opts.timeoutMs;
-  const path = `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${opts.mode}${opts.proxy ? '&proxy=1' : ''}&inline=1`;
+  const path = resolvePath(name, ref, opts.mode, opts.proxy === true);
   const what = `${name}${ref ? ` ${ref}` : ''} (${opts.mode})`;
   const timedOut = () =>
     new SnapError('timeout', `the server was still building ${what} after ${Math.round((Date.now() - started) / 1000)} s; try again later or raise --timeout`);

@@ -1,0 +1,24 @@
+/**
+ * A request the CLI sent before the client loaded (src/cli/first-request.ts:
+ * under Bun, resolve through fetch), and the resolve path it and resolve.ts
+ * both build. Kept free of imports so the CLI loads it for nothing.
+ */
+
+/** An answer as ServerClient reads it: status, lowercase headers, body text. */
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+/** A request already sent, and its answer to come (a transport failure rejects it). */
+export interface FirstAnswer {
+  method: 'GET';
+  /** Path below the server URL, query included, exactly as ServerClient sends it. */
+  path: string;
+  answer: Promise<RawAnswer>;
+}
+
+export function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'files', proxy: boolean): string {
+  return `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}${proxy ? '&proxy=1' : ''}&inline=1`;
+}

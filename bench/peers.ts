@@ -109,6 +109,8 @@ async function startRipclone(spec: PeerSpec, repo: string, name: string, work: s
     ...process.env,
     RIPCLONE_SERVER_TOKEN: token,
     RIPCLONE_METADATA: 'sqlite',
+    RIPCLONE_METADATA_DB_URL: `sqlite://${join(work, 'meta.db')}`,
+    RIPCLONE_CONFIG: join(work, 'server-config'),
     RIPCLONE_ORIGIN_BASE: `file://${origins}`,
     RIPCLONE_TRUST_GATEWAY: '1',
     RIPCLONE_POLL_INTERVAL_SECS: '0',

@@ -97,7 +97,10 @@ async function failed(kind: PeerKind, e: unknown, stop: () => Promise<void>): Pr
  * test override RIPCLONE_ORIGIN_BASE (repos at <origins>/<owner>/<name>.git), and
  * RIPCLONE_TRUST_GATEWAY=1 keeps it from probing github.com for visibility.
  */
-async function startRipclone(spec: PeerSpec, repo: string, name: string, work: string, scratch: string): Promise<PeerRun> {
+/** How clients reach a server: the URL itself, or through a delaying proxy (--rtt). */
+export type Via = (url: string) => Promise<string>;
+
+async function startRipclone(spec: PeerSpec, repo: string, name: string, work: string, scratch: string, via: Via): Promise<PeerRun> {
   const origins = join(work, 'origins');
   mkdirSync(join(origins, 'bench'), { recursive: true });
   symlinkSync(repo, join(origins, 'bench', `${name}.git`));
@@ -132,12 +135,13 @@ async function startRipclone(spec: PeerSpec, repo: string, name: string, work: s
     RIPCLONE_NO_CACHE: '1',
     RIPCLONE_CONFIG: join(work, 'client-config'),
   };
-  const cli = (args: string[]): Cmd => ({ argv: [join(spec.dir, 'ripclone'), '--server', url, ...args], env: clientEnv });
+  const cli = (args: string[], server = url): Cmd => ({ argv: [join(spec.dir, 'ripclone'), '--server', server, ...args], env: clientEnv });
   const slug = `bench/${name}`;
+  const clientUrl = await via(url);
   const commands: PeerRun['commands'] = {
-    'ripclone-full': (t) => cli(['clone', slug, t]),
-    'ripclone-depth1': (t) => cli(['clone', slug, t, '--depth', '1']),
-    'ripclone-files': (t) => cli(['clone', slug, t, '--mode', 'files']),
+    'ripclone-full': (t) => cli(['clone', slug, t], clientUrl),
+    'ripclone-depth1': (t) => cli(['clone', slug, t, '--depth', '1'], clientUrl),
+    'ripclone-files': (t) => cli(['clone', slug, t, '--mode', 'files'], clientUrl),
   };
   const run = (c: Cmd) => timed(c.argv, { env: c.env, timeoutMs: 30 * 60_000 });
   try {
@@ -168,7 +172,7 @@ async function startRipclone(spec: PeerSpec, repo: string, name: string, work: s
  * upstream (https-git.ts). The first restore makes the mirror and the snapshot;
  * later ones restore the cached tar.zst.
  */
-async function startCachew(spec: PeerSpec, repo: string, name: string, work: string, scratch: string): Promise<PeerRun> {
+async function startCachew(spec: PeerSpec, repo: string, name: string, work: string, scratch: string, via: Via): Promise<PeerRun> {
   let upstream: HttpsGit | null = null;
   let proc: ChildProcess | null = null;
   const stop = async () => {
@@ -198,8 +202,9 @@ async function startCachew(spec: PeerSpec, repo: string, name: string, work: str
       },
       30_000,
     );
+    const clientUrl = await via(url);
     const commands: PeerRun['commands'] = {
-      'cachew-full': (t) => ({ argv: [join(spec.dir, 'cachew'), '--url', url, 'git', 'restore', upstream!.url, t], env }),
+      'cachew-full': (t) => ({ argv: [join(spec.dir, 'cachew'), '--url', clientUrl, 'git', 'restore', upstream!.url, t], env }),
     };
     const t0 = performance.now();
     const t = join(scratch, 'cachew-warm');
@@ -213,8 +218,8 @@ async function startCachew(spec: PeerSpec, repo: string, name: string, work: str
   }
 }
 
-export function startPeer(spec: PeerSpec, repo: string, name: string, work: string, scratch: string): Promise<PeerRun> {
+export function startPeer(spec: PeerSpec, repo: string, name: string, work: string, scratch: string, via: Via = async (u) => u): Promise<PeerRun> {
   mkdirSync(work, { recursive: true });
   mkdirSync(scratch, { recursive: true });
-  return spec.kind === 'ripclone' ? startRipclone(spec, repo, name, work, scratch) : startCachew(spec, repo, name, work, scratch);
+  return spec.kind === 'ripclone' ? startRipclone(spec, repo, name, work, scratch, via) : startCachew(spec, repo, name, work, scratch, via);
 }

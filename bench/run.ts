@@ -36,6 +36,8 @@
  *                       ripclone-server>, cachew=<dir with cachew and cachewd> (repeatable)
  *   --shape RATE        shaped network: the run re-executes in `unshare -n` with a tbf qdisc on
  *                       loopback (1gbit or 100mbit; shape.ts)
+ *   --rtt MS            add MS of round-trip delay between every timed client and its server
+ *                       (a delaying TCP proxy, delay-proxy.ts; netem is not available)
  *   --serve-seconds S   serving benchmark duration bound (default 8; 0 skips it)
  *   --serve-requests N  serving benchmark request bound (default 5000)
  *   --keep              keep the server data dir and scratch dirs
@@ -61,6 +63,7 @@ import { serveBench } from './serve.js';
 import { renderReport } from './report.js';
 import { parsePeer, PEER_VARIANTS, startPeer, type Cmd, type PeerRun, type PeerSpec } from './peers.js';
 import { withRss } from './rusage.js';
+import { viaDelay, type DelayProxy } from './delay-proxy.js';
 import { checkShape, reexecShaped, shapeLoopback } from './shape.js';
 import { DEFAULT_VARIANTS, VARIANTS, type CloneJson, type Derived, type FsInfo, type Results, type UpstreamResult, type Variant, type VariantResult } from './types.js';
 
@@ -92,6 +95,8 @@ interface Ctx {
   serveSeconds: number;
   serveRequests: number;
   peers: PeerSpec[];
+  /** Round-trip delay added by a proxy in front of every server the timed clients use (0: none). */
+  rttMs: number;
   /** Called after every timed sample, to save partial results. */
   save: () => void;
 }
@@ -202,13 +207,17 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
   const daemon = await startDaemon(repo);
   log(`${name}: git daemon at ${daemon.url}`);
   const peers: PeerRun[] = [];
+  const proxies: DelayProxy[] = [];
   try {
+    const via = async (url: string) => (ctx.rttMs > 0 ? viaDelay(url, ctx.rttMs, proxies) : url);
+    const daemonUrl = await via(daemon.url);
+    const snapUrl = await via(serverUrl);
     // Peers register and warm this upstream before the rounds; a failed peer's variants leave the rounds.
     const variants = [...ctx.variants];
     res.peers = {};
     for (const spec of ctx.peers) {
       log(`${name}: starting peer ${spec.kind} from ${spec.dir}`);
-      const p = await startPeer(spec, repo, name, join(ctx.tmp, `peer-${spec.kind}-${name}`), join(ctx.tmp, `peer-scratch-${name}`));
+      const p = await startPeer(spec, repo, name, join(ctx.tmp, `peer-${spec.kind}-${name}`), join(ctx.tmp, `peer-scratch-${name}`), via);
       peers.push(p);
       res.peers[spec.kind] = { buildMs: p.buildMs, error: p.error };
     }
@@ -221,12 +230,12 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
     // tar as root would chown every file and restore mtimes; snapclone does neither, so neither do the floors.
     const untar = (archive: string, t: string): Job => ({ pipe: [['zstd', '-dc', archive], ['tar', '-x', '-m', '--no-same-owner', '-C', t]], prepare: () => mkdirSync(t) });
     const commands: Record<Variant, (target: string) => Job> = {
-      'git-full': (t) => cmd(['git', 'clone', '-q', daemon.url, t]),
-      'git-full-single': (t) => cmd(['git', 'clone', '-q', '--single-branch', '--no-tags', daemon.url, t]),
-      'git-depth1': (t) => cmd(['git', 'clone', '-q', '--depth', '1', daemon.url, t]),
-      'snap-full': (t) => cmd(snap(['clone', name, t, '--json'], serverUrl)),
-      'snap-depth1': (t) => cmd(snap(['clone', name, t, '--depth', '1', '--json'], serverUrl)),
-      'snap-files': (t) => cmd(snap(['clone', name, t, '--mode', 'files', '--json'], serverUrl)),
+      'git-full': (t) => cmd(['git', 'clone', '-q', daemonUrl, t]),
+      'git-full-single': (t) => cmd(['git', 'clone', '-q', '--single-branch', '--no-tags', daemonUrl, t]),
+      'git-depth1': (t) => cmd(['git', 'clone', '-q', '--depth', '1', daemonUrl, t]),
+      'snap-full': (t) => cmd(snap(['clone', name, t, '--json'], snapUrl)),
+      'snap-depth1': (t) => cmd(snap(['clone', name, t, '--depth', '1', '--json'], snapUrl)),
+      'snap-files': (t) => cmd(snap(['clone', name, t, '--mode', 'files', '--json'], snapUrl)),
       'ripclone-full': (t) => ({ cmd: peerCmd('ripclone-full', t) }),
       'ripclone-depth1': (t) => ({ cmd: peerCmd('ripclone-depth1', t) }),
       'ripclone-files': (t) => ({ cmd: peerCmd('ripclone-files', t) }),
@@ -302,6 +311,7 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
     for (const fs of ctx.fss) res.derived[fs.label] = derive(res.results[fs.label]!);
   } finally {
     for (const p of peers) await p.stop();
+    for (const p of proxies) await p.stop();
     await stopProc(daemon.proc);
     for (const fs of ctx.fss) rmrf(join(fs.dir, name));
   }
@@ -402,6 +412,7 @@ async function main(): Promise<void> {
       peer: { type: 'string', multiple: true },
       shape: { type: 'string' },
       'in-shape': { type: 'string' },
+      rtt: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -472,6 +483,7 @@ async function main(): Promise<void> {
     dirty,
     argv: process.argv.slice(2),
     shape,
+    rttMs: Number(values.rtt ?? 0),
     machine: machine(),
     filesystems: fss,
     startup: { samples: [], stats: stats([]) },
@@ -500,6 +512,7 @@ async function main(): Promise<void> {
     serveSeconds: Number(values['serve-seconds'] ?? 8),
     serveRequests: Number(values['serve-requests'] ?? 5000),
     peers: peerSpecs,
+    rttMs: Number(values.rtt ?? 0),
     save,
   };
   let failed = 0;

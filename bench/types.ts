@@ -118,6 +118,8 @@ export interface Results {
   argv: string[];
   /** Shaped network mode (--shape), e.g. "1gbit"; absent or null on plain loopback. */
   shape?: string | null;
+  /** Round-trip delay (ms) added by the delaying proxy (--rtt); absent or 0 for none. */
+  rttMs?: number;
   machine: Machine;
   filesystems: FsInfo[];
   startup: { samples: number[]; stats: Stats };

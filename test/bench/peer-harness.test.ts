@@ -85,3 +85,33 @@ test('parsePeer takes KIND=DIR for known peers whose binaries exist', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the delaying proxy carries both directions intact and in order, half-close included', async () => {
+  const { createServer, connect } = await import('node:net');
+  const { startDelayProxy } = await import('../../bench/delay-proxy.js');
+  const { randomBytes } = await import('node:crypto');
+  // An echo server that answers only after the client finished sending (half-close).
+  const echo = createServer({ allowHalfOpen: true }, (s) => {
+    const parts: Buffer[] = [];
+    s.on('data', (d: Buffer) => parts.push(d));
+    s.on('end', () => s.end(Buffer.concat(parts)));
+  });
+  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+  const proxy = await startDelayProxy((echo.address() as { port: number }).port, 10);
+  try {
+    const sent = randomBytes(8 << 20);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const c = connect({ host: '127.0.0.1', port: proxy.port, allowHalfOpen: true });
+      const parts: Buffer[] = [];
+      c.on('data', (d: Buffer) => parts.push(d));
+      c.on('end', () => resolve(Buffer.concat(parts)));
+      c.on('error', reject);
+      c.end(sent);
+    });
+    assert.equal(got.length, sent.length);
+    assert.ok(got.equals(sent));
+  } finally {
+    await proxy.stop();
+    await new Promise<void>((r) => echo.close(() => r()));
+  }
+});

@@ -83,7 +83,9 @@ function peersTable(u: UpstreamResult, fss: string[]): string {
         if (!x.samples.length) return x.errors[0]?.startsWith('fails:') ? x.errors[0].slice(0, 120) : 'failed';
         return fmtMs(x.stats.median);
       });
-      rows.push(`| ${m.mode} | ${fs} | ${fmtMs(g)} | ${peerCells.join(' | ')} | ${fmtMs(sm)} | ${fmtRatio(g / sm)} | ${p ? `${fmtRatio(sm / p.ms)} (${VARIANT_LABEL[p.v]})` : 'n/a'} |`);
+      // Files mode has no git counterpart: show the floor there, and snapclone / floor instead of a speed-up.
+      const [gitCell, ratioCell] = m.git === 'floor' ? [`${fmtMs(g)} (floor)`, `${fmtRatio(sm / g)} of the floor`] : [fmtMs(g), fmtRatio(g / sm)];
+      rows.push(`| ${m.mode} | ${fs} | ${gitCell} | ${peerCells.join(' | ')} | ${fmtMs(sm)} | ${ratioCell} | ${p ? `${fmtRatio(sm / p.ms)} (${VARIANT_LABEL[p.v]})` : 'n/a'} |`);
     }
   if (!rows.length) return '';
   return `\nAgainst the peers (medians; "git" is \`git clone\`, \`git clone --depth 1\`, and the tar.zst floor in files mode):\n\n| mode | fs | git | ${cols.map((c) => c.name).join(' | ')} | snapclone | git / snapclone | snapclone / fastest peer |\n|---|---|---:|---:|---:|---:|---:|---:|\n${rows.join('\n')}\n`;

@@ -154,7 +154,7 @@ async function startRipclone(spec: PeerSpec, repo: string, name: string, work: s
     // Builds are two-phase (depth 1 first, then history, then the archive): every mode must answer before the race.
     for (const v of PEER_VARIANTS.ripclone) {
       const t = join(scratch, `ripclone-warm-${v}`);
-      await untilOk(`ripclone ${v}`, () => (rmrf(t), run(commands[v]!(t))), 20 * 60_000);
+      await untilOk(`ripclone ${v}`, () => (rmrf(t), run(commands[v]!(t))), 5 * 60_000);
       rmrf(t);
     }
     const buildMs = performance.now() - t0;

@@ -69,7 +69,13 @@ function spawnServer(argv: string[], env: NodeJS.ProcessEnv, logPath: string, cw
   return p;
 }
 
-const lastLines = (t: Timed) => (t.stderr.trim() || t.stdout.trim()).split('\n').slice(-3).join(' | ').slice(0, 400);
+/** The gist of a failed command's output: its last lines before any backtrace (Rust prints one after the error). */
+function lastLines(t: Timed): string {
+  const lines = (t.stderr.trim() || t.stdout.trim()).split('\n');
+  const bt = lines.findIndex((l) => /^\s*(stack backtrace|\d+: )/i.test(l));
+  const kept = (bt >= 0 ? lines.slice(0, bt) : lines).filter((l) => l.trim());
+  return kept.slice(-3).join(' | ').slice(0, 400);
+}
 
 /** Retry a command until it succeeds (a peer still building answers "not ready"), or give up after timeoutMs. */
 async function untilOk(what: string, run: () => Promise<Timed>, timeoutMs: number): Promise<void> {

@@ -250,6 +250,7 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
     for (const p of peers)
       if (p.error)
         for (const v of PEER_VARIANTS[p.kind]) {
+          if (!variants.includes(v)) continue;
           variants.splice(variants.indexOf(v), 1);
           for (const fs of ctx.fss) res.results[fs.label]![v].errors.push(`fails: ${p.error}`);
         }

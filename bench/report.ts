@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { fmtBytes, fmtMs, fmtRatio, median } from './lib.js';
-import { VARIANTS, VARIANT_LABEL, type Results, type UpstreamResult, type Variant } from './types.js';
+import { VARIANTS, VARIANT_LABEL, type Results, type Derived, type UpstreamResult, type Variant } from './types.js';
 
 interface TargetRow {
   target: string;
@@ -16,6 +16,9 @@ interface TargetRow {
   measured: string;
   met: boolean | null;
 }
+
+/** Partial results (a run stopped before its upstream finished) have no derived numbers yet. */
+const NO_DERIVED: Derived = { ratioFull: NaN, ratioDepth1: NaN, ratioFilesVsFloor: NaN, writerFilesPerSecEditable: NaN, writerFilesPerSecFiles: NaN, peakRssFullBytes: NaN, bytesDownloaded: { full: NaN, depth1: NaN, files: NaN } };
 
 const isName = (u: UpstreamResult, ...names: string[]) => names.includes(u.name);
 
@@ -145,12 +148,12 @@ function upstreamSection(r: Results, u: UpstreamResult): string {
     s += `| ${VARIANT_LABEL[v]} | ${cells.join(' | ')} |\n`;
   }
   s += `\n| ratio (of medians) | ${fss.join(' | ')} |\n|---|${fss.map(() => '---:').join('|')}|\n`;
-  s += `| git clone / snapclone clone | ${fss.map((f) => fmtRatio(u.derived[f]!.ratioFull)).join(' | ')} |\n`;
-  s += `| git clone --depth 1 / snapclone --depth 1 | ${fss.map((f) => fmtRatio(u.derived[f]!.ratioDepth1)).join(' | ')} |\n`;
-  s += `| snapclone --mode files / tar.zst floor | ${fss.map((f) => fmtRatio(u.derived[f]!.ratioFilesVsFloor)).join(' | ')} |\n`;
-  s += `| writer files/s, editable | ${fss.map((f) => Math.round(u.derived[f]!.writerFilesPerSecEditable).toLocaleString('en-US')).join(' | ')} |\n`;
-  s += `| writer files/s, files mode | ${fss.map((f) => Math.round(u.derived[f]!.writerFilesPerSecFiles).toLocaleString('en-US')).join(' | ')} |\n`;
-  s += `| client peak RSS, full clone (median) | ${fss.map((f) => fmtBytes(u.derived[f]!.peakRssFullBytes)).join(' | ')} |\n`;
+  s += `| git clone / snapclone clone | ${fss.map((f) => fmtRatio((u.derived[f] ?? NO_DERIVED).ratioFull)).join(' | ')} |\n`;
+  s += `| git clone --depth 1 / snapclone --depth 1 | ${fss.map((f) => fmtRatio((u.derived[f] ?? NO_DERIVED).ratioDepth1)).join(' | ')} |\n`;
+  s += `| snapclone --mode files / tar.zst floor | ${fss.map((f) => fmtRatio((u.derived[f] ?? NO_DERIVED).ratioFilesVsFloor)).join(' | ')} |\n`;
+  s += `| writer files/s, editable | ${fss.map((f) => Math.round((u.derived[f] ?? NO_DERIVED).writerFilesPerSecEditable).toLocaleString('en-US')).join(' | ')} |\n`;
+  s += `| writer files/s, files mode | ${fss.map((f) => Math.round((u.derived[f] ?? NO_DERIVED).writerFilesPerSecFiles).toLocaleString('en-US')).join(' | ')} |\n`;
+  s += `| client peak RSS, full clone (median) | ${fss.map((f) => fmtBytes((u.derived[f] ?? NO_DERIVED).peakRssFullBytes)).join(' | ')} |\n`;
   if (fss.some((f) => u.results[f]!['floor-clone']))
     s += `| snapclone clone / whole-clone floor | ${fss.map((f) => fmtRatio(med(u, f, 'snap-full') / med(u, f, 'floor-clone'))).join(' | ')} |\n`;
   if (fss.some((f) => u.results[f]!['git-full-single']))

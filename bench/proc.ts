@@ -22,6 +22,11 @@ export function trackTemp(dir: string): void {
   tempDirs.add(dir);
 }
 
+/** Stop child at exit like the servers started here (peer servers, upstream servers). */
+export function trackChild(child: ChildProcess): void {
+  children.add(child);
+}
+
 export function untrackTemp(dir: string): void {
   tempDirs.delete(dir);
 }

@@ -10,6 +10,12 @@
  *   git clone git://...            git clone --depth 1 git://...
  *   snapclone clone                snapclone clone --depth 1
  *   snapclone clone --mode files   zstd -dc tree.tar.zst | tar -x   (restore floor)
+ *   zstd -dc clone.tar.zst | tar -x  (floor-clone: a whole `git clone`, .git + tree)
+ *
+ * and, with --peer, the peers' clients (peers.ts) in the same rounds:
+ *   ripclone clone [--depth 1 | --mode files], beside its like-for-like baseline
+ *   git clone --single-branch --no-tags (git-full-single); cachew git restore.
+ * Every command's peak RSS (wait4 rusage via /usr/bin/time) is recorded too.
  *
  * Wall time is from spawning the process to its exit (hrtime); target
  * directories are fresh and removed outside the timed region. Then a serving
@@ -24,7 +30,14 @@
  *   --fs LIST           tmpfs,disk (default both)
  *   --tmpfs-dir DIR     default /dev/shm
  *   --disk-dir DIR      default <out>/scratch
- *   --only LIST         only these variants (git-full,git-depth1,snap-full,snap-depth1,snap-files,floor)
+ *   --only LIST         only these variants (git-full,git-full-single,git-depth1,snap-full,snap-depth1,
+ *                       snap-files,floor,floor-clone); --peer adds its own variants to the list
+ *   --peer KIND=DIR     race a peer built from its own source: ripclone=<dir with ripclone and
+ *                       ripclone-server>, cachew=<dir with cachew and cachewd> (repeatable)
+ *   --shape RATE        shaped network: the run re-executes in `unshare -n` with a tbf qdisc on
+ *                       loopback (1gbit or 100mbit; shape.ts)
+ *   --rtt MS            add MS of round-trip delay between every timed client and its server
+ *                       (a delaying TCP proxy, delay-proxy.ts; netem is not available)
  *   --serve-seconds S   serving benchmark duration bound (default 8; 0 skips it)
  *   --serve-requests N  serving benchmark request bound (default 5000)
  *   --keep              keep the server data dir and scratch dirs
@@ -48,7 +61,11 @@ import { installCleanup, keepTempDirs, machine, NODE, snapshotProduct, startDaem
 import { ensureSynthetic, parseSynthetic } from './synthetic.js';
 import { serveBench } from './serve.js';
 import { renderReport } from './report.js';
-import { VARIANTS, type CloneJson, type Derived, type FsInfo, type Results, type UpstreamResult, type Variant, type VariantResult } from './types.js';
+import { parsePeer, PEER_VARIANTS, startPeer, type Cmd, type PeerRun, type PeerSpec } from './peers.js';
+import { withRss } from './rusage.js';
+import { viaDelay, type DelayProxy } from './delay-proxy.js';
+import { checkShape, reexecShaped, shapeLoopback } from './shape.js';
+import { DEFAULT_VARIANTS, VARIANTS, type CloneJson, type Derived, type FsInfo, type Results, type UpstreamResult, type Variant, type VariantResult } from './types.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The snapclone CLI under test; a private snapshot of the build once main() has made one. */
@@ -77,12 +94,33 @@ interface Ctx {
   warmup: number;
   serveSeconds: number;
   serveRequests: number;
+  peers: PeerSpec[];
+  /** Round-trip delay added by a proxy in front of every server the timed clients use (0: none). */
+  rttMs: number;
   /** Called after every timed sample, to save partial results. */
   save: () => void;
 }
 
+/** The one place the snapclone CLI is launched (the launcher may change: keep every spawn of it here). */
 function snap(args: string[], server: string): string[] {
   return [NODE, BIN, ...args, '--server', server];
+}
+
+/** A timed variant: one command, or `a | b` (the floors); prepare runs before the clock starts. */
+type Job = { cmd: Cmd; prepare?: () => void } | { pipe: [string[], string[]]; prepare?: () => void };
+
+/** Run a job with wall time and peak RSS (the larger side of a pipe). */
+async function runJob(job: Job, rssDir: string): Promise<{ t: Timed; rss: number }> {
+  job.prepare?.();
+  if ('cmd' in job) {
+    const p = withRss(job.cmd.argv, rssDir);
+    const t = await timed(p.argv, { env: job.cmd.env, timeoutMs: 30 * 60_000 });
+    return { t, rss: p.read() };
+  }
+  const a = withRss(job.pipe[0], rssDir);
+  const b = withRss(job.pipe[1], rssDir);
+  const t = await timedPipe(a.argv, b.argv, { timeoutMs: 30 * 60_000 });
+  return { t, rss: Math.max(a.read(), b.read()) };
 }
 
 function parseCloneJson(t: Timed): CloneJson {
@@ -109,6 +147,22 @@ async function floorArchive(ctx: Ctx, repo: string, name: string, commit: string
   const tmpPath = `${path}.tmp`;
   const r = await timedPipe(['tar', '-C', checkout, '--exclude=.git', '-cf', '-', '.'], ['zstd', '-3', '-T0', '-q', '-f', '-o', tmpPath]);
   if (r.code !== 0) throw new Error(`building the floor archive failed: ${r.stderr.trim()}`);
+  renameSync(tmpPath, path);
+  rmrf(checkout);
+  return { path, bytes: statSync(path).size, buildMs: performance.now() - t0 };
+}
+
+/** A tar.zst of a whole `git clone` (.git + tree; objects copied, no alternates): the issue's full-clone floor, cached by commit. */
+async function floorCloneArchive(ctx: Ctx, repo: string, name: string, commit: string): Promise<{ path: string; bytes: number; buildMs: number }> {
+  const path = join(ctx.cacheDir, `floor-clone-${name}-${commit.slice(0, 12)}.tar.zst`);
+  if (existsSync(path)) return { path, bytes: statSync(path).size, buildMs: NaN };
+  const checkout = join(ctx.tmp, `clone-${name}`);
+  rmrf(checkout);
+  const t0 = performance.now();
+  await must(['git', 'clone', '-q', '--no-local', repo, checkout], { timeoutMs: 60 * 60_000 });
+  const tmpPath = `${path}.tmp`;
+  const r = await timedPipe(['tar', '-C', checkout, '-cf', '-', '.'], ['zstd', '-3', '-T0', '-q', '-f', '-o', tmpPath]);
+  if (r.code !== 0) throw new Error(`building the whole-clone floor archive failed: ${r.stderr.trim()}`);
   renameSync(tmpPath, path);
   rmrf(checkout);
   return { path, bytes: statSync(path).size, buildMs: performance.now() - t0 };
@@ -144,23 +198,62 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
 
   const floor = await floorArchive(ctx, repo, name, res.commit);
   res.floor = { bytes: floor.bytes, buildMs: floor.buildMs };
+  let floorClone = { path: '', bytes: NaN, buildMs: NaN };
+  if (ctx.variants.includes('floor-clone')) {
+    floorClone = await floorCloneArchive(ctx, repo, name, res.commit);
+    res.floorClone = { bytes: floorClone.bytes, buildMs: floorClone.buildMs };
+  }
 
   const daemon = await startDaemon(repo);
   log(`${name}: git daemon at ${daemon.url}`);
+  const peers: PeerRun[] = [];
+  const proxies: DelayProxy[] = [];
   try {
-    const commands: Record<Variant, (target: string) => Promise<Timed>> = {
-      'git-full': (t) => timed(['git', 'clone', '-q', daemon.url, t], { timeoutMs: 30 * 60_000 }),
-      'git-depth1': (t) => timed(['git', 'clone', '-q', '--depth', '1', daemon.url, t], { timeoutMs: 30 * 60_000 }),
-      'snap-full': (t) => timed(snap(['clone', name, t, '--json'], serverUrl), { timeoutMs: 30 * 60_000 }),
-      'snap-depth1': (t) => timed(snap(['clone', name, t, '--depth', '1', '--json'], serverUrl), { timeoutMs: 30 * 60_000 }),
-      'snap-files': (t) => timed(snap(['clone', name, t, '--mode', 'files', '--json'], serverUrl), { timeoutMs: 30 * 60_000 }),
-      // tar as root would chown every file and restore mtimes; snapclone does neither, so neither does the floor.
-      floor: (t) => (mkdirSync(t), timedPipe(['zstd', '-dc', floor.path], ['tar', '-x', '-m', '--no-same-owner', '-C', t], { timeoutMs: 30 * 60_000 })),
+    const via = async (url: string) => (ctx.rttMs > 0 ? viaDelay(url, ctx.rttMs, proxies) : url);
+    const daemonUrl = await via(daemon.url);
+    const snapUrl = await via(serverUrl);
+    // Peers register and warm this upstream before the rounds; a failed peer's variants leave the rounds.
+    const variants = [...ctx.variants];
+    res.peers = {};
+    for (const spec of ctx.peers) {
+      log(`${name}: starting peer ${spec.kind} from ${spec.dir}`);
+      const p = await startPeer(spec, repo, name, join(ctx.tmp, `peer-${spec.kind}-${name}`), join(ctx.tmp, `peer-scratch-${name}`), via);
+      peers.push(p);
+      res.peers[spec.kind] = { buildMs: p.buildMs, error: p.error };
+    }
+    const peerCmd = (v: Variant, t: string): Cmd => {
+      const c = peers.find((p) => p.commands[v])?.commands[v];
+      if (!c) throw new Error(`no peer runs ${v}`);
+      return c(t);
+    };
+    const cmd = (argv: string[]): Job => ({ cmd: { argv } });
+    // tar as root would chown every file and restore mtimes; snapclone does neither, so neither do the floors.
+    const untar = (archive: string, t: string): Job => ({ pipe: [['zstd', '-dc', archive], ['tar', '-x', '-m', '--no-same-owner', '-C', t]], prepare: () => mkdirSync(t) });
+    const commands: Record<Variant, (target: string) => Job> = {
+      'git-full': (t) => cmd(['git', 'clone', '-q', daemonUrl, t]),
+      'git-full-single': (t) => cmd(['git', 'clone', '-q', '--single-branch', '--no-tags', daemonUrl, t]),
+      'git-depth1': (t) => cmd(['git', 'clone', '-q', '--depth', '1', daemonUrl, t]),
+      'snap-full': (t) => cmd(snap(['clone', name, t, '--json'], snapUrl)),
+      'snap-depth1': (t) => cmd(snap(['clone', name, t, '--depth', '1', '--json'], snapUrl)),
+      'snap-files': (t) => cmd(snap(['clone', name, t, '--mode', 'files', '--json'], snapUrl)),
+      'ripclone-full': (t) => ({ cmd: peerCmd('ripclone-full', t) }),
+      'ripclone-depth1': (t) => ({ cmd: peerCmd('ripclone-depth1', t) }),
+      'ripclone-files': (t) => ({ cmd: peerCmd('ripclone-files', t) }),
+      'cachew-full': (t) => ({ cmd: peerCmd('cachew-full', t) }),
+      floor: (t) => untar(floor.path, t),
+      'floor-clone': (t) => untar(floorClone.path, t),
     };
     for (const fs of ctx.fss) {
       res.results[fs.label] = Object.fromEntries(ctx.variants.map((v) => [v, emptyVariant()])) as Record<Variant, VariantResult>;
       mkdirSync(join(fs.dir, name), { recursive: true });
     }
+    for (const p of peers)
+      if (p.error)
+        for (const v of PEER_VARIANTS[p.kind]) {
+          if (!variants.includes(v)) continue;
+          variants.splice(variants.indexOf(v), 1);
+          for (const fs of ctx.fss) res.results[fs.label]![v].errors.push(`fails: ${p.error}`);
+        }
     let seq = 0;
     const checked = new Set<string>();
     // The floor archive unpacked once: the reference the first clone of each variant is compared with.
@@ -173,8 +266,9 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
       rmrf(target);
       const vr = res.results[fs.label]![v];
       let t: Timed;
+      let rss = NaN;
       try {
-        t = await commands[v](target);
+        ({ t, rss } = await runJob(commands[v](target), ctx.tmp));
       } catch (e) {
         t = { ms: NaN, code: -1, signal: null, stdout: '', stderr: (e as Error).message };
       }
@@ -193,8 +287,9 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
         }
         if (!timedRun) return;
         vr.samples.push(t.ms);
+        (vr.peakRss ??= []).push(rss);
         if (cj) (vr.clone ??= []).push(cj);
-        if (v === 'git-full' || v === 'git-depth1') (vr.packBytes ??= []).push(sizeOfFiles(join(target, '.git/objects/pack'), '.pack'));
+        if (v === 'git-full' || v === 'git-depth1' || v === 'git-full-single') (vr.packBytes ??= []).push(sizeOfFiles(join(target, '.git/objects/pack'), '.pack'));
       } finally {
         rmrf(target);
       }
@@ -205,7 +300,7 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
       const t0 = performance.now();
       for (const fs of ctx.fss) {
         // Round-robin over the variants, starting one further each round so no variant always goes first.
-        const order = ctx.variants.map((_, i) => ctx.variants[(i + r) % ctx.variants.length]!);
+        const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
         for (const v of order) await one(fs, v, timedRun);
       }
       for (const fs of ctx.fss) for (const v of ctx.variants) res.results[fs.label]![v].stats = stats(res.results[fs.label]![v].samples);
@@ -216,6 +311,8 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
     res.gitPackBytes = { full: packs('git-full'), depth1: packs('git-depth1') };
     for (const fs of ctx.fss) res.derived[fs.label] = derive(res.results[fs.label]!);
   } finally {
+    for (const p of peers) await p.stop();
+    for (const p of proxies) await p.stop();
     await stopProc(daemon.proc);
     for (const fs of ctx.fss) rmrf(join(fs.dir, name));
   }
@@ -235,16 +332,16 @@ async function benchUpstream(ctx: Ctx, runs: number, res: UpstreamResult): Promi
 async function check(v: Variant, target: string, res: UpstreamResult, cj: CloneJson | undefined, reference: string): Promise<string> {
   try {
     // Same files, modes of symlinks and bytes as a real checkout (diff exits 1 on a difference).
-    if (v !== 'floor') {
+    if (v !== 'floor' && v !== 'floor-clone') {
       const d = await timed(['diff', '-r', '-q', '--no-dereference', '--exclude=.git', reference, target], { timeoutMs: 10 * 60_000 });
       if (d.code !== 0) return `work tree differs from a git checkout: ${(d.stdout + d.stderr).trim().split('\n').slice(0, 3).join(' | ')}`;
     }
-    if (v === 'git-full' || v === 'git-depth1' || v === 'snap-full' || v === 'snap-depth1') {
+    if (v !== 'floor' && v !== 'floor-clone' && v !== 'snap-files' && v !== 'ripclone-files') {
       const head = (await must(['git', '-C', target, 'rev-parse', 'HEAD'])).stdout.trim();
       if (head !== res.commit) return `HEAD is ${head}, expected ${res.commit}`;
       const st = (await must(['git', '-C', target, 'status', '--porcelain'], { timeoutMs: 10 * 60_000 })).stdout;
       if (st.trim()) return `git status not clean: ${st.trim().split('\n').slice(0, 3).join(' | ')}`;
-      if (v === 'snap-depth1' || v === 'git-depth1') {
+      if (v === 'snap-depth1' || v === 'git-depth1' || v === 'ripclone-depth1') {
         const n = (await must(['git', '-C', target, 'rev-list', '--count', 'HEAD'])).stdout.trim();
         if (n !== '1') return `depth 1 clone has ${n} commits`;
       }
@@ -313,6 +410,10 @@ async function main(): Promise<void> {
       'serve-requests': { type: 'string' },
       keep: { type: 'boolean' },
       'no-snapshot': { type: 'boolean' },
+      peer: { type: 'string', multiple: true },
+      shape: { type: 'string' },
+      'in-shape': { type: 'string' },
+      rtt: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -322,7 +423,19 @@ async function main(): Promise<void> {
     if (!values.help) process.exitCode = 2;
     return;
   }
+  if (values.shape && !values['in-shape']) {
+    checkShape(values.shape);
+    log(`shaped network ${values.shape}: re-running inside unshare -n`);
+    process.exitCode = await reexecShaped(values.shape, argv);
+    return;
+  }
+  const shape = values['in-shape'] ?? null;
+  if (shape) {
+    checkShape(shape);
+    log(`shaped loopback: ${shapeLoopback(shape)}`);
+  }
   keepTempDirs(values.keep === true);
+  const peerSpecs = (values.peer ?? []).map(parsePeer);
   const runs = Number(values.runs ?? 5);
   const warmup = Number(values.warmup ?? 1);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
@@ -333,8 +446,11 @@ async function main(): Promise<void> {
     if (!m || Number(m[2]) < 1) throw new Error(`--runs-for wants NAME=N, got ${s}`);
     runsFor.set(m[1]!, Number(m[2]));
   }
-  const variants = (values.only ? values.only.split(',') : [...VARIANTS]) as Variant[];
+  const variants = (values.only ? values.only.split(',') : [...DEFAULT_VARIANTS]) as Variant[];
   for (const v of variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v} (one of ${VARIANTS.join(', ')})`);
+  for (const p of peerSpecs) for (const v of PEER_VARIANTS[p.kind]) if (!variants.includes(v)) variants.push(v);
+  // ripclone's full clone has one branch and no tags: race it against the git clone that does the same.
+  if (peerSpecs.some((p) => p.kind === 'ripclone') && !variants.includes('git-full-single')) variants.push('git-full-single');
   requireTools();
 
   const outDir = resolve(values.out ?? join(REPO_ROOT, '.bench'));
@@ -367,6 +483,8 @@ async function main(): Promise<void> {
     commit,
     dirty,
     argv: process.argv.slice(2),
+    shape,
+    rttMs: Number(values.rtt ?? 0),
     machine: machine(),
     filesystems: fss,
     startup: { samples: [], stats: stats([]) },
@@ -394,6 +512,8 @@ async function main(): Promise<void> {
     warmup,
     serveSeconds: Number(values['serve-seconds'] ?? 8),
     serveRequests: Number(values['serve-requests'] ?? 5000),
+    peers: peerSpecs,
+    rttMs: Number(values.rtt ?? 0),
     save,
   };
   let failed = 0;

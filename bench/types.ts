@@ -2,7 +2,22 @@
 import type { Stats } from './lib.js';
 import type { ServeBenchResult } from './serve.js';
 
-export const VARIANTS = ['git-full', 'git-depth1', 'snap-full', 'snap-depth1', 'snap-files', 'floor'] as const;
+export const VARIANTS = [
+  'git-full',
+  'git-full-single',
+  'git-depth1',
+  'snap-full',
+  'snap-depth1',
+  'snap-files',
+  'ripclone-full',
+  'ripclone-depth1',
+  'ripclone-files',
+  'cachew-full',
+  'floor',
+  'floor-clone',
+] as const;
+/** What runs without --only: everything but the peers' variants (added by --peer) and the ripclone-only baseline. */
+export const DEFAULT_VARIANTS = ['git-full', 'git-depth1', 'snap-full', 'snap-depth1', 'snap-files', 'floor', 'floor-clone'] as const;
 export type Variant = (typeof VARIANTS)[number];
 
 export const VARIANT_LABEL: Record<Variant, string> = {
@@ -11,7 +26,13 @@ export const VARIANT_LABEL: Record<Variant, string> = {
   'snap-full': 'snapclone clone',
   'snap-depth1': 'snapclone clone --depth 1',
   'snap-files': 'snapclone clone --mode files',
+  'git-full-single': 'git clone --single-branch --no-tags',
+  'ripclone-full': 'ripclone clone',
+  'ripclone-depth1': 'ripclone clone --depth 1',
+  'ripclone-files': 'ripclone clone --mode files',
+  'cachew-full': 'cachew git restore',
   floor: 'tar.zst floor (zstd -dc \\| tar -x)',
+  'floor-clone': 'tar.zst floor of a whole clone (.git + tree)',
 };
 
 /** What `snapclone clone --json` prints (the fields the harness uses). */
@@ -30,6 +51,8 @@ export interface VariantResult {
   clone?: CloneJson[];
   /** git variants: bytes of .git/objects/pack/*.pack after each timed run. */
   packBytes?: number[];
+  /** Peak RSS (bytes) of each timed run: wait4 rusage of the command and its descendants (the largest process). */
+  peakRss?: number[];
 }
 
 export interface FsInfo {
@@ -63,6 +86,10 @@ export interface UpstreamResult {
   buildJob: { id?: number; startedAt?: number | null; finishedAt?: number | null; commit?: string | null } | null;
   sizes: { editable: number; shallow: number; files: number } | null;
   floor: { bytes: number; buildMs: number };
+  /** The whole-clone floor archive (.git + tree); absent in older results. */
+  floorClone?: { bytes: number; buildMs: number };
+  /** Per peer: registration to every mode ready, or why it could not take part. */
+  peers?: Record<string, { buildMs: number; error: string | null }>;
   gitPackBytes: { full: number; depth1: number };
   verify: Record<string, string>;
   results: Record<string, Record<Variant, VariantResult>>;
@@ -89,6 +116,10 @@ export interface Results {
   commit: string;
   dirty: boolean;
   argv: string[];
+  /** Shaped network mode (--shape), e.g. "1gbit"; absent or null on plain loopback. */
+  shape?: string | null;
+  /** Round-trip delay (ms) added by the delaying proxy (--rtt); absent or 0 for none. */
+  rttMs?: number;
   machine: Machine;
   filesystems: FsInfo[];
   startup: { samples: number[]; stats: Stats };

@@ -80,8 +80,9 @@ export function machine(): Machine {
  */
 export function snapshotProduct(repoRoot: string, dir: string): string {
   mkdirSync(join(dir, 'dist'), { recursive: true });
-  cpSync(join(repoRoot, 'bin'), join(dir, 'bin'), { recursive: true });
-  cpSync(join(repoRoot, 'dist/src'), join(dir, 'dist/src'), { recursive: true });
+  // Timestamps kept: the launcher (bin/snapclone) takes its front bundle only when it is newer than main.js.
+  cpSync(join(repoRoot, 'bin'), join(dir, 'bin'), { recursive: true, preserveTimestamps: true });
+  cpSync(join(repoRoot, 'dist/src'), join(dir, 'dist/src'), { recursive: true, preserveTimestamps: true });
   cpSync(join(repoRoot, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
   return join(dir, 'bin/snapclone.js');

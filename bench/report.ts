@@ -114,7 +114,7 @@ function targetRows(all: { r: Results; u: UpstreamResult }[], startup: { ms: num
       rows.push({ target: 'client peak RSS, full clone of git/git < 400 MB', where: `${u.name} (worst fs median)`, measured: `${(rss / 1e6).toFixed(0)} MB`, met: rss < 400e6 });
     }
   }
-  for (const s of startup) rows.push({ target: '`snapclone --version` start-up < 80 ms', where: `median of 20 (${s.commit})`, measured: fmtMs(s.ms), met: s.ms < 80 });
+  for (const s of startup) rows.push({ target: 'start-up: spawn to the first request of `snapclone clone` <= 20 ms', where: `median of 20 (${s.commit})`, measured: fmtMs(s.ms), met: s.ms <= 20 });
   const served = all.filter(({ u }) => u.serve && 'gbPerSec' in u.serve);
   if (served.length) {
     // The target is about bulk serving: judge it on the largest artifact measured.
@@ -205,7 +205,7 @@ function summaryTable(all: { r: Results; u: UpstreamResult }[]): string {
     for (const [fs, d] of Object.entries(u.derived)) {
       const big = u.files >= 100_000;
       const sv = u.serve && 'gbPerSec' in u.serve ? u.serve : null;
-      s += `| ${u.name} | ${fs} | ${mark(fmtRatio(d.ratioFull), isName(u, 'git', 'core') ? d.ratioFull >= 10 : null)} | ${mark(fmtRatio(d.ratioDepth1), d.ratioDepth1 >= 3)} | ${mark(fmtRatio(d.ratioFilesVsFloor), u.files >= 5000 ? d.ratioFilesVsFloor <= 1.3 : null)} | ${mark(`${Math.round(d.writerFilesPerSecFiles).toLocaleString('en-US')} / ${Math.round(d.writerFilesPerSecEditable).toLocaleString('en-US')}`, big ? d.writerFilesPerSecFiles >= 100_000 && d.writerFilesPerSecEditable >= 100_000 : null)} | ${mark(fmtMs(r.startup.stats.median), r.startup.stats.median < 80)} | ${mark(`${(d.peakRssFullBytes / 1e6).toFixed(0)} MB`, isName(u, 'git') ? d.peakRssFullBytes < 400e6 : null)} | ${sv ? mark(`${sv.gbPerSec.toFixed(2)} GB/s`, sv.gbPerSec >= 1) : 'n/a'} |\n`;
+      s += `| ${u.name} | ${fs} | ${mark(fmtRatio(d.ratioFull), isName(u, 'git', 'core') ? d.ratioFull >= 10 : null)} | ${mark(fmtRatio(d.ratioDepth1), d.ratioDepth1 >= 3)} | ${mark(fmtRatio(d.ratioFilesVsFloor), u.files >= 5000 ? d.ratioFilesVsFloor <= 1.3 : null)} | ${mark(`${Math.round(d.writerFilesPerSecFiles).toLocaleString('en-US')} / ${Math.round(d.writerFilesPerSecEditable).toLocaleString('en-US')}`, big ? d.writerFilesPerSecFiles >= 100_000 && d.writerFilesPerSecEditable >= 100_000 : null)} | ${mark(fmtMs(r.startup.stats.median), r.startup.stats.median <= 20)} | ${mark(`${(d.peakRssFullBytes / 1e6).toFixed(0)} MB`, isName(u, 'git') ? d.peakRssFullBytes < 400e6 : null)} | ${sv ? mark(`${sv.gbPerSec.toFixed(2)} GB/s`, sv.gbPerSec >= 1) : 'n/a'} |\n`;
     }
   return s;
 }
@@ -220,7 +220,7 @@ export function renderReport(files: Results[]): string {
   s += `\n### Targets\n\n| target | where | measured (median) | met? |\n|---|---|---:|---|\n`;
   for (const t of [...targetRows(all, startup), ...all.flatMap(({ r, u }) => issue9Rows(r, u))]) s += `| ${t.target} | ${t.where} | ${t.measured} | ${t.met === null ? 'n/a' : t.met ? 'met' : '**not met**'} |\n`;
   s += '\n';
-  if (startup.length) s += `CLI start-up (\`node bin/snapclone.js --version\`, 20 runs): ${files.map((r) => `median ${fmtMs(r.startup.stats.median)}, min ${fmtMs(r.startup.stats.min)}, max ${fmtMs(r.startup.stats.max)}`).join('; ')}.\n\n`;
+  if (startup.length) s += `CLI start-up (spawn of \`bin/snapclone clone\` to its first request, 20 runs): ${files.map((r) => `median ${fmtMs(r.startup.stats.median)}, min ${fmtMs(r.startup.stats.min)}, max ${fmtMs(r.startup.stats.max)}`).join('; ')}.\n\n`;
   for (const { r, u } of all) s += upstreamSection(r, u);
   return s;
 }

@@ -60,6 +60,7 @@ import { fmtMs, log, median, mountOf, must, rmrf, sizeOfFiles, stats, timed, tim
 import { installCleanup, keepTempDirs, machine, NODE, snapshotProduct, startDaemon, startServer, stopProc, trackTemp, type Server } from './proc.js';
 import { ensureSynthetic, parseSynthetic } from './synthetic.js';
 import { serveBench } from './serve.js';
+import { startupBench as startupSamples } from './startup.js';
 import { renderReport } from './report.js';
 import { parsePeer, PEER_VARIANTS, startPeer, type Cmd, type PeerRun, type PeerSpec } from './peers.js';
 import { withRss } from './rusage.js';
@@ -102,8 +103,14 @@ interface Ctx {
 }
 
 /** The one place the snapclone CLI is launched (the launcher may change: keep every spawn of it here). */
+/**
+ * A snapclone client command as a user runs it: the launcher `npm run build`
+ * makes (bin/snapclone, on Bun), else the CLI on Node. The server always runs
+ * `node bin/snapclone.js serve`.
+ */
 function snap(args: string[], server: string): string[] {
-  return [NODE, BIN, ...args, '--server', server];
+  const launcher = join(dirname(BIN), 'snapclone');
+  return [...(existsSync(launcher) ? [launcher] : [NODE, BIN]), ...args, '--server', server];
 }
 
 /** A timed variant: one command, or `a | b` (the floors); prepare runs before the clock starts. */
@@ -371,13 +378,11 @@ function derive(r: Record<Variant, VariantResult>): Derived {
 
 // ---------------------------------------------------------------- main
 
+/** Spawn to the first request leaving, `snapclone clone` through the launcher (bench/startup.ts); 20 runs after 2 warm-ups. */
 async function startupBench(): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < 22; i++) {
-    const t = await must([NODE, BIN, '--version']);
-    if (i >= 2) samples.push(t.ms); // two untimed warm-ups
-  }
-  return samples;
+  const launcher = join(dirname(BIN), 'snapclone');
+  const r = await startupSamples(existsSync(launcher) ? [launcher] : [NODE, BIN], { runs: 20, warmup: 2 });
+  return r.firstRequestMs;
 }
 
 function stamp(): string {

@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -183,4 +183,18 @@ test('under Bun, a body that stalls on every try fails after 5 attempts with exi
   assert.match(r.stderr, /^snapclone: download of [0-9a-f]{12} stalled: no data for 300 ms\n$/);
   assert.equal(faulted().gets.length, 5);
   assert.deepEqual(readdirSync(r.parent), [], 'the failed clone left something');
+});
+
+test('under Bun, SIGINT while a download hangs removes the partial clone and exits 130', { skip }, async () => {
+  reset();
+  proxy.fault = { kind: 'stall', afterBytes: AT, times: Infinity, minSize: BIG / 2 };
+  const parent = join(work, `clone-${++n}`);
+  mkdirSync(parent);
+  const child = spawn(LAUNCHER, ['clone', 'big', join(parent, 'big'), '--quiet'], { env: { ...hermeticEnv(), SNAPCLONE_SERVER: proxy.url }, stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // The fault has happened: the body hangs mid-way, the clone has its staging directory.
+  while (proxy.faults === 0) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130);
+  assert.deepEqual(readdirSync(parent), [], 'the interrupted clone left something');
 });

@@ -175,6 +175,21 @@ test('under Bun, a 429 on resolve and on an artifact: each Retry-After is waited
   assert.deepEqual(compareClones(gitCloneDir, r.dir, { mode: 'editable' }), []);
 });
 
+test('under Bun, an artifact GET with no answer within the first-byte limit is asked again; the clone is git clone', { skip }, async () => {
+  const held = new Set<string>();
+  // The first GET of each artifact gets nothing at all: not even headers.
+  reset((req, path) => {
+    if (req.method !== 'GET' || !path.startsWith('/v1/artifacts/') || held.has(path)) return null;
+    held.add(path);
+    return 'hold';
+  });
+  const r = await clone([], { SNAPCLONE_FIRST_BYTE_TIMEOUT_MS: '300' });
+  assert.equal(r.code, 0, r.stderr);
+  for (const path of held) assert.equal(proxy.artifactGets(path.slice('/v1/artifacts/'.length)).length, 2, path);
+  assert.equal(r.json.retries.attempts, held.size);
+  assert.deepEqual(compareClones(gitCloneDir, r.dir, { mode: 'editable' }), []);
+});
+
 test('under Bun, a body that stalls on every try fails after 5 attempts with exit 4 and leaves nothing', { skip }, async () => {
   reset();
   proxy.fault = { kind: 'stall', afterBytes: 0, times: Infinity, minSize: BIG / 2 };

@@ -11,10 +11,12 @@
  * Bounded waits: connecting, the first byte of an answer, and the silence
  * between two body chunks (a stalled body) each have a limit (Timeouts).
  */
-import http from 'node:http';
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
+import { seconds, TransportError, type Answer } from './transport-types.js';
+
+export { TransportError };
 
 export interface Artifact {
   digest: string;
@@ -52,19 +54,6 @@ export function timeoutsFromEnv(env: NodeJS.ProcessEnv = process.env): Timeouts 
  */
 export const RETRY = { attemptsWithoutProgress: 5, directAttemptsWithoutProgress: 3, maxAttempts: 20, firstPauseMs: 200, maxPauseMs: 3_200 };
 
-/** A transport failure: the connection broke, stalled or never came up. Worth another try. */
-export class TransportError extends Error {
-  constructor(
-    message: string,
-    /** No answer came at all (connect refused or timed out). */
-    readonly noAnswer = false,
-    /** A pause the source asked for (Retry-After), in ms. */
-    readonly retryAfterMs = 0,
-  ) {
-    super(message);
-  }
-}
-
 /** The bytes a source sent are not the artifact (found mid-body or at the end); never retried. */
 export class BadCopy extends Error {
   constructor(
@@ -73,51 +62,6 @@ export class BadCopy extends Error {
   ) {
     super(message);
   }
-}
-
-/**
- * Issue one request with the connect and first-byte limits (and, for JSON
- * calls, an idle limit on the socket). Errors before an answer are TransportErrors.
- */
-export function timedRequest(
-  mod: typeof http | typeof import('node:https'),
-  options: http.RequestOptions,
-  t: Pick<Timeouts, 'connectMs' | 'firstByteMs'>,
-  body?: string,
-  idleMs?: number,
-): Promise<http.IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = mod.request(options);
-    let timer: NodeJS.Timeout | undefined;
-    let connected = false;
-    const fail = (message: string) => req.destroy(new TransportError(message, true));
-    req.on('socket', (s) => {
-      const awaitAnswer = () => {
-        connected = true;
-        clearTimeout(timer);
-        timer = setTimeout(() => fail(`no answer within ${seconds(t.firstByteMs)}`), t.firstByteMs);
-      };
-      // A pooled keep-alive socket is connected already; a new one gets connectMs to come up.
-      if (s.connecting) {
-        timer = setTimeout(() => fail(`could not connect within ${seconds(t.connectMs)}`), t.connectMs);
-        s.once('connect', awaitAnswer);
-      } else awaitAnswer();
-    });
-    if (idleMs !== undefined) req.setTimeout(idleMs, () => fail(`no answer within ${seconds(idleMs)}`));
-    req.on('response', (res) => {
-      clearTimeout(timer);
-      resolve(res);
-    });
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err instanceof TransportError ? err : new TransportError(err.message, !connected));
-    });
-    req.end(body);
-  });
-}
-
-function seconds(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 /** Where a download's bytes go: a file (written as they arrive) or one buffer of the promised size. */
@@ -174,9 +118,9 @@ export interface Source {
   /** An object-store URL (not the server). */
   direct: boolean;
   /** Send the GET with these extra headers (Range). */
-  request(headers: Record<string, string>): Promise<http.IncomingMessage>;
+  request(headers: Record<string, string>): Promise<Answer>;
   /** The error for an answer that is neither 200 nor a fitting 206 (its body not yet read). */
-  refused(res: http.IncomingMessage): Promise<Error>;
+  refused(res: Answer): Promise<Error>;
 }
 
 export interface DownloadStats {
@@ -229,16 +173,16 @@ async function fetchOnce(a: Artifact, sink: Sink, source: Source, ctx: FetchCont
   const from = sink.offset;
   const res = await source.request(from > 0 ? { range: `bytes=${from}-` } : {});
   const length = res.headers['content-length'] === undefined ? null : Number(res.headers['content-length']);
-  if (res.statusCode === 206 && from > 0) {
+  if (res.status === 206 && from > 0) {
     const want = `bytes ${from}-${a.size - 1}/${a.size}`;
     const got = res.headers['content-range'];
     if (got !== want || (length !== null && length !== a.size - from)) {
-      res.destroy();
+      res.abort(new Error('wrong range'));
       throw new SnapError('invalid', `${source.whose} of artifact ${short} answered a request for bytes ${from}- with ${JSON.stringify(String(got).slice(0, 80))}`);
     }
     ctx.stats.resumes++;
     ctx.stats.resumedBytes += from;
-  } else if (res.statusCode === 200) {
+  } else if (res.status === 200) {
     // The whole artifact (again): what was received is dropped, and counted back.
     if (from > 0) {
       sink.reset();
@@ -247,41 +191,41 @@ async function fetchOnce(a: Artifact, sink: Sink, source: Source, ctx: FetchCont
     }
     // The copy has the wrong size: say so before reading a byte of it.
     if (length !== null && length !== a.size) {
-      res.destroy();
+      res.abort(new Error('wrong size'));
       throw new BadCopy(length < a.size ? 'truncated' : 'digest-mismatch', `${source.whose} of artifact ${short} is ${length < a.size ? 'truncated' : 'larger than the manifest says'}: ${length} of ${a.size} bytes`);
     }
   } else {
     throw await source.refused(res);
   }
   const stats = ctx.stats;
-  await new Promise<void>((resolve, reject) => {
-    // No chunk for stallMs: the body stalled; the connection goes and the download resumes.
-    const stall = setTimeout(() => res.destroy(new TransportError(`download of ${short} stalled: no data for ${seconds(ctx.timeouts.stallMs)}`)), ctx.timeouts.stallMs);
-    const settle = (err?: unknown) => {
-      clearTimeout(stall);
-      if (err) reject(err);
-      else resolve();
-    };
-    // 'data' events rather than for-await: a promise per 64 KiB chunk costs ~10-40% of throughput.
-    res.on('data', (chunk: Buffer) => {
+  // No chunk for stallMs: the body stalled; the connection goes and the download resumes.
+  const stall = setTimeout(() => res.abort(new TransportError(`download of ${short} stalled: no data for ${seconds(ctx.timeouts.stallMs)}`)), ctx.timeouts.stallMs);
+  function take(chunk: Buffer): void {
+    stall.refresh();
+    if (sink.offset + chunk.length > a.size) throw new BadCopy('digest-mismatch', `${source.whose} of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
+    const t = performance.now();
+    if (!stats.firstByteAt) stats.firstByteAt = t;
+    sink.hash.update(chunk);
+    stats.verifyMs += performance.now() - t;
+    sink.write(chunk);
+    ctx.onBytes?.(chunk.length);
+  }
+  let ours: unknown = null; // what our own handling of a chunk threw (wrong bytes, a write error), as opposed to the transport
+  try {
+    await res.read((chunk) => {
       try {
-        stall.refresh();
-        if (sink.offset + chunk.length > a.size) throw new BadCopy('digest-mismatch', `${source.whose} of artifact ${short} is larger than the ${a.size} bytes the manifest names`);
-        const t = performance.now();
-        if (!stats.firstByteAt) stats.firstByteAt = t;
-        sink.hash.update(chunk);
-        stats.verifyMs += performance.now() - t;
-        sink.write(chunk);
-        ctx.onBytes?.(chunk.length);
+        take(chunk);
       } catch (err) {
-        res.destroy();
-        settle(err);
+        ours = err;
+        throw err;
       }
     });
-    res.on('end', () => settle());
-    res.on('error', (err) => settle(err instanceof TransportError ? err : new TransportError(`download of ${short} broke off after ${sink.offset} of ${a.size} bytes: ${err.message}`)));
-    res.on('close', () => settle(new TransportError(`download of ${short} broke off after ${sink.offset} of ${a.size} bytes`)));
-  });
+  } catch (err) {
+    if (err === ours || err instanceof TransportError || !(err instanceof Error)) throw err;
+    throw new TransportError(`download of ${short} broke off after ${sink.offset} of ${a.size} bytes${err.message ? `: ${err.message}` : ''}`);
+  } finally {
+    clearTimeout(stall);
+  }
   stats.lastByteAt = performance.now();
   // A response that ended cleanly but short is the source's whole copy: truncated.
   if (sink.offset !== a.size) throw new BadCopy('truncated', `${source.whose} of artifact ${short} is truncated: ${sink.offset} of ${a.size} bytes`);

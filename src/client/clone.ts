@@ -10,7 +10,6 @@
  */
 import { closeSync, lstatSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { decompress } from 'zstd-napi';
 import { ServerClient } from './http.js';
 import type { FirstAnswer } from './first-answer.js';
 import { checkInlineArtifact, resolveRef, type NewerBuild, type Resolved } from './resolve.js';
@@ -30,6 +29,7 @@ import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMo
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
 import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
+import { loadZstd, type Decompress } from './zstd.js';
 import { Semaphore } from '../util/limit.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
@@ -336,7 +336,7 @@ async function tablePhase(run: Run, manifest: Manifest, fetches: Fetches, source
   const tableZ = await fetches.table;
   mark(run, 'table-bytes');
   if (sources.treeFromArchive) manifest.archive.chunks.forEach((_, c) => void fetches.chunk(c));
-  const decoded = decodeTableArtifact(tableZ, manifest);
+  const decoded = decodeTableArtifact(tableZ, manifest, await loadZstd());
   checkArchiveCoversTable(manifest, decoded.entries);
   mark(run, 'table');
   run.progress.filesTotal = decoded.entries.filter((e) => e.mode !== MODE_GITLINK).length;
@@ -551,7 +551,7 @@ async function fetchPack(p: PackRef, packDir: string, fetchFile: (a: { digest: s
   }
 }
 
-function decodeTableArtifact(z: Buffer, m: Manifest): { entries: TableEntry[]; dirs: Buffer[] } {
+function decodeTableArtifact(z: Buffer, m: Manifest, decompress: Decompress): { entries: TableEntry[]; dirs: Buffer[] } {
   if (zstdSingleFrameSize(z) !== m.table.rawSize) throw integrityError('file table size does not match the manifest');
   let raw: Buffer;
   try {

@@ -1,9 +1,7 @@
 /**
  * Talking to a snapclone server: JSON calls and verified artifact downloads
- * over one keep-alive connection pool. node:http is used rather than undici:
- * it is part of Node's startup snapshot (undici costs ~60 ms to load on the
- * 2-core reference machine, more than a whole small clone) and measured the
- * lowest CPU per GiB of the clients we tried (docs/BENCHMARKS.md).
+ * over one keep-alive connection pool: node:http under Node, fetch under Bun
+ * (transport.ts picks; each is in its own transport-*.ts).
  * Every artifact is hashed as it streams in and refused if its SHA-256 or size
  * differs from what the manifest promised; transport failures are retried and
  * resumed from the bytes received (artifact-download.ts), integrity failures
@@ -18,15 +16,14 @@
  * is refused (403/404/410, any answer but 200), expired, or whose origin cannot
  * be reached falls back to the server for that artifact; wrong bytes do not:
  * they are an integrity failure, reported to the server, as from the server.
- * node:http here too rather than undici: undici is a dev dependency only, and
- * one http.Agent per origin gives the same separate pools.
+ * Each origin gets a pool of its own.
  */
-import http from 'node:http';
-import https from 'node:https';
 import { SnapError, integrityError } from '../util/errors.js';
 import type { Downloads } from './downloads.js';
 import type { FirstAnswer } from './first-answer.js';
-import { BadCopy, fetchResumable, retryAfterMs, Sink, timedRequest, timeoutsFromEnv, TransportError, type Artifact, type DownloadStats, type Source, type Timeouts } from './artifact-download.js';
+import { BadCopy, fetchResumable, retryAfterMs, Sink, timeoutsFromEnv, TransportError, type Artifact, type DownloadStats, type Source, type Timeouts } from './artifact-download.js';
+import { loadTransport } from './transport.js';
+import type { Answer, Pool } from './transport-types.js';
 import { describeTarget, parseUpstreamTarget, upstreamCredential, type UpstreamCredential } from './upstream-credential.js';
 
 export type { Artifact } from './artifact-download.js';
@@ -47,7 +44,8 @@ const MAX_IN_MEMORY = 1 << 30;
 export class ServerClient {
   readonly base: string;
   private readonly url: URL;
-  private readonly agent: http.Agent;
+  /** The server's pool, made on first use (the transport's modules load then). */
+  private pool: Promise<Pool> | null = null;
   private readonly token: string | undefined;
   /**
    * Main-thread time spent hashing downloads (ms), when the first and last
@@ -70,7 +68,7 @@ export class ServerClient {
   private readonly reports = new Map<string, Promise<void>>();
   /** Object-store URLs from resolve, if any; their pools by origin; origins that could not be reached. */
   private downloads: Downloads | null = null;
-  private readonly directAgents = new Map<string, http.Agent>();
+  private readonly directPools = new Map<string, Promise<Pool>>();
   private readonly unreachableOrigins = new Set<string>();
   private readonly connections: number;
   private readonly timeouts: Timeouts;
@@ -99,9 +97,7 @@ export class ServerClient {
       throw new SnapError('usage', `the server URL must not hold a user name or password (${withoutUserInfo(serverUrl)}); the admin token goes in SNAPCLONE_TOKEN`);
     this.url = u;
     this.base = serverUrl.replace(/\/+$/, '');
-    const Agent = u.protocol === 'https:' ? https.Agent : http.Agent;
     this.connections = opts.connections ?? 8;
-    this.agent = new Agent({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
     this.token = opts.token;
     this.timeouts = opts.timeouts ?? timeoutsFromEnv();
     this.askUpstream = opts.upstreamCredentials === true;
@@ -122,8 +118,12 @@ export class ServerClient {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.agent.destroy();
-    for (const a of this.directAgents.values()) a.destroy();
+    for (const p of [this.pool, ...this.directPools.values()]) if (p) (await p).close();
+  }
+
+  /** A pool for this origin's protocol ('http:' | 'https:'). */
+  private static newPool(protocol: string, connections: number): Promise<Pool> {
+    return loadTransport().then((t) => t.pool(protocol === 'https:' ? 'https:' : 'http:', connections));
   }
 
   /** Fetch artifacts from these object-store URLs where they name one (null: everything from the server). */
@@ -140,20 +140,14 @@ export class ServerClient {
   }
 
   /** GET an object-store URL: its own pool per origin, and no header of ours (no token, no admin headers). */
-  private sendDirect(u: URL, headers: Record<string, string>): Promise<http.IncomingMessage> {
-    if (this.closed) return Promise.reject(new Error('the client was closed'));
-    const https_ = u.protocol === 'https:';
-    let agent = this.directAgents.get(u.origin);
-    if (!agent) {
-      agent = new (https_ ? https.Agent : http.Agent)({ keepAlive: true, maxSockets: this.connections, scheduling: 'lifo' });
-      this.directAgents.set(u.origin, agent);
+  private async sendDirect(u: URL, headers: Record<string, string>): Promise<Answer> {
+    if (this.closed) throw new Error('the client was closed');
+    let pool = this.directPools.get(u.origin);
+    if (!pool) {
+      pool = ServerClient.newPool(u.protocol, this.connections);
+      this.directPools.set(u.origin, pool);
     }
-    return timedRequest(
-      https_ ? https : http,
-      // URL.hostname keeps an IPv6 address's brackets; the socket wants it bare (node brackets the Host header itself).
-      { protocol: u.protocol, hostname: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: u.port, path: u.pathname + u.search, method: 'GET', headers, agent },
-      this.timeouts,
-    );
+    return (await pool).request({ url: u, method: 'GET', headers }, this.timeouts);
   }
 
   /**
@@ -162,20 +156,16 @@ export class ServerClient {
    * upstream may first ask it something); artifact GETs pass `artifact` and get
    * the first-byte limit.
    */
-  private send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean; artifact?: boolean } = {}): Promise<http.IncomingMessage> {
-    const mod = this.url.protocol === 'https:' ? https : http;
+  private async send(method: string, path: string, headers: Record<string, string>, body?: string, opts: { timeoutMs?: number; ownConnection?: boolean; artifact?: boolean } = {}): Promise<Answer> {
     const prefix = this.url.pathname.replace(/\/+$/, '');
-    if (this.closed) return Promise.reject(new Error('the client was closed'));
+    if (this.closed) throw new Error('the client was closed');
     const all = this.upstream ? { ...headers, 'snapclone-upstream-authorization': this.upstream.header } : headers;
     const firstByteMs = opts.timeoutMs ?? (opts.artifact ? this.timeouts.firstByteMs : TIMEOUT_MS);
-    const t = { connectMs: Math.min(firstByteMs, this.timeouts.connectMs), firstByteMs };
-    return timedRequest(
-      mod,
-      { protocol: this.url.protocol, hostname: this.url.hostname, port: this.url.port, path: prefix + path, method, headers: all, agent: opts.ownConnection ? false : this.agent },
-      t,
-      body,
-      opts.timeoutMs ?? TIMEOUT_MS,
-    );
+    const limits = { connectMs: Math.min(firstByteMs, this.timeouts.connectMs), firstByteMs, idleMs: opts.timeoutMs ?? TIMEOUT_MS };
+    this.pool ??= ServerClient.newPool(this.url.protocol, this.connections);
+    const pool = await this.pool;
+    if (this.closed) throw new Error('the client was closed');
+    return pool.request({ url: new URL(this.url.origin + prefix + path), method, headers: all, body, ownConnection: opts.ownConnection === true }, limits);
   }
 
   /**
@@ -185,7 +175,7 @@ export class ServerClient {
    * repository) asks for the caller's upstream credential and tries once more
    * with it; git's helpers are told whether it worked.
    */
-  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
+  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: Record<string, string | undefined> }> {
     for (let limited = 0, asked = false; ; ) {
       const r = await this.jsonOnce(method, path, body);
       if (r.status === 429 && limited < RATE_LIMIT_RETRIES) {
@@ -233,24 +223,23 @@ export class ServerClient {
     this.first = a;
   }
 
-  private async jsonOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: http.IncomingHttpHeaders }> {
+  private async jsonOnce(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: Record<string, string | undefined> }> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     const first = this.first;
     this.first = null;
-    let res: { statusCode?: number | undefined; headers: http.IncomingHttpHeaders };
+    let res: { status: number; headers: Record<string, string | undefined> };
     let text = '';
     try {
       if (first && first.method === method && first.path === path && body === undefined) {
         const a = await first.answer;
-        res = { statusCode: a.status, headers: a.headers };
+        res = { status: a.status, headers: a.headers };
         text = a.text;
       } else {
         const r = await this.send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
         res = r;
-        r.setEncoding('utf8');
-        for await (const chunk of r) text += chunk as string;
+        text = await r.text();
       }
     } catch (err) {
       throw new SnapError('unreachable', `cannot reach snapclone server at ${this.base}: ${(err as Error).message}`);
@@ -262,9 +251,9 @@ export class ServerClient {
       if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not an object');
     } catch {
       // Not a snapclone server's answer: a proxy in trouble (5xx), or something that is not snapclone.
-      throw new SnapError((res.statusCode ?? 0) >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.statusCode} with a body that is not a JSON object`);
+      throw new SnapError(res.status >= 500 ? 'unreachable' : 'invalid', `${this.base} answered ${res.status} with a body that is not a JSON object`);
     }
-    return { status: res.statusCode ?? 0, json, headers: res.headers };
+    return { status: res.status, json, headers: res.headers };
   }
 
   /**
@@ -328,8 +317,8 @@ export class ServerClient {
         throw err instanceof TransportError ? new TransportError(`download of ${short} failed: ${err.message}`, err.noAnswer) : err;
       }),
       refused: async (res) => {
-        const text = await readSmall(res);
-        const status = res.statusCode ?? 0;
+        const text = await res.text(65536).catch(() => ''); // the status is what matters
+        const status = res.status;
         if (status === 404) {
           await this.report(a.digest, 'missing');
           return new SnapError('artifact-missing', `the server is missing artifact ${short} (it has been told; it rebuilds it on the next sync)`);
@@ -362,8 +351,8 @@ export class ServerClient {
           throw new DirectUnavailable(`download of ${short} failed: ${err.message}`);
         }),
       refused: async (res) => {
-        res.resume();
-        return new DirectUnavailable(`artifact ${short}: ${url.origin} answered ${res.statusCode}`);
+        res.discard();
+        return new DirectUnavailable(`artifact ${short}: ${url.origin} answered ${res.status}`);
       },
     };
   }
@@ -379,7 +368,7 @@ export class ServerClient {
         timeoutMs: REPORT_TIMEOUT_MS,
         ownConnection: true,
       }).then(
-        (res) => void res.resume(),
+        (res) => res.discard(),
         () => {}, // the clone's own error is what matters
       );
       this.reports.set(digest, sent);
@@ -436,22 +425,4 @@ function serverMessage(text: string): string | null {
   } catch {
     return null;
   }
-}
-
-/** Read at most 64 KiB of an answer (an error body); the rest is dropped. */
-async function readSmall(res: http.IncomingMessage): Promise<string> {
-  let text = '';
-  try {
-    res.setEncoding('utf8');
-    for await (const chunk of res) {
-      text += chunk as string;
-      if (text.length > 65536) {
-        res.destroy();
-        break;
-      }
-    }
-  } catch {
-    /* the status is what matters */
-  }
-  return text;
 }

@@ -6,9 +6,10 @@ import { MODE_SYMLINK } from '../clonepack/filetable.js';
 import { zstdSingleFrameSize } from '../clonepack/zstd-frame.js';
 import { now, TaskError, type EntryWriter } from './writer-entries.js';
 import type { WorkerResult, WorkerTask } from './pool-types.js';
+import { loadZstd, type Decompress } from './zstd.js';
 
 // zstd is loaded on first use: depth-1 clones rarely need it.
-let decompress: ((data: Uint8Array) => Buffer) | null = null;
+let decompress: Decompress | null = null;
 
 export async function chunkTask(w: EntryWriter, task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<WorkerResult> {
   const raw = await decompressChunk(w, task);
@@ -42,10 +43,7 @@ export async function chunkTask(w: EntryWriter, task: Extract<WorkerTask, { kind
 }
 
 async function decompressChunk(w: EntryWriter, task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<Buffer> {
-  if (!decompress) {
-    const dctx = new (await import('zstd-napi')).Decompressor(); // one context per thread, reused
-    decompress = (data) => dctx.decompress(data);
-  }
+  decompress ??= await loadZstd();
   const declared = zstdSingleFrameSize(task.data);
   if (declared === null) throw new TaskError('archive chunk is not one zstd frame that declares its size', 'integrity');
   if (declared !== task.rawSize) throw new TaskError(`archive chunk declares ${declared} bytes, the manifest says ${task.rawSize}`, 'integrity');

@@ -128,7 +128,7 @@ function targetRows(all: { r: Results; u: UpstreamResult }[], startup: { ms: num
 function upstreamSection(r: Results, u: UpstreamResult): string {
   const fss = Object.keys(u.results);
   let s = `### ${u.name} (${u.spec})\n\n`;
-  s += `${u.files.toLocaleString('en-US')} files at ${u.commit.slice(0, 12)}; ${u.runs} timed runs (+${u.warmup} warm-up) per variant and filesystem; snapclone commit ${r.commit}${r.dirty ? ' (work tree had uncommitted changes)' : ''}.\n`;
+  s += `${u.files.toLocaleString('en-US')} files at ${u.commit.slice(0, 12)}; ${u.runs} timed runs (+${u.warmup} warm-up) per variant and filesystem; snapclone commit ${r.commit}${r.dirty ? ' (work tree had uncommitted changes)' : ''}${r.client ? `; client ${r.client}` : ''}.\n`;
   s += `Cold build (\`snapclone add\`, wall): ${fmtMs(u.coldBuildMs)}.\n\n`;
   if (r.shape) s += `Shaped network: ${r.shape} (tbf on loopback inside \`unshare -n\`).\n`;
   if (r.rttMs) s += `Round-trip delay: ${r.rttMs} ms added by a delaying TCP proxy in front of every server.\n`;

@@ -378,6 +378,13 @@ function derive(r: Record<Variant, VariantResult>): Derived {
 
 // ---------------------------------------------------------------- main
 
+/** What runs the client: the launcher's shebang (Bun, or Node when no Bun was found at build time), else Node. */
+function clientRuntime(): string {
+  const launcher = join(dirname(BIN), 'snapclone');
+  if (!existsSync(launcher)) return `node bin/snapclone.js (node ${process.version})`;
+  return `bin/snapclone: ${readFileSync(launcher, 'utf8').split('\n')[0]!.replace(/^#!/, '')}`;
+}
+
 /** Spawn to the first request leaving, `snapclone clone` through the launcher (bench/startup.ts); 20 runs after 2 warm-ups. */
 async function startupBench(): Promise<number[]> {
   const launcher = join(dirname(BIN), 'snapclone');
@@ -487,6 +494,7 @@ async function main(): Promise<void> {
     finishedAt: null,
     commit,
     dirty,
+    client: clientRuntime(),
     argv: process.argv.slice(2),
     shape,
     rttMs: Number(values.rtt ?? 0),

@@ -113,6 +113,8 @@ export interface Results {
   version: 1;
   startedAt: string;
   finishedAt: string | null;
+  /** How the snapclone client ran: its launcher's first line (the runtime), or node bin/snapclone.js. */
+  client?: string;
   commit: string;
   dirty: boolean;
   argv: string[];

@@ -6,7 +6,8 @@
  * Tasks queue in order and go to the first idle thread; each thread runs one
  * task at a time with synchronous fs calls.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { lazyWorkerThreads } from '../util/lazy-builtin.js';
 import { availableParallelism } from 'node:os';
 import type { SharedTable } from './shared-table.js';
 import type { WorkerFailure, WorkerInit, WorkerResult, WorkerTask } from './pool-types.js';
@@ -50,7 +51,7 @@ export class WriterPool {
   grow(size: number): void {
     const target = Math.min(size, maxPoolSize());
     while (this.workers.length < target) {
-      const w = new Worker(new URL('./worker.js', import.meta.url));
+      const w = new (lazyWorkerThreads().Worker)(new URL('./worker.js', import.meta.url));
       w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
       w.on('error', (err) => this.onCrash(w, err));
       if (this.init) w.postMessage(this.init);

@@ -4,7 +4,7 @@
  * Blobs above STREAM_ABOVE are inflated in streaming fashion.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { inflateSync, createInflate } from 'node:zlib';
+import { lazyZlib } from '../util/lazy-builtin.js';
 import { recordStat } from './shared-table.js';
 import { blobHash, now, TaskError, type EntryWriter } from './writer-entries.js';
 import { parseObjectHeader, OBJ_BLOB } from '../git/pack.js';
@@ -53,7 +53,7 @@ function inflateBlob(w: EntryWriter, fd: number, buf: Buffer, offset: number, le
   if (hdr.type !== OBJ_BLOB) throw new TaskError(`object at ${offset} is not a blob`, 'integrity');
   if (hdr.size !== size) throw new TaskError(`blob at ${offset} has ${hdr.size} bytes, the table says ${size}`, 'integrity');
   let t = now();
-  const data = inflateSync(buf.subarray(hdr.headerLength, length), { maxOutputLength: Math.max(1, size) });
+  const data = lazyZlib().inflateSync(buf.subarray(hdr.headerLength, length), { maxOutputLength: Math.max(1, size) });
   w.ms.inflate += now() - t;
   t = now();
   if (data.length !== size) throw new TaskError(`blob at ${offset} inflated to ${data.length} bytes, expected ${size}`, 'integrity');
@@ -75,7 +75,7 @@ async function writeLargeBlob(w: EntryWriter, packFd: number, offset: number, le
   const outs = entries.map((i) => w.openNew(i));
   let written = 0;
   try {
-    const inflate = createInflate();
+    const inflate = lazyZlib().createInflate();
     const done = new Promise<void>((resolve, reject) => {
       inflate.on('data', (piece: Buffer) => {
         written += piece.length;

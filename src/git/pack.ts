@@ -7,7 +7,7 @@
  * further bytes add 7 size bits each, least significant group first.
  */
 import { createHash } from 'node:crypto';
-import { inflateSync } from 'node:zlib';
+import { lazyZlib } from '../util/lazy-builtin.js';
 import { invalid } from '../util/errors.js';
 
 export const OBJ_COMMIT = 1;
@@ -94,7 +94,7 @@ export function inflateObject(slice: Buffer, expectedSize?: number): { type: num
   let consumed: number;
   try {
     // The cap makes a lying header fail instead of inflating without bound.
-    const r = inflateSync(compressed, { maxOutputLength: Math.max(1, h.size), info: true }) as unknown as {
+    const r = lazyZlib().inflateSync(compressed, { maxOutputLength: Math.max(1, h.size), info: true }) as unknown as {
       buffer: Buffer;
       engine: { bytesWritten: number };
     };

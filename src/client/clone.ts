@@ -12,7 +12,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readSync, writeFileSync } fr
 import { join, resolve as resolvePath } from 'node:path';
 import { ServerClient } from './http.js';
 import type { FirstAnswer } from './first-answer.js';
-import { checkInlineArtifact, resolveRef, type NewerBuild, type Resolved } from './resolve.js';
+import { checkInlineArtifact, peekResolve, resolveRef, type NewerBuild, type Resolved } from './resolve.js';
 import { checkDownloadsMatch } from './downloads.js';
 import { DownloadSlots } from './download-slots.js';
 import { WriterPool } from './pool.js';
@@ -230,15 +230,17 @@ async function resolvePhase(run: Run): Promise<Resolution> {
   });
   mark(run, 'resolve');
   if (resolved.mode && !modeServes(resolved.mode, run.want)) throw lesserMode(resolved.mode, run.want);
-  let r = { resolved, manifest: await manifestOf(run, resolved) };
-  if (run.shallow && opts.mode === 'editable' && r.manifest.commit && depth1FromArchive(r.manifest) && !archiveIsWhole(r.manifest)) r = (await filesManifestAtSameCommit(run, r)) ?? r;
-  const t = r.resolved.inline?.table ?? null;
-  const inlineTable = t ? checkInlineArtifact(t, r.manifest.table) : null;
+  const first = { resolved, manifest: await manifestOf(run, resolved) };
+  const files =
+    run.shallow && opts.mode === 'editable' && first.manifest.commit && depth1FromArchive(first.manifest) && !archiveIsWhole(first.manifest)
+      ? await filesManifestAtSameCommit(run, first)
+      : null;
+  const t = first.resolved.inline?.table ?? null;
+  const r = files ?? { ...first, inlineTable: t ? checkInlineArtifact(t, first.manifest.table) : null };
   mark(run, 'manifest');
-  const manifest = r.manifest;
   // A big table means writer threads: boot one now, overlapping the table download.
-  if (manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
-  return { resolved: r.resolved, manifest, inlineTable };
+  if (r.manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
+  return r;
 }
 
 /** The manifest a resolve answer names (inline, or one download), checked against the answer. */
@@ -255,24 +257,26 @@ async function manifestOf(run: Run, resolved: Resolved): Promise<Manifest> {
 
 /**
  * Depth 1 from the archive: the files manifest of the same commit (it names the
- * HEAD packs too). None when the files stage of that commit is not published
- * yet: the shallow manifest (the newest commit) is kept rather than an older one.
+ * HEAD packs too). An optional lookup: null (keep the shallow manifest, which
+ * names all a depth-1 clone needs) when that commit's files stage is not
+ * published, or anything about the lookup fails (a failed files build, a 429,
+ * a broken or garbled answer), rather than an older commit or a failed clone.
  */
-async function filesManifestAtSameCommit(run: Run, shallow: { resolved: Resolved; manifest: Manifest }): Promise<{ resolved: Resolved; manifest: Manifest } | null> {
+async function filesManifestAtSameCommit(run: Run, shallow: { resolved: Resolved; manifest: Manifest }): Promise<Resolution | null> {
   const { client, opts } = run;
-  let resolved: Resolved;
   try {
-    // timeoutMs 1: an answer now or none (a 202 is a timeout); never a wait for a build.
-    resolved = await resolveRef(client, opts.name, opts.branch ?? '', { mode: 'files', timeoutMs: 1, proxy: opts.proxy === true });
-  } catch (err) {
-    if (err instanceof SnapError && err.code === 'timeout') return null;
-    throw err;
+    // peek: no 429 wait, no job followed, no build started (resolve.ts).
+    const resolved = await peekResolve(client, opts.name, opts.branch ?? '', { mode: 'files', proxy: opts.proxy === true });
+    // Only a files manifest (servers that predate modes send none) of the very commit and ref.
+    if (resolved && resolved.mode === 'files' && resolved.commit === shallow.manifest.commit && resolved.ref === shallow.manifest.ref) {
+      const manifest = await manifestOf(run, resolved);
+      const t = resolved.inline?.table ?? null;
+      if (manifestMode(manifest) === 'files') return { resolved, manifest, inlineTable: t ? checkInlineArtifact(t, manifest.table) : null };
+    }
+  } catch {
+    // Nothing of this answer is used: the clone goes on from the shallow manifest.
   }
-  // Only a files manifest (servers that predate modes send none) of the very commit and ref.
-  if (resolved.mode === 'files' && resolved.commit === shallow.manifest.commit && resolved.ref === shallow.manifest.ref) {
-    const manifest = await manifestOf(run, resolved);
-    if (manifestMode(manifest) === 'files') return { resolved, manifest };
-  }
+  // manifestOf may have switched them before a check failed.
   client.useDownloads(shallow.resolved.downloads);
   client.useSigned(shallow.resolved.signed?.query ?? null, shallow.resolved.signed?.expiresAt ?? null);
   return null;

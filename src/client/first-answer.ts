@@ -19,6 +19,7 @@ export interface FirstAnswer {
   answer: Promise<RawAnswer>;
 }
 
-export function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'files', proxy: boolean): string {
-  return `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}${proxy ? '&proxy=1' : ''}&inline=1`;
+/** `peek`: only what is built (204 if nothing), never a build started (servers that predate it answer as without). */
+export function resolvePath(name: string, ref: string, mode: 'full' | 'shallow' | 'files', proxy: boolean, peek = false): string {
+  return `/v1/repos/${encodeURIComponent(name)}/resolve?ref=${encodeURIComponent(ref)}&mode=${mode}${proxy ? '&proxy=1' : ''}&inline=1${peek ? '&peek=1' : ''}`;
 }

@@ -173,12 +173,18 @@ export class ServerClient {
    * message. A 429 waits its Retry-After (at most 30 s, never past `deadline`)
    * and tries again, up to 5 times. A 401 naming an upstream (a private
    * repository) asks for the caller's upstream credential and tries once more
-   * with it; git's helpers are told whether it worked.
+   * with it; git's helpers are told whether it worked. `waitOn429: false`: a
+   * 429 fails at once (a lookup the caller can do without).
    */
-  async json(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown>; headers: Record<string, string | undefined> }> {
+  async json(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { waitOn429?: boolean } = {},
+  ): Promise<{ status: number; json: Record<string, unknown>; headers: Record<string, string | undefined> }> {
     for (let limited = 0, asked = false; ; ) {
       const r = await this.jsonOnce(method, path, body);
-      if (r.status === 429 && limited < RATE_LIMIT_RETRIES) {
+      if (r.status === 429 && limited < RATE_LIMIT_RETRIES && opts.waitOn429 !== false) {
         const wait = Math.min(RATE_LIMIT_MAX_WAIT_MS, retryAfterMs(r.headers['retry-after']) ?? 1000);
         if (Date.now() + wait <= this.deadline) {
           limited++;

@@ -99,6 +99,18 @@ export async function resolveRef(client: ServerClient, name: string, ref: string
 }
 
 /**
+ * A lookup the clone can do without: the manifest built for `mode`, or null
+ * when none is (204 from the server; 202 from servers that predate `peek=1`:
+ * no job followed). One request: no 429 wait, no poll.
+ */
+export async function peekResolve(client: ServerClient, name: string, ref: string, opts: { mode: ManifestMode; proxy?: boolean }): Promise<Resolved | null> {
+  const { status, json } = await client.json('GET', resolvePath(name, ref, opts.mode, opts.proxy === true, true), undefined, { waitOn429: false });
+  if (status === 200) return checkResolved(json, opts.proxy === true);
+  if (status === 204 || status === 202) return null;
+  throw new SnapError('invalid', `unexpected answer ${status} from resolve`);
+}
+
+/**
  * The pause between polls: the server's retryAfter (seconds, in the body) or
  * Retry-After header (delta-seconds), bounded so that a hostile or confused
  * server can neither make the client spin nor stall it past its deadline's use.

@@ -192,7 +192,7 @@ async function route(ctx: Api, req: IncomingMessage, res: ServerResponse): Promi
       return setRepoUrl(ctx, name, await readJson(req), res);
     }
     if (action === 'resolve' && parts.length === 4 && method === 'GET')
-      return timed(res, async () => (await requireRepoRead(ctx, name, req), resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', url.searchParams.get('inline') === '1', res)));
+      return timed(res, async () => (await requireRepoRead(ctx, name, req), resolve(ctx, name, url.searchParams.get('ref') ?? '', parseMode(url.searchParams.get('mode')), isAdmin(ctx, req), url.searchParams.get('proxy') === '1', url.searchParams.get('inline') === '1', url.searchParams.get('peek') === '1', res)));
     if (action === 'sync' && parts.length === 4 && method === 'POST') {
       requireAdmin(ctx, req);
       return syncRepo(ctx, name, await readJson(req), res);
@@ -458,7 +458,12 @@ function building(res: ServerResponse, job: JobRecord): void {
   sendJson(res, 202, { status: 'building', job: jobView(job), retryAfter: BUILDING_RETRY_AFTER });
 }
 
-async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, proxy: boolean, inline: boolean, res: ServerResponse): Promise<void> {
+/**
+ * `peek`: a lookup a client may do without (the files manifest for --depth 1 from
+ * the archive): what is built, else 204 at once; never a build started, a job to
+ * follow, a failed build's error or a clone counted.
+ */
+async function resolve(ctx: Api, name: string, refParam: string, want: ManifestMode, admin: boolean, proxy: boolean, inline: boolean, peek: boolean, res: ServerResponse): Promise<void> {
   const repo = await getRepoOr404(ctx, name);
   const defaultRef = repo.defaultBranch ? `refs/heads/${repo.defaultBranch}` : null;
   const candidates = refParam === '' || refParam === 'HEAD' ? (defaultRef ? [defaultRef] : []) : refCandidates(refParam);
@@ -470,7 +475,7 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
       // Marked before anyone learns the digest: from then on only a signed query reaches them.
       if (repo.visibility === 'private') await ctx.privateMarks.mark(m.digest);
       const newer = await newerBuild(ctx, name, rec.ref, rec.commit);
-      recordClone(want);
+      if (!peek) recordClone(want);
       // The inline field after the private marking above: its bytes go only where the digest may.
       const inlined = inline ? await ctx.inline.field(m) : undefined;
       return sendResolveAnswer(res, {
@@ -487,6 +492,10 @@ async function resolve(ctx: Api, name: string, refParam: string, want: ManifestM
         signed: ctx.signer.sign(m.digest),
       }, inlined);
     }
+  }
+  if (peek) {
+    res.writeHead(204, { 'cache-control': 'no-store' });
+    return void res.end();
   }
   // Not built yet for this mode. A build in flight, or one we can start, means "come back later".
   // The refs as this server knows them: its mirror, or (builds on workers) the newest refs snapshot.

@@ -57,6 +57,8 @@ export class InlineArtifacts {
   readonly #fields = new Map<string, Buffer>();
   #fieldBytes = 0;
   readonly #budget: number;
+  /** Misses being built: concurrent resolves of one new manifest (a herd of clones of a new commit) share one read and encode. */
+  readonly #building = new Map<string, Promise<Buffer | null>>();
 
   constructor(
     private readonly src: { store: ArtifactStore; integrity: ArtifactIntegrity; hot?: HotArtifactCache | undefined },
@@ -75,6 +77,20 @@ export class InlineArtifacts {
       return hit;
     }
     if (m.size > INLINE_MANIFEST_MAX) return null;
+    let building = this.#building.get(m.digest);
+    if (!building) {
+      building = this.#build(m).finally(() => this.#building.delete(m.digest));
+      this.#building.set(m.digest, building);
+    }
+    return building;
+  }
+
+  /** Byte count of the fields kept (within the budget). */
+  get cachedBytes(): number {
+    return this.#fieldBytes;
+  }
+
+  async #build(m: { digest: string; size: number }): Promise<Buffer | null> {
     const manifest = await this.#bytes(m);
     if (!manifest) return null;
     const table = this.#tableOf(m.digest, manifest);
@@ -88,6 +104,9 @@ export class InlineArtifacts {
 
   #remember(digest: string, field: Buffer): void {
     if (field.length > this.#budget) return;
+    // A replaced entry gives its bytes back (else the count drifts past the budget for good).
+    const old = this.#fields.get(digest);
+    if (old) (this.#fields.delete(digest), (this.#fieldBytes -= old.length));
     this.#fields.set(digest, field);
     this.#fieldBytes += field.length;
     for (const [d, f] of this.#fields) {

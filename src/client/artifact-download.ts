@@ -11,7 +11,7 @@
  * Bounded waits: connecting, the first byte of an answer, and the silence
  * between two body chunks (a stalled body) each have a limit (Timeouts).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHasher, type Hasher } from '../util/digest.js';
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
 import { seconds, TransportError, type Answer } from './transport-types.js';
@@ -67,7 +67,7 @@ export class BadCopy extends Error {
 /** Where a download's bytes go: a file (written as they arrive) or one buffer of the promised size. */
 export class Sink {
   offset = 0;
-  hash: Hash = createHash('sha256');
+  hash: Hasher = createHasher('sha256');
   private fd = -1;
   readonly buffer: Buffer | null;
 
@@ -91,7 +91,7 @@ export class Sink {
   reset(): void {
     if (this.fd >= 0) ftruncateSync(this.fd, 0);
     this.offset = 0;
-    this.hash = createHash('sha256');
+    this.hash = createHasher('sha256');
   }
 
   close(): void {

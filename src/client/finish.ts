@@ -4,7 +4,7 @@
  * writers recorded become .git/index entries.
  */
 import { closeSync, lstatSync, openSync, readSync, symlinkSync } from 'node:fs';
-import { createHash, type Hash } from 'node:crypto';
+import { createHasher, type Hasher } from '../util/digest.js';
 import { recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
 import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { encodeIndexOf, type IndexEntry } from '../git/index-file.js';
@@ -22,14 +22,14 @@ export function entryFullPath(root: string, e: TableEntry): Buffer {
  * their blob ids, reading the files back in 1 MiB slices.
  */
 export function finishSpanningEntries(root: string, editable: boolean, t: SharedTable, partial: Set<number>, symlinkParts: SymlinkParts, table: TableEntry[]): void {
-  const check = (i: number, hash: Hash) => {
+  const check = (i: number, hash: Hasher) => {
     if (editable && !isConverted(table[i]!) && !hash.digest().equals(table[i]!.oid))
       throw integrityError(`${table[i]!.path.toString('latin1')} from the archive does not match its blob id`);
   };
   for (const i of partial) {
     const path = entryFullPath(root, table[i]!);
     if (!editable) continue;
-    const hash = createHash('sha1').update(`blob ${table[i]!.size}\0`);
+    const hash = createHasher('sha1').update(`blob ${table[i]!.size}\0`);
     const fd = openSync(path, 'r');
     try {
       const slice = Buffer.allocUnsafe(1 << 20);
@@ -45,7 +45,7 @@ export function finishSpanningEntries(root: string, editable: boolean, t: Shared
     const target = Buffer.alloc(table[i]!.size);
     for (const p of parts) target.set(p.bytes, p.at);
     if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
-    check(i, createHash('sha1').update(`blob ${target.length}\0`).update(target));
+    check(i, createHasher('sha1').update(`blob ${target.length}\0`).update(target));
     const path = entryFullPath(root, table[i]!);
     symlinkSync(target, path);
     if (editable) recordStat(t, i, lstatSync(path, { bigint: true }));

@@ -16,7 +16,6 @@
  */
 import { lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { SnapError } from '../util/errors.js';
 import { pidExists } from '../util/process.js';
 
@@ -110,7 +109,7 @@ export class Staging {
     }
     for (const s of state.stale) rmSync(s, { recursive: true, force: true, maxRetries: 3 });
     const boot = bootId();
-    const root = join(state.dir, `${PREFIX}${process.pid}-${startTime(process.pid) ?? 'x'}-${boot ? `${boot}-` : ''}${randomBytes(6).toString('hex')}`);
+    const root = join(state.dir, `${PREFIX}${process.pid}-${startTime(process.pid) ?? 'x'}-${boot ? `${boot}-` : ''}${Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6))).toString('hex')}`);
     try {
       mkdirSync(root, { mode: 0o700 });
     } catch (err) {

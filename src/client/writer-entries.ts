@@ -5,7 +5,7 @@
  * descriptor; plus the blob-id check of bytes from the archive.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, symlinkSync, writeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHasher, type Hasher } from '../util/digest.js';
 import { entryPath, recordStat, type SharedTable } from './shared-table.js';
 import { FLAG_CONVERTED, MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
 import type { PhaseMs } from './pool-types.js';
@@ -118,6 +118,6 @@ export class EntryWriter {
   }
 }
 
-export function blobHash(size: number): ReturnType<typeof createHash> {
-  return createHash('sha1').update(`blob ${size}\0`);
+export function blobHash(size: number): Hasher {
+  return createHasher('sha1').update(`blob ${size}\0`);
 }

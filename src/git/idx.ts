@@ -11,7 +11,7 @@
  *   u64 largeOffset[n]         (only for offsets that do not fit in 31 bits)
  *   20 bytes pack checksum, 20 bytes SHA-1 of everything above
  */
-import { createHash } from 'node:crypto';
+import { createHasher } from '../util/digest.js';
 import { invalid } from '../util/errors.js';
 
 const MAGIC = 0xff744f63; // "\377tOc"
@@ -71,7 +71,7 @@ export function parseIdx(buf: Buffer, options: ParseIdxOptions = {}): PackIndex 
 
   const idxChecksum = Buffer.from(buf.subarray(buf.length - 20));
   if (options.verifyChecksum !== false) {
-    const actual = createHash('sha1').update(buf.subarray(0, buf.length - 20)).digest();
+    const actual = createHasher('sha1').update(buf.subarray(0, buf.length - 20)).digest();
     if (!actual.equals(idxChecksum)) throw invalid('pack index: checksum mismatch');
   }
 

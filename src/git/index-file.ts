@@ -13,7 +13,7 @@
  * flags: bit 15 assume-valid, bit 14 extended (v3+: u16 more flags follow),
  * bits 12-13 stage, low 12 bits min(pathLength, 0xfff).
  */
-import { createHash } from 'node:crypto';
+import { createHasher } from '../util/digest.js';
 import type { BigIntStats } from 'node:fs';
 import { invalid } from '../util/errors.js';
 
@@ -157,7 +157,7 @@ export function encodeIndexOf(count: number, pathBytes: number, entryAt: (i: num
     e.path.copy(buf, o + FIXED);
     o += entryLength(e.path.length);
   }
-  createHash('sha1').update(buf.subarray(0, o)).digest().copy(buf, o);
+  createHasher('sha1').update(buf.subarray(0, o)).digest().copy(buf, o);
   return buf.subarray(0, o + 20);
 }
 
@@ -174,7 +174,7 @@ export function decodeIndex(buf: Buffer): DecodedIndex {
   const count = buf.readUInt32BE(8);
   const end = buf.length - 20;
   const checksum = buf.subarray(end);
-  if (checksum.some((b) => b !== 0) && !createHash('sha1').update(buf.subarray(0, end)).digest().equals(checksum)) {
+  if (checksum.some((b) => b !== 0) && !createHasher('sha1').update(buf.subarray(0, end)).digest().equals(checksum)) {
     throw invalid('index: checksum mismatch');
   }
   if (count * entryLength(1) > end - HEADER) throw invalid(`index: ${count} entries do not fit`);

@@ -6,7 +6,7 @@
  * Object header: first byte = continuation bit, 3 type bits, low 4 size bits;
  * further bytes add 7 size bits each, least significant group first.
  */
-import { createHash } from 'node:crypto';
+import { createHasher } from '../util/digest.js';
 import { lazyZlib } from '../util/lazy-builtin.js';
 import { invalid } from '../util/errors.js';
 
@@ -112,7 +112,7 @@ export function inflateObject(slice: Buffer, expectedSize?: number): { type: num
 export function objectOid(type: number | ObjectTypeName, data: Uint8Array): Buffer {
   const name = typeof type === 'number' ? typeName(type) : type;
   if (!Object.values(TYPE_NAMES).includes(name)) throw invalid(`unknown object type ${JSON.stringify(name)}`);
-  return createHash('sha1').update(`${name} ${data.length}\0`).update(data).digest();
+  return createHasher('sha1').update(`${name} ${data.length}\0`).update(data).digest();
 }
 
 export function blobOid(data: Uint8Array): Buffer {

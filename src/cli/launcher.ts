@@ -1,10 +1,13 @@
 /**
  * Makes bin/snapclone, the command users run (`npm run build` and `prepare`
  * run this after tsc). It is bin/snapclone.js with a shebang naming the Bun
- * binary that `npm ci` installed (the exact-pinned npm package `bun`): Bun
+ * binary that `npm ci` installed (the exact-pinned optional dependency `bun`;
+ * package.json does not allow its postinstall, which would fetch a binary
+ * outside the lockfile where the platform package is missing: the platform
+ * package @oven/bun-*, checked against the lockfile, holds the binary). Bun
  * starts in ~9 ms where Node takes ~50 ms, and the client runs unchanged on it.
- * No Bun (a platform without its binary, optional dependencies omitted, its
- * postinstall not run) or a path a shebang cannot hold: the shebang is Node's,
+ * No Bun (a platform without its binary, `npm ci --omit=optional` as a server
+ * may do: it never uses Bun) or a path a shebang cannot hold: the shebang is Node's,
  * as bin/snapclone.js has. SNAPCLONE_RUNTIME=node at build time asks for Node.
  * Under Bun it loads the front bundle (front-bundle.ts) while that is fresh.
  * The file is made, not committed: the shebang must be an absolute path.
@@ -29,7 +32,7 @@ const MAX_SHEBANG = 120;
 const BUN_FLAGS = '--no-env-file --config=/dev/null';
 const ENV = '/usr/bin/env';
 
-/** The Bun binaries `npm ci` may have left, best first: the one bun's postinstall put in place, else the platform package's own. */
+/** The Bun binaries `npm ci` may have left, best first: the one bun's postinstall put in place (if someone allowed it), else the platform package's own. */
 function bunCandidates(root: string): string[] {
   const out = [join(root, 'node_modules/bun/bin/bun.exe')];
   const oven = join(root, 'node_modules/@oven');

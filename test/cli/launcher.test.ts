@@ -9,14 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { basename, join } from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
 import { HELP, COMMAND_HELP } from '../../src/cli/help.js';
-import { bunShebang, findBun } from '../../src/cli/launcher.js';
+import { bunShebang, findBun, launcherText } from '../../src/cli/launcher.js';
 import { makeParityRepo, type ParityRepo } from '../support/fixtures.js';
 import { compareClones } from '../support/compare.js';
 import { gitText, gitTry, hermeticEnv, tmpDir } from '../support/git.js';
@@ -75,6 +75,25 @@ test('the launcher runs on the Bun that npm ci installed, else on Node', () => {
   const bun = findBun(ROOT);
   if (process.env.SNAPCLONE_RUNTIME === 'node' || bun === null) assert.equal(shebang, '#!/usr/bin/env node');
   else assert.equal(shebang, bunShebang(bun));
+});
+
+test('the launcher loads the front bundle only while it is as new as every file it was made from', { skip: findBun(ROOT) === null && 'no Bun' }, async () => {
+  // A launcher over stand-in files that say which one ran; an incremental emit touches one bundled input, not main.js.
+  const dir = join(work, 'fresh');
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'dist/src/cli'), { recursive: true });
+  const cli = (f: string) => join(dir, 'dist/src/cli', f);
+  for (const f of ['main.js', 'clone-cmd.js', 'help.js']) writeFileSync(cli(f), f === 'main.js' ? 'console.log("main")\n' : '');
+  writeFileSync(cli('main.front.js'), 'console.log("front")\n');
+  writeFileSync(join(dir, 'bin/snapclone'), launcherText(findBun(ROOT), ['clone-cmd.js', 'help.js', 'main.js']));
+  chmodSync(join(dir, 'bin/snapclone'), 0o755);
+  const at = (f: string, s: number) => utimesSync(cli(f), s, s);
+  const which = () => new Promise<string>((r) => execFile(join(dir, 'bin/snapclone'), [], (_e, out) => r(String(out).trim())));
+  for (const f of ['main.js', 'clone-cmd.js', 'help.js']) at(f, 1_000_000);
+  at('main.front.js', 1_000_010);
+  assert.equal(await which(), 'front');
+  at('help.js', 1_000_020);
+  assert.equal(await which(), 'main');
 });
 
 /**

@@ -2,7 +2,7 @@
 import { SnapError } from '../util/errors.js';
 import { defaultCloneDir } from '../client/names.js';
 import { out, repoName, serverUrl, type Values } from './common.js';
-import { sendFirstResolve, type FirstAnswer } from './first-request.js';
+import { sendFirstResolve } from './first-request.js';
 import { guardStdio } from './stdio-guard.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {
@@ -23,25 +23,30 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   const token = process.env.SNAPCLONE_TOKEN || undefined;
   const proxy = v.proxy === true;
   // Resolve leaves before the client's modules load (first-request.ts); null where it would not pay.
-  const firstAnswer: FirstAnswer | null = sendFirstResolve({ server, token, name, ref: (v.branch as string | undefined) ?? '', mode: mode === 'files' ? 'files' : depth === 1 ? 'shallow' : 'full', proxy, dir });
-  guardStdio();
-  const { clone } = await import('../client/clone.js');
-  const { Progress } = await import('../client/progress.js');
-  const opts: Parameters<typeof clone>[0] & { firstAnswer?: FirstAnswer } = {
-    server,
-    token,
-    name,
-    dir,
-    branch: v.branch as string | undefined,
-    depth,
-    mode,
-    waitTimeoutMs,
-    proxy,
-    // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
-    progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
-  };
-  if (firstAnswer) opts.firstAnswer = firstAnswer;
-  const result = await clone(opts);
+  const early = sendFirstResolve({ server, token, name, ref: (v.branch as string | undefined) ?? '', mode: mode === 'files' ? 'files' : depth === 1 ? 'shallow' : 'full', proxy, dir });
+  let result: import('../client/clone.js').CloneResult;
+  try {
+    guardStdio();
+    const { clone } = await import('../client/clone.js');
+    const { Progress } = await import('../client/progress.js');
+    result = await clone({
+      server,
+      token,
+      name,
+      dir,
+      branch: v.branch as string | undefined,
+      depth,
+      mode,
+      waitTimeoutMs,
+      proxy,
+      // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
+      progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
+      ...(early ? { firstAnswer: early } : {}),
+    });
+  } finally {
+    // A clone that failed before taking the early answer must not wait for it to exit.
+    early?.cancel();
+  }
   if (v.bench) process.stderr.write(benchReport(result));
   if (v.json) out(v, result, '');
   return 0;

@@ -13,9 +13,20 @@
  * node:http, and Node's own start-up (~50 ms) dominates anyway.
  */
 import { lstatSync, readdirSync } from 'node:fs';
-import { resolvePath, type FirstAnswer } from '../client/first-answer.js';
+import { PROXY_VARS, resolvePath, type FirstAnswer } from '../client/first-answer.js';
 
 export type { FirstAnswer };
+
+/** A resolve on its way; cancel() ends it (a no-op once answered): a pending fetch holds the process open. */
+export type EarlyResolve = FirstAnswer & { cancel(): void };
+
+/**
+ * Limits the client reads from the environment (artifact-download.ts
+ * timeoutsFromEnv, which ServerClient checks when it is made). With any set,
+ * nothing leaves early: a bad value is then a usage error before any request
+ * (that module costs too much to load here), and a good one bounds resolve too.
+ */
+const TIMEOUT_VARS = ['SNAPCLONE_CONNECT_TIMEOUT_MS', 'SNAPCLONE_FIRST_BYTE_TIMEOUT_MS', 'SNAPCLONE_STALL_TIMEOUT_MS'];
 
 /** ServerClient's limit on waiting for a JSON answer. */
 const JSON_TIMEOUT_MS = 120_000;
@@ -23,12 +34,13 @@ const JSON_TIMEOUT_MS = 120_000;
 /**
  * Send resolve now when that is safe and pays: under Bun, to a plain http(s)
  * server URL, with no proxy variables (node:http ignores them, fetch would
- * not), and only when the target can take the clone (else the clone fails
- * before asking the server, and an early resolve could start a build for nothing).
+ * not), no timeout variables, and only when the target can take the clone
+ * (else the clone fails before asking the server, and an early resolve could
+ * start a build for nothing). The caller cancels it if the clone ends without it.
  */
-export function sendFirstResolve(o: { server: string; token: string | undefined; name: string; ref: string; mode: 'full' | 'shallow' | 'files'; proxy: boolean; dir: string }): FirstAnswer | null {
+export function sendFirstResolve(o: { server: string; token: string | undefined; name: string; ref: string; mode: 'full' | 'shallow' | 'files'; proxy: boolean; dir: string }): EarlyResolve | null {
   if (process.versions.bun === undefined || typeof fetch !== 'function') return null;
-  if (['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'].some((k) => process.env[k])) return null;
+  if ([...PROXY_VARS, ...TIMEOUT_VARS].some((k) => process.env[k])) return null;
   let u: URL;
   try {
     u = new URL(o.server);
@@ -40,21 +52,22 @@ export function sendFirstResolve(o: { server: string; token: string | undefined;
   const headers: Record<string, string> = { accept: 'application/json' };
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   const url = u.origin + u.pathname.replace(/\/+$/, '') + path;
-  const answer = fetch(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(JSON_TIMEOUT_MS) }).then(async (res) => {
+  const stop = new AbortController();
+  const answer = fetch(url, { headers, redirect: 'manual', signal: AbortSignal.any([stop.signal, AbortSignal.timeout(JSON_TIMEOUT_MS)]) }).then(async (res) => {
     const h: Record<string, string> = {};
     res.headers.forEach((v, k) => (h[k.toLowerCase()] = v));
     return { status: res.status, headers: h, text: await res.text() };
   });
   answer.catch(() => {}); // taken (and its failure reported) by ServerClient; never an unhandled rejection
-  return { method: 'GET', path, answer };
+  return { method: 'GET', path, answer, cancel: () => stop.abort() };
 }
 
-/** Missing, or an empty directory (or a link to one): the only targets a clone takes (staging.ts checks it for real). */
+/** Missing, or an empty directory (or a link to one): the only targets a clone takes (staging.ts checks it for real; anything odd, such as a parent that is a file, is left to it). */
 function targetTakesClone(dir: string): boolean {
   try {
     lstatSync(dir);
-  } catch {
-    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
   try {
     return readdirSync(dir).length === 0;

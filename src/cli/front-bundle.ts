@@ -6,7 +6,9 @@
  * sixth of the start-up budget. Everything else (the client, util, the server,
  * the other commands) stays a file of dist/ imported by the same relative
  * path, so each module has one instance (instanceof SnapError holds) and
- * relative URLs (package.json) still resolve.
+ * relative URLs (package.json) still resolve. common.js is also loaded as a
+ * file by admin-cmd and gc-cmd: two instances, harmless while it holds no state.
+ * Prints the bundled files' names (JSON) for the launcher's freshness check.
  */
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +32,8 @@ const FRONT = new Set(['./commands.js', './clone-cmd.js']);
 const FRONT_NAME = 'main.front.js'; // launcher.ts names it too
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
+/** What went into the bundle, for the launcher's freshness check (printed on stdout). */
+const inputs = new Set(['main.js']);
 const r = await Bun.build({
   entrypoints: [fileURLToPath(new URL('./main.js', import.meta.url))],
   outdir: dir,
@@ -40,7 +44,12 @@ const r = await Bun.build({
       name: 'only-the-front',
       setup(b) {
         // Only src/cli's own modules go in: a module the client also imports (errors.js: instanceof SnapError; stdio-closed.js) must stay one instance.
-        b.onResolve({ filter: /.*/ }, (a) => (!a.kind.startsWith('entry-point') && ((a.kind === 'dynamic-import' && !FRONT.has(a.path)) || !a.path.startsWith('./')) ? { path: a.path, external: true } : undefined));
+        b.onResolve({ filter: /.*/ }, (a) => {
+          if (a.kind.startsWith('entry-point')) return undefined;
+          if ((a.kind === 'dynamic-import' && !FRONT.has(a.path)) || !a.path.startsWith('./')) return { path: a.path, external: true };
+          inputs.add(a.path.slice(2)); // a sibling in dist/src/cli: only src/cli's own modules get this far
+          return undefined;
+        });
       },
     },
   ],
@@ -49,3 +58,4 @@ if (!r.success) {
   process.stderr.write(`snapclone: front bundle failed: ${JSON.stringify(r.logs)}\n`);
   process.exit(1);
 }
+process.stdout.write(`${JSON.stringify([...inputs].sort())}\n`);

@@ -4,6 +4,9 @@
  * both build. Kept free of imports so the CLI loads it for nothing.
  */
 
+/** Proxy variables: node:http ignores them and fetch honours them, so with any set every request goes through node:http (transport.ts) and none early. */
+export const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'];
+
 /** An answer as ServerClient reads it: status, lowercase headers, body text. */
 export interface RawAnswer {
   status: number;

@@ -6,12 +6,13 @@
  * SNAPCLONE_TRANSPORT=node|fetch overrides (tests drive the fetch transport in-process under Node with it).
  */
 import type { Transport } from './transport-types.js';
+import { PROXY_VARS } from './first-answer.js';
 
 export function transportName(env: NodeJS.ProcessEnv = process.env): 'node' | 'fetch' {
   const forced = env.SNAPCLONE_TRANSPORT;
   if (forced === 'node' || forced === 'fetch') return forced;
   if (process.versions.bun === undefined || typeof fetch !== 'function') return 'node';
-  if (['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'].some((k) => env[k])) return 'node';
+  if (PROXY_VARS.some((k) => env[k])) return 'node';
   return 'fetch';
 }
 

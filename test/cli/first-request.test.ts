@@ -36,9 +36,9 @@ before(async () => {
 
 after(() => new Promise<void>((r) => server.close(() => r())));
 
-function run(runner: string[], args: string[]): Promise<{ code: number; stderr: string }> {
+function run(runner: string[], args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(runner[0]!, [...runner.slice(1), ...args], { env: { ...hermeticEnv(), SNAPCLONE_SERVER: url } }, (err, _stdout, stderr) => {
+    execFile(runner[0]!, [...runner.slice(1), ...args], { env: { ...hermeticEnv(), SNAPCLONE_SERVER: url, ...env } }, (err, _stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) });
     });
   });
@@ -69,4 +69,26 @@ test('a target that cannot take the clone sends nothing, under either runtime', 
     assert.equal(r.code, 8, r.stderr);
     assert.deepEqual(seen, []);
   }
+});
+
+test('a target below a file, or a bad timeout variable, sends nothing and ends alike under either runtime', async () => {
+  const file = join(work, 'a-file');
+  writeFileSync(file, '');
+  const cases: [string[], Record<string, string>][] = [
+    [['clone', 'x/y', join(file, 'sub')], {}],
+    [['clone', 'x/y', join(work, 'bad-timeout')], { SNAPCLONE_CONNECT_TIMEOUT_MS: 'banana' }],
+    [['clone', 'x/y', join(work, 'bad-timeout')], { SNAPCLONE_STALL_TIMEOUT_MS: '0' }],
+  ];
+  for (const [args, env] of cases) {
+    const out: { code: number; stderr: string; requests: string[] }[] = [];
+    for (const runner of Object.values(RUNNERS)) {
+      seen.length = 0;
+      const r = await run(runner, args, env);
+      out.push({ ...r, requests: [...seen] });
+    }
+    assert.deepEqual(out[0]!.requests, [], JSON.stringify(out));
+    assert.deepEqual(out[0], out[1]);
+    assert.notEqual(out[0]!.code, 0);
+  }
+  assert.equal((await run(RUNNERS.launcher!, ['clone', 'x/y', join(work, 'bad-timeout')], { SNAPCLONE_CONNECT_TIMEOUT_MS: 'banana' })).code, 2);
 });

@@ -9,13 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { basename, join } from 'node:path';
 import type { RunningServer } from '../../src/serve/server.js';
 import { HELP, COMMAND_HELP } from '../../src/cli/help.js';
-import { findBun } from '../../src/cli/launcher.js';
+import { bunShebang, findBun, launcherText } from '../../src/cli/launcher.js';
 import { makeParityRepo, type ParityRepo } from '../support/fixtures.js';
 import { compareClones } from '../support/compare.js';
 import { gitText, gitTry, hermeticEnv, tmpDir } from '../support/git.js';
@@ -40,9 +41,9 @@ after(async () => {
   await server?.close();
 });
 
-function launch(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+function launch(args: string[], env: Record<string, string | undefined> = {}, cwd?: string): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(LAUNCHER, args, { env: { ...hermeticEnv(), SNAPCLONE_SERVER: server.url, ...env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    execFile(LAUNCHER, args, { cwd, env: { ...hermeticEnv(), SNAPCLONE_SERVER: server.url, ...env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
     });
@@ -73,7 +74,78 @@ test('the launcher runs on the Bun that npm ci installed, else on Node', () => {
   const shebang = readFileSync(LAUNCHER, 'utf8').split('\n')[0];
   const bun = findBun(ROOT);
   if (process.env.SNAPCLONE_RUNTIME === 'node' || bun === null) assert.equal(shebang, '#!/usr/bin/env node');
-  else assert.equal(shebang, `#!${bun}`);
+  else assert.equal(shebang, bunShebang(bun));
+});
+
+test('the launcher loads the front bundle only while it is as new as every file it was made from', { skip: findBun(ROOT) === null && 'no Bun' }, async () => {
+  // A launcher over stand-in files that say which one ran; an incremental emit touches one bundled input, not main.js.
+  const dir = join(work, 'fresh');
+  mkdirSync(join(dir, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'dist/src/cli'), { recursive: true });
+  const cli = (f: string) => join(dir, 'dist/src/cli', f);
+  for (const f of ['main.js', 'clone-cmd.js', 'help.js']) writeFileSync(cli(f), f === 'main.js' ? 'console.log("main")\n' : '');
+  writeFileSync(cli('main.front.js'), 'console.log("front")\n');
+  writeFileSync(join(dir, 'bin/snapclone'), launcherText(findBun(ROOT), ['clone-cmd.js', 'help.js', 'main.js']));
+  chmodSync(join(dir, 'bin/snapclone'), 0o755);
+  const at = (f: string, s: number) => utimesSync(cli(f), s, s);
+  const which = () => new Promise<string>((r) => execFile(join(dir, 'bin/snapclone'), [], (_e, out) => r(String(out).trim())));
+  for (const f of ['main.js', 'clone-cmd.js', 'help.js']) at(f, 1_000_000);
+  at('main.front.js', 1_000_010);
+  assert.equal(await which(), 'front');
+  at('help.js', 1_000_020);
+  assert.equal(await which(), 'main');
+});
+
+/**
+ * A directory of another project, as users clone from: Bun would read its
+ * bunfig.toml (preload runs code) and its .env files. Each hook leaves a file
+ * in `marks` if it ever runs.
+ */
+function hostileDir(name: string, env: string): { dir: string; marks: string } {
+  const dir = join(work, name);
+  const marks = join(dir, 'marks');
+  mkdirSync(marks, { recursive: true });
+  writeFileSync(join(dir, 'pre.js'), `require('node:fs').writeFileSync(${JSON.stringify(join(marks, 'preload'))}, '');\n`);
+  writeFileSync(join(dir, 'bunfig.toml'), 'preload = ["./pre.js"]\n[run]\nbun = true\n');
+  writeFileSync(join(dir, 'node-options.cjs'), `require('node:fs').writeFileSync(${JSON.stringify(join(marks, 'node-options'))}, '');\n`);
+  writeFileSync(join(dir, '.env'), env);
+  writeFileSync(join(dir, '.env.local'), `NODE_OPTIONS=--require=${join(dir, 'node-options.cjs')}\n`);
+  writeFileSync(join(dir, '.env.production'), env);
+  return { dir, marks };
+}
+
+const marksIn = (marks: string) => ['preload', 'node-options'].filter((m) => existsSync(join(marks, m)));
+
+test('from a cwd holding bunfig.toml (preload) and .env files, the launcher runs none of it and takes no variable from it', async () => {
+  // A server that counts what reaches it: the .env points SNAPCLONE_SERVER there.
+  const hits: string[] = [];
+  const evil = createHttpServer((req, res) => {
+    hits.push(`${req.method} ${req.url}`);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+  try {
+    const evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    const a = hostileDir('hostile-server', `SNAPCLONE_SERVER=${evilUrl}\nSNAPCLONE_TOKEN=leaked\n`);
+    const version = await launch(['--version'], {}, a.dir);
+    assert.equal(version.code, 0, version.stderr);
+    // No SNAPCLONE_SERVER of our own: a leaked one would be used; the default (nothing listening, or not our evil server) is.
+    await launch(['clone', 'fx/parity', join(work, 'hostile-default')], { SNAPCLONE_SERVER: undefined, SNAPCLONE_CONNECT_TIMEOUT_MS: undefined }, a.dir);
+    assert.deepEqual(hits, []);
+    assert.deepEqual(marksIn(a.marks), []);
+
+    // A variable the clone checks: leaked, it would be a usage error (exit 2); the clone must instead equal git clone.
+    const b = hostileDir('hostile-timeout', 'SNAPCLONE_CONNECT_TIMEOUT_MS=banana\n');
+    const target = join(work, 'hostile-clone');
+    const r = await launch(['clone', 'fx/parity', target], {}, b.dir);
+    assert.equal(r.code, 0, r.stderr);
+    const g = join(work, 'hostile-git');
+    assert.equal(gitTry(['clone', '--quiet', up.url, g], { cwd: work }).status, 0);
+    assert.deepEqual(compareClones(g, target, { mode: 'editable' }), []);
+    assert.deepEqual(marksIn(b.marks), []);
+  } finally {
+    await new Promise<void>((r) => evil.close(() => r()));
+  }
 });
 
 test('full clone through the launcher equals git clone', async () => {
@@ -132,9 +204,11 @@ test('help and version through the launcher are the CLI\'s own', async () => {
   assert.equal(version.stdout, `snapclone ${pkg.version}\n`);
 });
 
-test('serve through the launcher runs on Node in the same process, answers, and stops on SIGTERM', async () => {
+test('serve through the launcher runs on Node in the same process, answers, and stops on SIGTERM; a hostile cwd reaches neither Bun nor Node', async () => {
   const port = await freePort();
-  const child = spawn(LAUNCHER, ['serve', '--port', String(port), '--data-dir', join(work, 'served')], { env: { ...hermeticEnv(), SNAPCLONE_LOG: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  // NODE_OPTIONS from .env.local would run code in Node after the execve, a preload in Bun before it.
+  const h = hostileDir('hostile-serve', 'SNAPCLONE_LOG=debug\n');
+  const child = spawn(LAUNCHER, ['serve', '--port', String(port), '--data-dir', join(work, 'served')], { cwd: h.dir, env: { ...hermeticEnv(), SNAPCLONE_LOG: 'warn', NODE_OPTIONS: undefined }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -151,6 +225,7 @@ test('serve through the launcher runs on Node in the same process, answers, and 
     child.kill('SIGTERM');
   }
   assert.equal(await exited, 0, stderr);
+  assert.deepEqual(marksIn(h.marks), []);
 });
 
 function freePort(): Promise<number> {

@@ -125,7 +125,8 @@ A download that breaks off (connection reset or cut, server restarted, a body si
 limit) is tried again, giving up after 5 attempts in a row without progress (20 in all), pausing 0.2 s, 0.4 s... (at most 3.2 s),
 and resumes with a byte range from what was received; wrong bytes are never retried (exit 6).
 Limits: connect 10 s, first byte of a download 30 s, silence mid-body 30 s ($SNAPCLONE_CONNECT_TIMEOUT_MS,
-$SNAPCLONE_FIRST_BYTE_TIMEOUT_MS, $SNAPCLONE_STALL_TIMEOUT_MS, in ms). A 429 (rate limited) is waited
+$SNAPCLONE_FIRST_BYTE_TIMEOUT_MS, $SNAPCLONE_STALL_TIMEOUT_MS, in ms). Under Bun (bin/snapclone) fetch cannot
+tell connecting from waiting: a host's first request gets both limits in turn, later ones the first-byte limit. A 429 (rate limited) is waited
 out per its Retry-After (at most 30 s each, within --timeout), 5 times at most; then exit 15.
 Private repositories: on a 401 naming the upstream, the clone presents your own credential for it
 in the Snapclone-Upstream-Authorization header: $SNAPCLONE_UPSTREAM_TOKEN as a bearer token, else

@@ -12,8 +12,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import postgres from 'postgres';
-import { startPostgres, postgresSkipReason, type PostgresServer } from '../support/postgres.js';
-import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
+import type { PostgresServer } from '../support/postgres.js';
+import { startSharedEngines } from '../support/engines.js';
+import type { Seaweed } from '../support/seaweed.js';
 import { git, tmpDir } from '../support/git.js';
 import { basic, startGitHttpServer, type GitHttpServer } from '../support/git-http-auth.js';
 import { BIN, spawnServe, until, type ServeProcess } from '../serve/process-helpers.js';
@@ -48,14 +49,12 @@ const admin = { authorization: `Bearer ${ADMIN}` };
 const up = (v: string) => ({ 'snapclone-upstream-authorization': v });
 
 before(async () => {
-  skip = postgresSkipReason();
-  if (skip) return;
-  weed = await startSeaweed();
-  if (!weed) {
-    skip = WEED_MISSING;
+  const engines = await startSharedEngines();
+  if ('skip' in engines) {
+    skip = engines.skip;
     return;
   }
-  pg = await startPostgres();
+  ({ pg, weed } = engines);
   work = tmpDir('snapclone-access-scale');
   const src = join(work, 'src');
   git(['init', '-q', '-b', 'main', src], { cwd: work });

@@ -12,8 +12,9 @@ import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { startPostgres, postgresSkipReason, type PostgresServer } from '../support/postgres.js';
-import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
+import type { PostgresServer } from '../support/postgres.js';
+import { startSharedEngines } from '../support/engines.js';
+import type { Seaweed } from '../support/seaweed.js';
 import { makeMediumRepo, randomBytes, type MediumRepo } from '../support/fixtures.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { compareClones } from '../support/compare.js';
@@ -81,14 +82,12 @@ function push(tag: string, files = 0): string {
 }
 
 before(async () => {
-  skip = postgresSkipReason();
-  if (skip) return;
-  weed = await startSeaweed();
-  if (!weed) {
-    skip = WEED_MISSING;
+  const engines = await startSharedEngines();
+  if ('skip' in engines) {
+    skip = engines.skip;
     return;
   }
-  pg = await startPostgres();
+  ({ pg, weed } = engines);
   work = tmpDir('snapclone-scale-out');
   gate = gatedSsh(work); // sets GIT_SSH_COMMAND for every process started from here
   medium = makeMediumRepo(work, { commits: 60 });

@@ -8,8 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startPostgres, postgresSkipReason, type PostgresServer } from '../support/postgres.js';
-import { startSeaweed, WEED_MISSING, type Seaweed } from '../support/seaweed.js';
+import type { PostgresServer } from '../support/postgres.js';
+import { startSharedEngines } from '../support/engines.js';
+import type { Seaweed } from '../support/seaweed.js';
 import { compareClones } from '../support/compare.js';
 import { git, tmpDir, removeTmpDir } from '../support/git.js';
 import { parseManifest } from '../../src/clonepack/manifest.js';
@@ -27,14 +28,12 @@ const procs: ServeProcess[] = [];
 let skip: string | null = null;
 
 before(async () => {
-  skip = postgresSkipReason();
-  if (skip) return;
-  weed = await startSeaweed();
-  if (!weed) {
-    skip = WEED_MISSING;
+  const engines = await startSharedEngines();
+  if ('skip' in engines) {
+    skip = engines.skip;
     return;
   }
-  pg = await startPostgres();
+  ({ pg, weed } = engines);
   work = tmpDir('snapclone-inline-scale');
   upstream = makeUpstream(work).dir;
   const bucket = await weed.createBucket();

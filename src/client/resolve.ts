@@ -72,8 +72,10 @@ export async function resolveRef(client: ServerClient, name: string, ref: string
     await new Promise((r) => setTimeout(r, Math.min(ms, left)));
   };
   let finishedJob: number | null = null;
-  for (;;) {
-    if (Date.now() > deadline) throw timedOut();
+  // The server is always asked at least once: a timeout of 0 means "do not
+  // wait", not "do not ask" (and the answer must not depend on a clock tick).
+  for (let asked = false; ; asked = true) {
+    if (asked && Date.now() > deadline) throw timedOut();
     const { status, json, headers } = await client.json('GET', path);
     if (status === 200) return checkResolved(json, opts.proxy === true);
     if (status !== 202) throw new SnapError('invalid', `unexpected answer ${status} from resolve`);

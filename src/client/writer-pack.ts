@@ -53,13 +53,35 @@ function inflateBlob(w: EntryWriter, fd: number, buf: Buffer, offset: number, le
   if (hdr.type !== OBJ_BLOB) throw new TaskError(`object at ${offset} is not a blob`, 'integrity');
   if (hdr.size !== size) throw new TaskError(`blob at ${offset} has ${hdr.size} bytes, the table says ${size}`, 'integrity');
   let t = now();
-  const data = lazyZlib().inflateSync(buf.subarray(hdr.headerLength, length), { maxOutputLength: Math.max(1, size) });
+  const data = inflateBlobData(buf.subarray(hdr.headerLength, length), size, offset);
   w.ms.inflate += now() - t;
   t = now();
   if (data.length !== size) throw new TaskError(`blob at ${offset} inflated to ${data.length} bytes, expected ${size}`, 'integrity');
   if (!w.oidMatches(first, blobHash(size).update(data).digest())) throw new TaskError(`blob for ${w.fullPath(first).toString('latin1')} does not match its object id`, 'integrity');
   w.ms.verify += now() - t;
   return data;
+}
+
+/**
+ * Deflate expands at most ~1032:1, so Bun's inflate, which takes no output
+ * bound, is given only slices whose worst case is bounded (<= 264 MiB from a
+ * hostile pack); larger ones go to node:zlib with maxOutputLength. Under Bun
+ * that also spares loading node:zlib (~10 ms of CPU) for most small trees, and
+ * Bun's inflate is ~30% faster (vuejs/core's 705 blobs: 14 against 19-23 ms).
+ */
+const BUN_INFLATE_MAX_IN = 256 << 10;
+const bunInflate = (globalThis as { Bun?: { inflateSync(data: Uint8Array, opts: { windowBits: number }): Uint8Array } }).Bun?.inflateSync;
+
+export function inflateBlobData(compressed: Buffer, size: number, offset: number): Buffer {
+  try {
+    if (bunInflate && compressed.length <= BUN_INFLATE_MAX_IN) {
+      const out = bunInflate(compressed, { windowBits: 15 });
+      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    }
+    return lazyZlib().inflateSync(compressed, { maxOutputLength: Math.max(1, size) });
+  } catch (err) {
+    throw new TaskError(`blob at ${offset} does not inflate: ${(err as Error).message}`, 'integrity');
+  }
 }
 
 /** Stream-inflate one large blob into its first path, then copy it to any other paths. */

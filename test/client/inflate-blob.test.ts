@@ -9,18 +9,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'node:zlib';
 import { inflateBlobData } from '../../src/client/writer-pack.js';
 import { TaskError } from '../../src/client/writer-entries.js';
+import { findBun } from '../../src/cli/launcher.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const LAUNCHER = join(ROOT, 'bin/snapclone');
-const shebang = existsSync(LAUNCHER) ? readFileSync(LAUNCHER, 'utf8').split('\n', 1)[0]! : '';
-const bunBinary = /^#!\/usr\/bin\/env -S (\S+)/.exec(shebang)?.[1];
-const onBun = bunBinary !== undefined && !bunBinary.endsWith('node') && existsSync(bunBinary);
+const bunBinary = findBun(ROOT);
 
 /** The checks, as a script that runs the same way in this process and in a Bun process. */
 const CHECKS = `
@@ -42,7 +39,7 @@ console.log(JSON.stringify(out));
 
 const EXPECTED = [true, true, true, 'integrity', 'integrity', 'integrity'];
 
-test('Node: blobs inflate to their bytes; a bad header, a flipped Adler-32 or a larger output is an integrity error', async () => {
+test('Node: blobs inflate to their bytes; a bad header, a flipped Adler-32 or a larger output is an integrity error', () => {
   const src = Buffer.from('x'.repeat(1000));
   assert.ok(inflateBlobData(deflateSync(src), src.length, 0).equals(src));
   assert.throws(() => inflateBlobData(Buffer.from([1, 2, 3]), 3, 0), (e: unknown) => e instanceof TaskError && e.code === 'integrity');
@@ -50,7 +47,7 @@ test('Node: blobs inflate to their bytes; a bad header, a flipped Adler-32 or a 
   assert.deepEqual(JSON.parse(got.trim().split('\n').pop()!), EXPECTED);
 });
 
-test('Bun: the same checks through Bun.inflateSync', { skip: onBun ? false : 'no Bun binary behind bin/snapclone' }, () => {
+test('Bun: the same checks through Bun.inflateSync', { skip: bunBinary === null && 'no Bun installed' }, () => {
   const got = execFileSync(bunBinary!, ['--no-env-file', '--config=/dev/null', '-e', CHECKS], { encoding: 'utf8' });
   assert.deepEqual(JSON.parse(got.trim().split('\n').pop()!), EXPECTED);
 });

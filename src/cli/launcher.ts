@@ -17,8 +17,11 @@ import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** front-bundle.ts's output, beside main.js (kept in step by hand: importing it would run the bundler). */
+/** front-bundle.ts's output, beside main.js, and its chunks (kept in step by hand: importing it would run the bundler). */
 const FRONT_NAME = 'main.front.js';
+const CHUNK_FILE = /^main\.front-[a-z0-9]+\.js$/;
+/** A bundled input as front-bundle.ts lists it: a file of dist/src/cli, or of a sibling folder of dist/src. */
+const INPUT_PATH = /^(\.\.\/[a-z]+\/)?[\w.-]+\.js$/;
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const NODE_SHEBANG = '#!/usr/bin/env node';
 /** Linux reads at most 256 bytes of a shebang line (127 before 5.1); stay well inside. */
@@ -86,13 +89,17 @@ await import(${JSON.stringify(inputs)}.every((p) => at(p) <= front) ? '../dist/s
 
 /** Bundle the clone's front with Bun (front-bundle.ts); its inputs (names in dist/src/cli), or null (the launcher then loads main.js) if that fails. */
 function bundleFront(bun: string, root: string): string[] | null {
-  rmSync(join(root, 'dist/src/cli', FRONT_NAME), { force: true });
+  const cli = join(root, 'dist/src/cli');
+  const removeBundle = () => {
+    for (const f of readdirSync(cli)) if (f === FRONT_NAME || CHUNK_FILE.test(f)) rmSync(join(cli, f), { force: true });
+  };
+  removeBundle();
   try {
     const inputs: unknown = JSON.parse(execFileSync(bun, [...BUN_FLAGS.split(' '), join(root, 'dist/src/cli/front-bundle.js')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 60_000 }));
-    if (!Array.isArray(inputs) || !inputs.includes('main.js') || !inputs.every((p) => typeof p === 'string' && /^[\w.-]+\.js$/.test(p))) throw new Error('bad input list');
+    if (!Array.isArray(inputs) || !inputs.includes('main.js') || !inputs.every((p) => typeof p === 'string' && INPUT_PATH.test(p))) throw new Error('bad input list');
     return inputs as string[];
   } catch {
-    rmSync(join(root, 'dist/src/cli', FRONT_NAME), { force: true });
+    removeBundle();
     return null;
   }
 }

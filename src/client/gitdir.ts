@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import type { Manifest, RefEntry } from '../clonepack/manifest.js';
 import { formatPackedRefs, formatReflogLine, type Ident } from '../git/packed-refs.js';
 import { formatGitConfig, type ConfigSection } from '../git/config-file.js';
+import { localUtcOffset } from '../util/utc-offset.js';
 
 export interface GitDirRequest {
   gitDir: string;
@@ -68,7 +69,7 @@ export function writeGitDir(req: GitDirRequest): void {
 
   const ident = reflogIdent();
   const now = Math.floor(Date.now() / 1000);
-  const tz = -new Date().getTimezoneOffset();
+  const tz = localUtcOffset(now);
   const log = (rel: string, oid: string) => put(join('logs', rel), formatReflogLine(null, oid, ident, now, tz, `clone: from ${upstreamUrl}`));
 
   let packed: RefEntry[];

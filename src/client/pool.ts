@@ -51,7 +51,8 @@ export class WriterPool {
   grow(size: number): void {
     const target = Math.min(size, maxPoolSize());
     while (this.workers.length < target) {
-      const w = new (lazyWorkerThreads().Worker)(new URL('./worker.js', import.meta.url));
+      // From dist/src/client, or from a chunk of the front bundle in dist/src/cli (front-bundle.ts): the same file.
+      const w = new (lazyWorkerThreads().Worker)(new URL('../client/worker.js', import.meta.url));
       w.on('message', (msg: WorkerResult | WorkerFailure) => this.onMessage(w, msg));
       w.on('error', (err) => this.onCrash(w, err));
       if (this.init) w.postMessage(this.init);

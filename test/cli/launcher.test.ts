@@ -53,12 +53,12 @@ function launch(args: string[], env: Record<string, string | undefined> = {}, cw
 let n = 0;
 
 /** git clone and the launcher's clone with the same flags must be indistinguishable. */
-async function parity(gitFlags: string[], snapFlags: string[], mode: 'editable' | 'files' = 'editable'): Promise<string> {
+async function parity(gitFlags: string[], snapFlags: string[], mode: 'editable' | 'files' = 'editable', env: Record<string, string> = {}): Promise<string> {
   const g = join(work, `git-${++n}`);
   const s = join(work, `snap-${n}`);
   const gr = gitTry(['clone', '--quiet', ...gitFlags, up.url, g], { cwd: work });
   assert.equal(gr.status, 0, `git clone failed: ${gr.stderr.toString()}`);
-  const r = await launch(['clone', 'fx/parity', s, ...snapFlags, ...(mode === 'files' ? ['--mode', 'files'] : [])]);
+  const r = await launch(['clone', 'fx/parity', s, ...snapFlags, ...(mode === 'files' ? ['--mode', 'files'] : [])], env);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(compareClones(g, s, { mode }), []);
   if (mode === 'editable') {
@@ -158,6 +158,14 @@ test('--depth 1 through the launcher equals git clone --depth 1', async () => {
 
 test('--mode files through the launcher equals the work tree of git clone', async () => {
   await parity([], [], 'files');
+});
+
+// The client runs from chunks of the front bundle in dist/src/cli; writer threads start from dist/src/client/worker.js (pool.ts).
+test('with writer threads, full, --depth 1 and files clones through the launcher equal git clone', async () => {
+  const threads = { SNAPCLONE_WORKERS: '2' };
+  await parity([], [], 'editable', threads);
+  await parity(['--depth', '1'], ['--depth', '1'], 'editable', threads);
+  await parity([], [], 'files', threads);
 });
 
 test('--branch through the launcher equals git clone --branch', async () => {

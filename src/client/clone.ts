@@ -16,14 +16,14 @@ import { checkInlineArtifact, peekResolve, resolveRef, type NewerBuild, type Res
 import { checkDownloadsMatch } from './downloads.js';
 import { DownloadSlots } from './download-slots.js';
 import { WriterPool } from './pool.js';
-import { shareTable, recordStat, type SharedTable } from './shared-table.js';
+import { shareTable, recordStat, setParts, type SharedTable } from './shared-table.js';
 import { zeroMs, type PhaseMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
-import { encodeTableIndex, entryFullPath, finishSpanningEntries, type SymlinkParts } from './finish.js';
+import { encodeTableIndex, entryFullPath, finishSymlinkPieces, type SymlinkParts } from './finish.js';
 import { archiveIsWhole, depth1FromArchive, entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
@@ -127,9 +127,8 @@ interface Fetches {
   releaseChunk(): void;
 }
 
-/** Entries the writers could not finish alone (spanning chunks). */
+/** Symlinks the writers could not make alone: their targets span chunks. */
 interface Spanning {
-  partial: Set<number>;
   symlinkParts: SymlinkParts;
 }
 
@@ -153,8 +152,8 @@ export async function clone(opts: CloneOptions): Promise<CloneResult> {
     const shared = shareTable(table);
     const spanning = await writeTreePhase(run, manifest, sources, table, shared, fetches, packDir);
     mark(run, 'written');
-    finishSpanningEntries(staging.root, opts.mode === 'editable', shared, spanning.partial, spanning.symlinkParts, table);
-    run.progress.addFiles(spanning.partial.size + spanning.symlinkParts.size); // entries that spanned chunks are complete only now
+    finishSymlinkPieces(staging.root, opts.mode === 'editable', shared, spanning.symlinkParts, table);
+    run.progress.addFiles(spanning.symlinkParts.size); // symlinks that spanned chunks are complete only now
     const writerThreads = run.pool!.size;
     // Every task is done and the threads are idle: they stop in the background
     // (waiting for that cost git/git's clones 8-13 ms); nothing of theirs is left to undo.
@@ -356,13 +355,12 @@ async function writeTreePhase(run: Run, manifest: Manifest, sources: TreeSources
   const pool = run.pool!;
   pool.grow(threadsFor(table));
   pool.start(Buffer.from(run.staging!.root + '/'), shared, run.opts.mode === 'editable');
-  const spanning: Spanning = { partial: new Set(), symlinkParts: new Map() };
+  const spanning: Spanning = { symlinkParts: new Map() };
   const collect = (r: WorkerResult) => {
     run.work.inflate += r.ms.inflate;
     run.work.verify += r.ms.verify;
     run.work.write += r.ms.write;
     run.progress.addFiles(r.files);
-    for (const i of r.partial) spanning.partial.add(i);
     for (const p of r.symlinkPieces) (spanning.symlinkParts.get(p.entry) ?? spanning.symlinkParts.set(p.entry, []).get(p.entry)!).push(p);
   };
   const offsets = streamOffsets(table);
@@ -393,6 +391,7 @@ async function writeTreePhase(run: Run, manifest: Manifest, sources: TreeSources
   const tasks: Promise<void>[] = [];
   if (sources.treeFromArchive) {
     const perChunk = entriesPerChunk(manifest, table, offsets, null);
+    setParts(shared, perChunk); // before any chunk task goes out
     manifest.archive.chunks.forEach((_, c) => tasks.push(runChunk(c, perChunk.get(c) ?? [])));
     tasks.push(...emptyTasks(indexesWhere(table, (e) => e.mode !== MODE_GITLINK && e.size === 0), (k) => -2 - k));
   } else if (manifest.commit) {
@@ -410,6 +409,7 @@ async function writeTreePhase(run: Run, manifest: Manifest, sources: TreeSources
     const conv = indexesWhere(table, (e) => isConverted(e) && e.size > 0);
     if (conv.length) {
       const perChunk = entriesPerChunk(manifest, table, offsets, new Set(conv));
+      setParts(shared, perChunk);
       const needed = chunksWithConverted(manifest, table);
       run.progress.bytesTotal += needed.reduce((a, c) => a + manifest.archive.chunks[c]!.size, 0);
       for (const c of needed) tasks.push(runChunk(c, perChunk.get(c) ?? []));

@@ -1,10 +1,10 @@
 /**
- * After the writers: entries that spanned archive chunks are completed here
- * (their parts came from several tasks), and the table plus the stat data the
- * writers recorded become .git/index entries.
+ * After the writers: symlinks whose targets spanned archive chunks are made
+ * here (their pieces came from several tasks), and the table plus the stat
+ * data the writers recorded become .git/index entries.
  */
-import { closeSync, lstatSync, openSync, readSync, symlinkSync } from 'node:fs';
-import { createHasher, type Hasher } from '../util/digest.js';
+import { lstatSync, symlinkSync } from 'node:fs';
+import { createHasher } from '../util/digest.js';
 import { recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
 import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
 import { encodeIndexOf, type IndexEntry } from '../git/index-file.js';
@@ -17,35 +17,18 @@ export function entryFullPath(root: string, e: TableEntry): Buffer {
 }
 
 /**
- * Finish entries that spanned archive chunks: stat files written in parts, make
- * symlinks whose targets came in pieces, and (editable) check both against
- * their blob ids, reading the files back in 1 MiB slices.
+ * Make the symlinks whose targets came in pieces (they spanned archive
+ * chunks), checking each against its blob id. Files written in parts are
+ * finished by the writer of their last part (EntryWriter.lastPartWritten).
  */
-export function finishSpanningEntries(root: string, editable: boolean, t: SharedTable, partial: Set<number>, symlinkParts: SymlinkParts, table: TableEntry[]): void {
-  const check = (i: number, hash: Hasher) => {
-    if (editable && !isConverted(table[i]!) && !hash.digest().equals(table[i]!.oid))
-      throw integrityError(`${table[i]!.path.toString('latin1')} from the archive does not match its blob id`);
-  };
-  for (const i of partial) {
-    const path = entryFullPath(root, table[i]!);
-    if (!editable) continue;
-    const hash = createHasher('sha1').update(`blob ${table[i]!.size}\0`);
-    const fd = openSync(path, 'r');
-    try {
-      const slice = Buffer.allocUnsafe(1 << 20);
-      for (let n; (n = readSync(fd, slice, 0, slice.length, null)) > 0; ) hash.update(slice.subarray(0, n));
-    } finally {
-      closeSync(fd);
-    }
-    check(i, hash);
-    recordStat(t, i, lstatSync(path, { bigint: true }));
-  }
+export function finishSymlinkPieces(root: string, editable: boolean, t: SharedTable, symlinkParts: SymlinkParts, table: TableEntry[]): void {
   for (const [i, parts] of symlinkParts) {
     if (table[i]!.mode !== MODE_SYMLINK) throw integrityError('symlink pieces for a non-symlink');
     const target = Buffer.alloc(table[i]!.size);
     for (const p of parts) target.set(p.bytes, p.at);
     if (target.includes(0)) throw new SnapError('invalid', 'a symlink target contains a NUL byte');
-    check(i, createHasher('sha1').update(`blob ${target.length}\0`).update(target));
+    if (editable && !isConverted(table[i]!) && !createHasher('sha1').update(`blob ${target.length}\0`).update(target).digest().equals(table[i]!.oid))
+      throw integrityError(`${table[i]!.path.toString('latin1')} from the archive does not match its blob id`);
     const path = entryFullPath(root, table[i]!);
     symlinkSync(target, path);
     if (editable) recordStat(t, i, lstatSync(path, { bigint: true }));

@@ -36,8 +36,6 @@ export interface WorkerResult {
   id: number;
   files: number;
   bytes: number;
-  /** Files this task wrote only part of (they span chunks). */
-  partial: number[];
   /** Parts of symlink targets that span chunks. */
   symlinkPieces: { entry: number; at: number; bytes: Uint8Array }[];
   /** Thread time spent per kind of work, in ms (for --bench). */

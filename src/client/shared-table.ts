@@ -17,6 +17,13 @@ export interface SharedTable {
   oids: Uint8Array; // count * 20
   flags: Uint8Array; // file table flags (FLAG_CONVERTED)
   stats: Uint32Array; // count * STAT_FIELDS, filled by writers
+  /**
+   * Per entry written in parts (its bytes span archive chunks): parts not yet
+   * written, set before the writers start (setParts). The writer that writes
+   * the last part finishes the file (checks it, takes its stat data), in
+   * parallel with the other chunks instead of after all of them.
+   */
+  parts: Int32Array;
 }
 
 export function shareTable(entries: readonly TableEntry[]): SharedTable {
@@ -30,6 +37,7 @@ export function shareTable(entries: readonly TableEntry[]): SharedTable {
   const oids = new Uint8Array(new SharedArrayBuffer(20 * Math.max(1, count)));
   const flags = new Uint8Array(new SharedArrayBuffer(Math.max(1, count)));
   const stats = new Uint32Array(new SharedArrayBuffer(4 * STAT_FIELDS * Math.max(1, count)));
+  const parts = new Int32Array(new SharedArrayBuffer(4 * Math.max(1, count)));
   let at = 0;
   entries.forEach((e, i) => {
     pathStarts[i] = at;
@@ -41,7 +49,14 @@ export function shareTable(entries: readonly TableEntry[]): SharedTable {
     flags[i] = e.flags;
   });
   pathStarts[count] = at;
-  return { count, pathBytes, pathStarts, modes, sizes, oids, flags, stats };
+  return { count, pathBytes, pathStarts, modes, sizes, oids, flags, stats, parts };
+}
+
+/** How many chunk tasks write a part of each entry that spans chunks (perChunk: entries per chunk, as the tasks get them). */
+export function setParts(t: SharedTable, perChunk: Map<number, number[]>): void {
+  const seen = new Uint32Array(t.count);
+  for (const entries of perChunk.values()) for (const i of entries) seen[i]!++;
+  for (let i = 0; i < t.count; i++) if (seen[i]! > 1) t.parts[i] = seen[i]!;
 }
 
 export function entryPath(t: SharedTable, i: number): Uint8Array {

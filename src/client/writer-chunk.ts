@@ -16,7 +16,6 @@ export async function chunkTask(w: EntryWriter, task: Extract<WorkerTask, { kind
   const table = w.table;
   const chunkStart = task.chunkStart;
   const chunkEnd = chunkStart + task.rawSize;
-  const partial: number[] = [];
   const symlinkPieces: WorkerResult['symlinkPieces'] = [];
   let files = 0;
   let bytes = 0;
@@ -36,10 +35,10 @@ export async function chunkTask(w: EntryWriter, task: Extract<WorkerTask, { kind
       symlinkPieces.push({ entry: i, at: from - start, bytes: Buffer.from(piece) });
     } else {
       w.writePart(i, piece, from - start);
-      partial.push(i);
+      if (w.lastPartWritten(i)) files++;
     }
   }
-  return { id: task.id, files, bytes, partial, symlinkPieces, ms: w.ms };
+  return { id: task.id, files, bytes, symlinkPieces, ms: w.ms };
 }
 
 async function decompressChunk(w: EntryWriter, task: Extract<WorkerTask, { kind: 'chunk' }>): Promise<Buffer> {
@@ -65,5 +64,5 @@ export function emptyTask(w: EntryWriter, task: Extract<WorkerTask, { kind: 'emp
     w.verifyFromArchive(i, empty);
     w.create(i, empty);
   }
-  return { id: task.id, files: task.entries.length, bytes: 0, partial: [], symlinkPieces: [], ms: w.ms };
+  return { id: task.id, files: task.entries.length, bytes: 0, symlinkPieces: [], ms: w.ms };
 }

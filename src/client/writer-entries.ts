@@ -4,7 +4,7 @@
  * its bytes, and (editable) its stat data for .git/index from the open
  * descriptor; plus the blob-id check of bytes from the archive.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, symlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, symlinkSync, writeSync } from 'node:fs';
 import { createHasher, type Hasher } from '../util/digest.js';
 import { entryPath, recordStat, type SharedTable } from './shared-table.js';
 import { FLAG_CONVERTED, MODE_EXEC, MODE_SYMLINK } from '../clonepack/filetable.js';
@@ -25,6 +25,8 @@ export class TaskError extends Error {
 
 export class EntryWriter {
   private readonly rootBuf: Buffer;
+  /** Reading back files written in parts, 1 MiB at a time (one buffer per writer). */
+  private readBuf: Buffer | null = null;
   /** Time per kind of work in the current task. */
   ms!: PhaseMs;
 
@@ -101,6 +103,32 @@ export class EntryWriter {
       closeSync(fd);
     }
     this.ms.write += now() - t;
+  }
+
+  /**
+   * The last part of a file written in parts is in: editable clones read it
+   * back to check it against its blob id (unless a checkout conversion made it)
+   * and record its stat data. Returns whether this call wrote the last part.
+   */
+  lastPartWritten(i: number): boolean {
+    if (Atomics.sub(this.table.parts, i, 1) !== 1) return false;
+    if (!this.editable) return true;
+    const t = now();
+    const path = this.fullPath(i);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      if ((this.table.flags[i]! & FLAG_CONVERTED) === 0) {
+        const hash = blobHash(this.table.sizes[i]!);
+        this.readBuf ??= Buffer.allocUnsafe(1 << 20);
+        for (let n; (n = readSync(fd, this.readBuf, 0, this.readBuf.length, null)) > 0; ) hash.update(this.readBuf.subarray(0, n));
+        if (!this.oidMatches(i, hash.digest())) throw new TaskError(`${path.toString('latin1')} from the archive does not match its blob id`, 'integrity');
+      }
+      recordStat(this.table, i, fstatSync(fd, { bigint: true }));
+    } finally {
+      closeSync(fd);
+    }
+    this.ms.verify += now() - t;
+    return true;
   }
 
   oidMatches(i: number, digest: Buffer): boolean {

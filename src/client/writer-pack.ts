@@ -41,7 +41,7 @@ export async function packTask(w: EntryWriter, task: Extract<WorkerTask, { kind:
   } finally {
     closeSync(fd);
   }
-  return { id: task.id, files, bytes, partial: [], symlinkPieces: [], ms: w.ms };
+  return { id: task.id, files, bytes, symlinkPieces: [], ms: w.ms };
 }
 
 /** Read, inflate and check one blob held whole in memory. */

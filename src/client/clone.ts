@@ -437,7 +437,7 @@ function gitDirPhase(run: Run, manifest: Manifest, resolved: Resolved, table: Ta
   // so top-level entries are stat'ed again where they end up, for the index.
   staging.moveUp((name) => name !== '.git');
   for (let i = 0; i < table.length; i++) if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
-  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeTableIndex(table, shared));
+  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeTableIndex(shared));
   mark(run, 'index');
 }
 

@@ -5,9 +5,9 @@
  */
 import { lstatSync, symlinkSync } from 'node:fs';
 import { createHasher } from '../util/digest.js';
-import { recordStat, STAT_FIELDS, type SharedTable } from './shared-table.js';
+import { recordStat, type SharedTable } from './shared-table.js';
 import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
-import { encodeIndexOf, type IndexEntry } from '../git/index-file.js';
+import { encodeIndexColumns } from '../git/index-file.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
 export type SymlinkParts = Map<number, { at: number; bytes: Uint8Array }[]>;
@@ -35,17 +35,7 @@ export function finishSymlinkPieces(root: string, editable: boolean, t: SharedTa
   }
 }
 
-/** .git/index for the table, from the stat data the writers recorded (entries made one at a time). */
-export function encodeTableIndex(table: TableEntry[], t: SharedTable): Buffer {
-  const s = t.stats;
-  return encodeIndexOf(table.length, t.pathBytes.length, (i): IndexEntry => {
-    const e = table[i]!;
-    const o = i * STAT_FIELDS;
-    return {
-      path: e.path,
-      mode: e.mode,
-      oid: e.oid,
-      stat: { ctimeSec: s[o]!, ctimeNsec: s[o + 1]!, mtimeSec: s[o + 2]!, mtimeNsec: s[o + 3]!, dev: s[o + 4]!, ino: s[o + 5]!, uid: s[o + 6]!, gid: s[o + 7]!, size: s[o + 8]! },
-    };
-  });
+/** .git/index for the table, from the stat data the writers recorded. */
+export function encodeTableIndex(t: SharedTable): Buffer {
+  return encodeIndexColumns(t);
 }

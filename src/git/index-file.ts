@@ -235,3 +235,63 @@ export function decodeIndex(buf: Buffer): DecodedIndex {
   }
   return { version, entries, entriesEnd, extensions };
 }
+
+/**
+ * A version 2 index straight from columns (the client's shared file table):
+ * the bytes encodeIndexOf() writes for the same entries, without an object per
+ * entry (100k entries: ~70 ms there). Paths come in index order from a table
+ * that was checked when decoded; modes, empty paths and NULs are checked again
+ * here because the result is what git trusts.
+ */
+export interface IndexColumns {
+  count: number;
+  /** Every path, concatenated; entry i is pathBytes[pathStarts[i], pathStarts[i + 1]). */
+  pathBytes: Uint8Array;
+  pathStarts: Uint32Array;
+  modes: Uint32Array;
+  /** count * 20 raw bytes. */
+  oids: Uint8Array;
+  /** count * 9 values, each the low 32 bits: ctimeSec ctimeNsec mtimeSec mtimeNsec dev ino uid gid size. */
+  stats: Uint32Array;
+  /** Each entry's whole size in bytes, so a non-empty multiple of 4 GiB is stored as git stores it. */
+  sizes: Float64Array;
+}
+
+export function encodeIndexColumns(c: IndexColumns): Buffer {
+  const { count, pathBytes, pathStarts, modes, oids, stats, sizes } = c;
+  const bound = HEADER + 20 + count * (FIXED + 8) + (pathStarts[count]! - pathStarts[0]!);
+  const buf = Buffer.alloc(bound); // zeroed: the NUL padding comes for free
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  dv.setUint32(0, SIGNATURE);
+  dv.setUint32(4, 2);
+  dv.setUint32(8, count);
+  let o = HEADER;
+  for (let i = 0; i < count; i++) {
+    const start = pathStarts[i]!;
+    const len = pathStarts[i + 1]! - start;
+    const mode = modes[i]!;
+    if (len <= 0) throw invalid(`index: entry ${i} has an empty path`);
+    if (!MODES.has(mode)) throw invalid(`index: entry ${i} has mode ${mode.toString(8)}`);
+    const s = i * 9;
+    dv.setUint32(o, stats[s]!);
+    dv.setUint32(o + 4, stats[s + 1]!);
+    dv.setUint32(o + 8, stats[s + 2]!);
+    dv.setUint32(o + 12, stats[s + 3]!);
+    dv.setUint32(o + 16, stats[s + 4]!);
+    dv.setUint32(o + 20, stats[s + 5]!);
+    dv.setUint32(o + 24, mode);
+    dv.setUint32(o + 28, stats[s + 6]!);
+    dv.setUint32(o + 32, stats[s + 7]!);
+    dv.setUint32(o + 36, stats[s + 8] === 0 && sizes[i]! > 0 ? 0x80000000 : stats[s + 8]!);
+    for (let k = 0, from = i * 20; k < 20; k++) buf[o + 40 + k] = oids[from + k]!;
+    dv.setUint16(o + 60, Math.min(len, NAME_MASK));
+    for (let k = 0; k < len; k++) {
+      const b = pathBytes[start + k]!;
+      if (b === 0) throw invalid(`index: entry ${i} has a NUL byte in its path`);
+      buf[o + FIXED + k] = b;
+    }
+    o += entryLength(len);
+  }
+  createHasher('sha1').update(buf.subarray(0, o)).digest().copy(buf, o);
+  return buf.subarray(0, o + 20);
+}

@@ -19,6 +19,8 @@ export interface Fault {
   times: number;
   /** Only artifacts at least this large (so small ones pass untouched). */
   minSize?: number;
+  /** Only this artifact (its digest): the faults hit it whatever order the client asks in. */
+  digest?: string;
 }
 
 export interface Seen {
@@ -111,7 +113,7 @@ export class FaultyProxy {
       const isArtifact = req.method === 'GET' && /^\/v1\/artifacts\/[0-9a-f]{64}$/.test(u.pathname) && (ures.statusCode === 200 || ures.statusCode === 206);
       const size = Number(ures.headers['content-length'] ?? 0);
       const f = this.fault;
-      if (isArtifact && f && this.faults < f.times && size > f.afterBytes && size >= (f.minSize ?? 0)) {
+      if (isArtifact && f && this.faults < f.times && size > f.afterBytes && size >= (f.minSize ?? 0) && (f.digest === undefined || u.pathname.endsWith(f.digest))) {
         this.faults++;
         rec.faulted = f.kind;
         return this.breakBody(f, ures, res, rec);

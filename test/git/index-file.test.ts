@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { decodeIndex, encodeIndex, statFromLstat, type IndexEntry } from '../../src/git/index-file.js';
+import { decodeIndex, encodeIndex, encodeIndexColumns, statFromLstat, type IndexColumns, type IndexEntry } from '../../src/git/index-file.js';
 import { blobOid } from '../../src/git/pack.js';
 import { SnapError } from '../../src/util/errors.js';
 import { git, gitText, initRepo, tempRoot } from './helpers.js';
@@ -315,4 +315,47 @@ test('decodeIndex rejects corrupt input', () => {
   const unhashed = Buffer.from(good);
   unhashed.fill(0, unhashed.length - 20);
   assert.equal(decodeIndex(unhashed).entries.length, 2);
+});
+
+/** The columns encodeIndexColumns takes, for entries given as objects (sizes: each entry's whole size). */
+function columns(entries: readonly IndexEntry[], sizes = entries.map((e) => Number(e.stat.size))): IndexColumns {
+  const pathStarts = new Uint32Array(entries.length + 1);
+  entries.forEach((e, i) => (pathStarts[i + 1] = pathStarts[i]! + e.path.length));
+  const stats = new Uint32Array(entries.length * 9);
+  const keys = ['ctimeSec', 'ctimeNsec', 'mtimeSec', 'mtimeNsec', 'dev', 'ino', 'uid', 'gid', 'size'] as const;
+  entries.forEach((e, i) => keys.forEach((k, f) => (stats[i * 9 + f] = Number(BigInt.asUintN(32, BigInt(e.stat[k]))))));
+  return {
+    count: entries.length,
+    pathBytes: Buffer.concat(entries.map((e) => e.path)),
+    pathStarts,
+    modes: Uint32Array.from(entries.map((e) => e.mode)),
+    oids: Buffer.concat(entries.map((e) => e.oid)),
+    stats,
+    sizes: Float64Array.from(sizes),
+  };
+}
+
+test('encodeIndexColumns writes exactly the bytes git add writes, gitlink and symlink included', () => {
+  const { repo, headCommit } = makeWorkTree('columns');
+  const indexPath = path.join(repo, '.git', 'index');
+  fs.rmSync(indexPath);
+  git(repo, ['add', '-A']);
+  git(repo, ['update-index', '--add', '--cacheinfo', `160000,${headCommit},sub`]);
+  const gitIndex = fs.readFileSync(indexPath);
+  const d = decodeIndex(gitIndex);
+  assert.ok(d.entries.length > 5);
+  assert.deepEqual(encodeIndexColumns(columns(d.entries)), gitIndex);
+});
+
+test('encodeIndexColumns stores sizes as encodeIndex does (a multiple of 4 GiB as 2^31) and rejects what git would not accept', () => {
+  const big = [entry('a', { size: 2 ** 32 + 9, dev: 2 ** 40 + 5 }), entry('b', { size: 2 ** 32 }), entry('c', { size: 0 }), entry('d', { size: 3 * 2 ** 32 })];
+  assert.deepEqual(encodeIndexColumns(columns(big)), encodeIndex(big));
+  assert.equal(decodeIndex(encodeIndexColumns(columns(big))).entries[1]!.stat.size, 0x80000000);
+  assert.deepEqual(encodeIndexColumns(columns([])), encodeIndex([]));
+  for (const [name, entries] of [
+    ['empty path', [entry('')]],
+    ['NUL in path', [entry(Buffer.from([0x61, 0, 0x62]))]],
+    ['mode 100664', [entry('a', {}, 0o100664)]],
+  ] as [string, IndexEntry[]][])
+    assert.throws(() => encodeIndexColumns(columns(entries)), isInvalid, name);
 });

@@ -3,7 +3,7 @@ import { SnapError } from '../util/errors.js';
 import { defaultCloneDir } from '../client/names.js';
 import { out, repoName, serverUrl, type Values } from './common.js';
 import { sendFirstResolve } from './first-request.js';
-import { guardStdio } from './stdio-guard.js';
+import { isTerminal, writeErr } from '../client/stdio.js';
 
 export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   if (args.length < 1 || args.length > 2) throw new SnapError('usage', 'clone takes NAME and an optional DIR (see snapclone help clone)');
@@ -26,7 +26,6 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
   const early = sendFirstResolve({ server, token, name, ref: (v.branch as string | undefined) ?? '', mode: mode === 'files' ? 'files' : depth === 1 ? 'shallow' : 'full', proxy, dir });
   let result: import('../client/clone.js').CloneResult;
   try {
-    guardStdio();
     const { clone } = await import('../client/clone.js');
     const { Progress } = await import('../client/progress.js');
     result = await clone({
@@ -40,14 +39,14 @@ export async function cloneCmd(v: Values, args: string[]): Promise<number> {
       waitTimeoutMs,
       proxy,
       // Progress on a terminal (not with --json); "Cloning into" wherever stderr goes, like git; neither with --quiet.
-      progress: new Progress(process.stderr.isTTY === true && !v.json && !v.quiet, !v.quiet),
+      progress: new Progress(isTerminal(2) && !v.json && !v.quiet, !v.quiet),
       ...(early ? { firstAnswer: early } : {}),
     });
   } finally {
     // A clone that failed before taking the early answer must not wait for it to exit.
     early?.cancel();
   }
-  if (v.bench) process.stderr.write(benchReport(result));
+  if (v.bench) writeErr(benchReport(result));
   if (v.json) out(v, result, '');
   return 0;
 }

@@ -1,6 +1,7 @@
 /** What every client command shares: flag values, the server URL, output, a client, job waiting. */
 import { SnapError } from '../util/errors.js';
 import { assertRepoName } from '../client/names.js';
+import { writeOut } from '../client/stdio.js';
 
 export type Values = Record<string, string | boolean | undefined>;
 
@@ -11,7 +12,7 @@ export function serverUrl(v: Values): string {
 }
 
 export function out(v: Values, json: unknown, human: string): void {
-  process.stdout.write(v.json ? `${JSON.stringify(json)}\n` : human);
+  writeOut(v.json ? `${JSON.stringify(json)}\n` : human);
 }
 
 export function oneArg(args: string[], what: string, cmd: string): string {

@@ -6,6 +6,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { SnapError } from '../util/errors.js';
 import { fsErrorToSnap } from '../client/fs-errors.js';
+import { writeErr } from '../client/stdio.js';
 import { HELP, COMMAND_HELP } from './help.js';
 import { guardStdio } from './stdio-guard.js';
 import { parseCommandArgs } from './args.js';
@@ -34,7 +35,7 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  // A clone guards stdio once its first request has left (stdio-guard.ts); nothing is written before.
+  // A clone writes through src/client/stdio.ts and never builds the streams (stdio-guard.ts).
   if (cmd !== 'clone') guardStdio();
   // Server commands need Node; on Bun (the launcher's runtime) they become Node in place (runtime.ts).
   if ((cmd === 'serve' || cmd === 'worker') && process.versions.bun !== undefined) (await import('./runtime.js')).becomeNode();
@@ -71,18 +72,17 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    guardStdio();
     // One line on stderr, never a stack trace, unless SNAPCLONE_LOG=debug asks for it.
     const known = err instanceof SnapError ? err : fsErrorToSnap(err);
     if (known) {
-      process.stderr.write(`snapclone: ${known.message}\n`);
+      writeErr(`snapclone: ${known.message}\n`);
       process.exitCode = known.exitCode;
     } else {
       const debug = process.env.SNAPCLONE_LOG === 'debug';
       const what = debug ? ((err as Error)?.stack ?? String(err)) : `${String((err as Error)?.message ?? err).split('\n')[0]} (SNAPCLONE_LOG=debug shows where)`;
-      process.stderr.write(`snapclone: unexpected error: ${what}\n`);
+      writeErr(`snapclone: unexpected error: ${what}\n`);
       process.exitCode = 1;
     }
-    if (known && process.env.SNAPCLONE_LOG === 'debug' && known.cause) process.stderr.write(`${(known.cause as Error).stack ?? String(known.cause)}\n`);
+    if (known && process.env.SNAPCLONE_LOG === 'debug' && known.cause) writeErr(`${(known.cause as Error).stack ?? String(known.cause)}\n`);
   },
 );

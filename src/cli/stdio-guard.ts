@@ -5,9 +5,10 @@
  * a closed stream. A clone under way hears it first and removes what it wrote.
  * `serve` is the exception: clients still depend on it.
  *
- * Installed before anything is written. A clone installs it only once its first
- * request has left (clone-cmd.ts), because touching process.stdout costs Bun
- * ~7 ms (it builds the stream then), a third of the start-up budget.
+ * Installed before anything is written, by every command but clone: a clone
+ * never touches process.stdout or process.stderr (under Bun that builds the
+ * streams, 11-20 ms of CPU) and writes through src/client/stdio.ts, which
+ * handles EPIPE the same way; so do `out()` and the CLI's error line.
  */
 import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from '../client/stdio-closed.js';
 

@@ -20,6 +20,7 @@ import { shareTable, recordStat, setParts, type SharedTable } from './shared-tab
 import { zeroMs, type PhaseMs, type WorkerResult, type WorkerTask } from './pool-types.js';
 import { writeGitDir } from './gitdir.js';
 import { Progress } from './progress.js';
+import { writeErr } from './stdio.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
@@ -456,10 +457,10 @@ function tellUser(run: Run, manifest: Manifest, resolved: Resolved): void {
   const warning = cloneWarning(manifest, run.shallow);
   if (warning) {
     progress.clear();
-    (opts.warn ?? ((w: string) => process.stderr.write(`warning: ${w}\n`)))(warning);
+    (opts.warn ?? ((w: string) => writeErr(`warning: ${w}\n`)))(warning);
   }
   progress.done(`Cloned ${opts.name} (${resolved.ref} at ${manifest.commit?.slice(0, 12) ?? 'no commits'}) into ${opts.dir}`);
-  if (resolved.newer) (opts.notice ?? ((l: string) => process.stderr.write(`${l}\n`)))(newerNotice(resolved.ref, manifest.commit, resolved.newer));
+  if (resolved.newer) (opts.notice ?? ((l: string) => writeErr(`${l}\n`)))(newerNotice(resolved.ref, manifest.commit, resolved.newer));
 }
 
 function cloneResult(run: Run, manifest: Manifest, resolved: Resolved, writerThreads: number): CloneResult {

@@ -7,6 +7,7 @@
  */
 import type { Staging } from './staging.js';
 import { STDIO_CLOSED, STDIO_CLOSED_EXIT } from './stdio-closed.js';
+import { writeErr } from './stdio.js';
 
 /** Signals that end a clone; SIGHUP is a closed terminal or a dropped ssh session. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
@@ -28,7 +29,7 @@ export function onInterrupt(staging: Staging, stopWriters: () => Promise<void>):
       .catch(() => {}) // a thread that failed to stop is gone anyway; remove what is there
       .then(() => {
         staging.rollback();
-        process.stderr.write(`\nsnapclone: ${why}; removed the partial clone\n`);
+        writeErr(`\nsnapclone: ${why}; removed the partial clone\n`);
         process.exit(exitCode);
       });
   };

@@ -4,6 +4,8 @@
  * ("Cloning into 'dir'...") are printed whenever they are enabled, like git's,
  * which prints them to a pipe too unless --quiet.
  */
+import { isTerminal, writeErr } from './stdio.js';
+
 export class Progress {
   private readonly enabled: boolean;
   private readonly notes: boolean;
@@ -15,7 +17,7 @@ export class Progress {
   filesTotal = 0;
   filesDone = 0;
 
-  constructor(enabled = process.stderr.isTTY === true, notes = enabled) {
+  constructor(enabled = isTerminal(2), notes = enabled) {
     this.enabled = enabled;
     this.notes = notes;
   }
@@ -23,7 +25,7 @@ export class Progress {
   /** One line for the record, above the progress line. */
   note(line: string): void {
     if (!this.notes) return;
-    process.stderr.write(this.enabled ? `\r\x1b[K${line}\n` : `${line}\n`);
+    writeErr(this.enabled ? `\r\x1b[K${line}\n` : `${line}\n`);
     this.render(true);
   }
 
@@ -41,7 +43,7 @@ export class Progress {
     if (this.enabled) return this.phase(line);
     if (!this.notes || line === this.lastStatus) return;
     this.lastStatus = line;
-    process.stderr.write(`${line}\n`);
+    writeErr(`${line}\n`);
   }
 
   addBytes(n: number): void {
@@ -62,16 +64,16 @@ export class Progress {
     const parts = [this.label];
     if (this.bytesTotal) parts.push(`received ${pct(this.bytesDone, this.bytesTotal)} (${mib(this.bytesDone)}/${mib(this.bytesTotal)} MiB)`);
     if (this.filesTotal) parts.push(`files ${pct(this.filesDone, this.filesTotal)} (${this.filesDone}/${this.filesTotal})`);
-    process.stderr.write(`\r\x1b[K${parts.filter(Boolean).join(', ')}`);
+    writeErr(`\r\x1b[K${parts.filter(Boolean).join(', ')}`);
   }
 
   done(message: string): void {
     if (!this.enabled) return;
-    process.stderr.write(`\r\x1b[K${message}\n`);
+    writeErr(`\r\x1b[K${message}\n`);
   }
 
   clear(): void {
-    if (this.enabled) process.stderr.write('\r\x1b[K');
+    if (this.enabled) writeErr('\r\x1b[K');
   }
 }
 

@@ -25,7 +25,7 @@ import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
 import { encodeTableIndex, entryFullPath, finishSymlinkPieces, type SymlinkParts } from './finish.js';
-import { archiveIsWhole, depth1FromArchive, entriesPerChunk, INLINE_MAX_FILES, objectsByPack, splitObjects, threadsFor, treeSources, type TreeSources } from './plan.js';
+import { archiveIsWhole, depth1FromArchive, entriesPerChunk, objectsByPack, splitObjects, threadsFor, threadsForManifest, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
 import { chunkStarts, chunksWithConverted, streamLength, streamOffsets } from '../clonepack/layout.js';
@@ -240,8 +240,8 @@ async function resolvePhase(run: Run): Promise<Resolution> {
   const t = first.resolved.inline?.table ?? null;
   const r = files ?? { ...first, inlineTable: t ? checkInlineArtifact(t, first.manifest.table) : null };
   mark(run, 'manifest');
-  // A big table means writer threads: boot one now, overlapping the table download.
-  if (r.manifest.table.entries > INLINE_MAX_FILES || process.env.SNAPCLONE_WORKERS) run.pool!.grow(1);
+  // A big tree means writer threads: boot them now, overlapping the table download.
+  run.pool!.grow(threadsForManifest(r.manifest));
   return r;
 }
 

@@ -7,7 +7,7 @@
  * the outcome (approve after the server accepted it, reject when refused).
  * The value lives in memory only: never logged, never written anywhere.
  */
-import { spawn } from 'node:child_process';
+import { lazyChildProcess } from '../util/lazy-builtin.js';
 import { SnapError } from '../util/errors.js';
 
 /** What a 401 names of the upstream: where the credential is for (never a credential). */
@@ -109,7 +109,7 @@ function gitCredential(action: 'fill' | 'approve' | 'reject', input: string, env
   return new Promise((resolve) => {
     let child;
     try {
-      child = spawn('git', ['credential', action], {
+      child = lazyChildProcess().spawn('git', ['credential', action], {
         env: interactive ? env : { ...env, GIT_TERMINAL_PROMPT: '0' },
         stdio: ['pipe', 'pipe', 'ignore'],
       });

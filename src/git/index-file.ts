@@ -106,59 +106,36 @@ function entryLength(pathLength: number): number {
   return (FIXED + pathLength + 8) & ~7;
 }
 
-/** Encode a version 2 index. Entries must be in index order: strictly ascending path bytes. */
-export function encodeIndex(entries: readonly IndexEntry[]): Buffer {
-  return encodeIndexOf(
-    entries.length,
-    entries.reduce((a, e) => a + e.path.length, 0),
-    (i) => entries[i]!,
-  );
-}
-
 /**
- * encodeIndex() for `count` entries made one at a time by `entryAt` (in index
- * order), whose paths add up to `pathBytes`: a big clone's entries then never
- * sit in memory all at once (100k of them, with their stat objects, ~25 MB).
+ * Encode a version 2 index from entries given as objects (stat fields may be
+ * bigints, as fs.lstat(..., { bigint: true }) gives them). Entries must be in
+ * index order: strictly ascending path bytes. The bytes are encodeIndexColumns'.
  */
-export function encodeIndexOf(count: number, pathBytes: number, entryAt: (i: number) => IndexEntry): Buffer {
-  // entryLength() rounds each entry up to 8 bytes: at most 8 more per entry than FIXED + path + 1.
-  const bound = HEADER + 20 + count * (FIXED + 8) + pathBytes;
-  const buf = Buffer.alloc(bound); // zeroed: the NUL padding comes for free
-  buf.writeUInt32BE(SIGNATURE, 0);
-  buf.writeUInt32BE(2, 4);
-  buf.writeUInt32BE(count, 8);
-  let o = HEADER;
-  let prev: Buffer | null = null;
-  for (let i = 0; i < count; i++) {
-    const e = entryAt(i);
-    if (o + entryLength(e.path.length) + 20 > bound) throw invalid(`index: entry ${i} paths exceed the ${pathBytes} bytes declared`);
-    if (e.path.length === 0 || e.path.includes(0)) throw invalid(`index: entry ${i} has an empty path or a NUL byte`);
-    if (prev && Buffer.compare(prev, e.path) >= 0) throw invalid(`index: entry ${i} is out of order or repeated`);
-    prev = e.path;
-    if (!MODES.has(e.mode)) throw invalid(`index: entry ${i} has mode ${e.mode.toString(8)}`);
+export function encodeIndex(entries: readonly IndexEntry[]): Buffer {
+  const count = entries.length;
+  const pathStarts = new Uint32Array(count + 1);
+  const stats = new Uint32Array(count * STAT_FIELDS.length);
+  const sizes = new Float64Array(count);
+  entries.forEach((e, i) => {
+    if (i > 0 && Buffer.compare(entries[i - 1]!.path, e.path) >= 0) throw invalid(`index: entry ${i} is out of order or repeated`);
     if (e.oid.length !== 20) throw invalid(`index: entry ${i} oid is not 20 bytes`);
-    const s = e.stat;
-    for (const k of STAT_FIELDS) {
-      const v = s[k];
+    STAT_FIELDS.forEach((k, f) => {
+      const v = e.stat[k];
       if (typeof v !== 'bigint' && !Number.isInteger(v)) throw invalid(`index: entry ${i} stat ${k} is not an integer`);
-    }
-    buf.writeUInt32BE(u32(s.ctimeSec), o);
-    buf.writeUInt32BE(u32(s.ctimeNsec), o + 4);
-    buf.writeUInt32BE(u32(s.mtimeSec), o + 8);
-    buf.writeUInt32BE(u32(s.mtimeNsec), o + 12);
-    buf.writeUInt32BE(u32(s.dev), o + 16);
-    buf.writeUInt32BE(u32(s.ino), o + 20);
-    buf.writeUInt32BE(e.mode, o + 24);
-    buf.writeUInt32BE(u32(s.uid), o + 28);
-    buf.writeUInt32BE(u32(s.gid), o + 32);
-    buf.writeUInt32BE(sizeField(s.size), o + 36);
-    e.oid.copy(buf, o + 40);
-    buf.writeUInt16BE(Math.min(e.path.length, NAME_MASK), o + 60);
-    e.path.copy(buf, o + FIXED);
-    o += entryLength(e.path.length);
-  }
-  createHasher('sha1').update(buf.subarray(0, o)).digest().copy(buf, o);
-  return buf.subarray(0, o + 20);
+      stats[i * STAT_FIELDS.length + f] = u32(v);
+    });
+    sizes[i] = Number(e.stat.size);
+    pathStarts[i + 1] = pathStarts[i]! + e.path.length;
+  });
+  return encodeIndexColumns({
+    count,
+    pathBytes: Buffer.concat(entries.map((e) => e.path)),
+    pathStarts,
+    modes: Uint32Array.from(entries, (e) => e.mode),
+    oids: Buffer.concat(entries.map((e) => e.oid)),
+    stats,
+    sizes,
+  });
 }
 
 /**

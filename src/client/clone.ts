@@ -24,7 +24,8 @@ import { writeErr } from './stdio.js';
 import { inspectTarget, Staging } from './staging.js';
 import { fsErrorToSnap } from './fs-errors.js';
 import { onInterrupt, type Interrupt } from './interrupt.js';
-import { encodeTableIndex, entryFullPath, finishSymlinkPieces, type SymlinkParts } from './finish.js';
+import { entryFullPath, finishSymlinkPieces, type SymlinkParts } from './finish.js';
+import { encodeIndexColumns } from '../git/index-file.js';
 import { archiveIsWhole, depth1FromArchive, entriesPerChunk, objectsByPack, splitObjects, threadsFor, threadsForManifest, treeSources, type TreeSources } from './plan.js';
 import { manifestMode, modeServes, parseManifest, type Manifest, type ManifestMode, type PackRef } from '../clonepack/manifest.js';
 import { decodeTableAndDirs, isConverted, MODE_GITLINK, type TableEntry } from '../clonepack/filetable.js';
@@ -438,7 +439,8 @@ function gitDirPhase(run: Run, manifest: Manifest, resolved: Resolved, table: Ta
   // so top-level entries are stat'ed again where they end up, for the index.
   staging.moveUp((name) => name !== '.git');
   for (let i = 0; i < table.length; i++) if (!table[i]!.path.includes(0x2f)) recordStat(shared, i, lstatSync(entryFullPath(staging.dir, table[i]!), { bigint: true }));
-  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeTableIndex(shared));
+  // The shared table's columns and the stat data the writers recorded are .git/index's entries.
+  if (manifest.commit) writeFileSync(join(gitDir, 'index'), encodeIndexColumns(shared));
   mark(run, 'index');
 }
 

@@ -1,13 +1,11 @@
 /**
  * After the writers: symlinks whose targets spanned archive chunks are made
- * here (their pieces came from several tasks), and the table plus the stat
- * data the writers recorded become .git/index entries.
+ * here (their pieces came from several tasks).
  */
 import { lstatSync, symlinkSync } from 'node:fs';
 import { createHasher } from '../util/digest.js';
 import { recordStat, type SharedTable } from './shared-table.js';
 import { isConverted, MODE_SYMLINK, type TableEntry } from '../clonepack/filetable.js';
-import { encodeIndexColumns } from '../git/index-file.js';
 import { SnapError, integrityError } from '../util/errors.js';
 
 export type SymlinkParts = Map<number, { at: number; bytes: Uint8Array }[]>;
@@ -33,9 +31,4 @@ export function finishSymlinkPieces(root: string, editable: boolean, t: SharedTa
     symlinkSync(target, path);
     if (editable) recordStat(t, i, lstatSync(path, { bigint: true }));
   }
-}
-
-/** .git/index for the table, from the stat data the writers recorded. */
-export function encodeTableIndex(t: SharedTable): Buffer {
-  return encodeIndexColumns(t);
 }

@@ -214,11 +214,11 @@ export function decodeIndex(buf: Buffer): DecodedIndex {
 }
 
 /**
- * A version 2 index straight from columns (the client's shared file table):
- * the bytes encodeIndexOf() writes for the same entries, without an object per
- * entry (100k entries: ~70 ms there). Paths come in index order from a table
- * that was checked when decoded; modes, empty paths and NULs are checked again
- * here because the result is what git trusts.
+ * A version 2 index straight from columns (the client's shared file table),
+ * without an object per entry (100k entries: ~70 ms with one). Paths come in
+ * index order from a table that was checked when decoded (encodeIndex checks
+ * the order of entries given as objects); modes, empty paths and NULs are
+ * checked again here because the result is what git trusts.
  */
 export interface IndexColumns {
   count: number;

@@ -87,7 +87,7 @@ await import(${JSON.stringify(inputs)}.every((p) => at(p) <= front) ? '../dist/s
 `;
 }
 
-/** Bundle the clone's front with Bun (front-bundle.ts); its inputs (names in dist/src/cli), or null (the launcher then loads main.js) if that fails. */
+/** Bundle the client side with Bun (front-bundle.ts); its inputs (paths relative to dist/src/cli), or null (the launcher then loads main.js) if that fails. */
 function bundleFront(bun: string, root: string): string[] | null {
   const cli = join(root, 'dist/src/cli');
   const removeBundle = () => {

@@ -158,6 +158,23 @@ test('tableDirectories agrees with the obvious quadratic computation: the same d
   );
 });
 
+test('tableDirectories refuses exactly the lists that are not in strict byte order (a swap or a repeat anywhere)', () => {
+  const asEntry = (path: Buffer): TableEntry => ({ path, mode: MODE_FILE, oid: Buffer.alloc(20), size: 0, flags: 0, pack: NO_PACK, packOffset: 0, packLength: 0 });
+  const noneBelow = (ps: Buffer[]) => { const names = new Set(ps.map((p) => p.toString('latin1'))); return ps.every((p) => { const s = p.toString('latin1'); return [...s.matchAll(/\//g)].every((m) => !names.has(s.slice(0, m.index))); }); };
+  fc.assert(
+    fc.property(pathSets.filter((ps) => ps.length >= 2 && noneBelow(ps)), fc.nat(), fc.nat(), fc.boolean(), (paths, a, b, repeat) => {
+      const i = a % paths.length;
+      const j = b % paths.length;
+      const list = [...paths];
+      if (repeat) list.splice(i, 0, list[i]!);
+      else [list[i], list[j]] = [list[j]!, list[i]!];
+      const strict = list.every((p, k) => k === 0 || Buffer.compare(list[k - 1]!, p) < 0);
+      assert.equal(parsesOrRefuses(() => tableDirectories(list.map(asEntry))).ok, strict);
+    }),
+    fuzzParams(1000),
+  );
+});
+
 test('a table of deep paths (2,040 levels each) is decoded in memory linear in its size (was quadratic: 219 MiB for 200 KB)', () => {
   const entries: TableEntry[] = Array.from({ length: 50 }, (_, i) => ({
     path: Buffer.from(`b${String(i).padStart(4, '0')}/${'a/'.repeat(2040)}f`),
